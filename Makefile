@@ -1,0 +1,47 @@
+# The README's commands. Each target sets up what it needs on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The test suite runs on the real services (override either from the environment).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: demo test bench lint services
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py demo
+
+test: $(VENV)/.dev
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	$(BIN)/python -m pytest
+
+# `make bench` runs every benchmark; `make bench NAME` runs one (e.g. `make bench match`).
+BENCHES := $(filter-out bench,$(MAKECMDGOALS))
+bench: $(VENV)/.dev
+	@for name in $(or $(BENCHES),$(patsubst bench/%.py,%,$(filter-out bench/__init__.py bench/common.py,$(wildcard bench/*.py)))); do \
+		DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+		$(BIN)/python bench/$$name.py || exit 1; \
+	done
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+$(BENCHES):
+	@:
+endif
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy

@@ -1,0 +1,1 @@
+"""Subscribers, their filters and schedules, and the pages they use."""

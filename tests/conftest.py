@@ -1,0 +1,86 @@
+"""Shared fixtures: the real services, the example pages, subscribers, and the outbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES_DIR = ROOT / "examples" / "pages"
+PAGE_000 = PAGES_DIR / "000_10bdf60bb6b29d6a.txt"
+PAGE_002 = PAGES_DIR / "002_13c422168dbf86c0.txt"
+PAGE_004 = PAGES_DIR / "004_39ec653689168d0b.txt"
+ALL_PAGES = [PAGE_000, PAGE_002, PAGE_004]
+TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+def _check_services() -> None:
+    """Stop the run at once, naming the service, when PostgreSQL or Redis is unreachable."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        import psycopg
+
+        try:
+            psycopg.connect(
+                host=db["HOST"],
+                port=db["PORT"] or 5432,
+                user=db["USER"],
+                password=db["PASSWORD"],
+                dbname=db["NAME"],
+                connect_timeout=5,
+            ).close()
+        except psycopg.OperationalError as exc:
+            pytest.exit(
+                f"PostgreSQL is unreachable at {db['HOST']}:{db['PORT']} ({exc}). "
+                "Start it or set DATABASE_URL.",
+                returncode=3,
+            )
+    import redis
+
+    try:
+        redis.Redis.from_url(TEST_BROKER_URL, socket_connect_timeout=5).ping()
+    except redis.RedisError as exc:
+        pytest.exit(
+            f"Redis is unreachable at {TEST_BROKER_URL} ({exc}). Start it or set CELERY_BROKER_URL.",
+            returncode=3,
+        )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _check_services()
+
+
+@pytest.fixture(autouse=True)
+def _outbox_and_eager(settings, tmp_path: Path) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Every test writes mail into its own folder and runs tasks in-process."""
+    from digest.celery import app
+
+    settings.OUTBOX_DIR = tmp_path / "outbox"
+    settings.EMAIL_BACKEND = "digest.mail.OutboxEmailBackend"
+    settings.SITE_URL = "https://papers.example.org"
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = eager
+
+
+@pytest.fixture
+def outbox(settings) -> Path:  # type: ignore[no-untyped-def]
+    return Path(settings.OUTBOX_DIR)
+
+
+def make_subscriber(email: str, filters: list[str], **fields: object):  # type: ignore[no-untyped-def]
+    """A confirmed, due subscriber with ``filters``; ``fields`` override the defaults."""
+    from subscriptions.models import Filter, Subscriber
+
+    now = timezone.now()
+    values: dict[str, object] = {"confirmed_at": now, "next_digest_at": now}
+    values.update(fields)
+    subscriber = Subscriber.objects.create(email=email, **values)
+    Filter.objects.bulk_create(Filter(subscriber=subscriber, query=q) for q in filters)
+    return subscriber

@@ -1,0 +1,96 @@
+"""Who gets a digest, when, and never the same paper twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db.models import Q
+from django.utils import timezone
+
+from digest.delivery import deliver
+from digest.ingest import ingest_source
+from digest.models import Digest, DigestItem, Paper
+from digest.tasks import send_due_digests
+
+from .conftest import PAGE_000, PAGE_002, PAGE_004, make_subscriber
+
+
+@pytest.mark.django_db
+def test_it_skips_papers_already_sent(outbox: Path) -> None:
+    ingest_source(str(PAGE_000))
+    ada = make_subscriber("ada@example.org", ["transformer"])
+    now = timezone.now()
+    [first] = deliver([ada.pk], now=now)
+    assert (first.status, first.papers) == ("sent", 10)
+    # The next day, the same subscriber: ten other papers, none repeated.
+    ingest_source(str(PAGE_002))
+    [second] = deliver([ada.pk], now=now + timedelta(days=1))
+    assert (second.status, second.papers) == ("sent", 10)
+    sent = list(DigestItem.objects.filter(subscriber=ada).values_list("paper_id", flat=True))
+    assert len(sent) == len(set(sent)) == 20
+    assert len(list(outbox.glob("*.eml"))) == 2
+
+
+@pytest.mark.django_db
+def test_a_second_run_in_the_same_period_sends_nothing(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    now = timezone.now()
+    assert [r.status for r in deliver([ada.pk], now=now, force=True)] == ["sent"]
+    assert [r.status for r in deliver([ada.pk], now=now, force=True)] == ["already"]
+    assert len(list(outbox.glob("*.eml"))) == 1
+    assert Digest.objects.get().status == Digest.SENT
+
+
+@pytest.mark.django_db
+def test_unconfirmed_paused_and_unsubscribed_subscribers_get_nothing(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    now = timezone.now()
+    subscribers = [
+        make_subscriber("new@example.org", ["mamba"], confirmed_at=None),
+        make_subscriber("paused@example.org", ["mamba"], paused_at=now),
+        make_subscriber("gone@example.org", ["mamba"], unsubscribed_at=now),
+        make_subscriber("bounced@example.org", ["mamba"], suppressed_at=now),
+    ]
+    results = deliver([s.pk for s in subscribers], now=now, force=True)
+    assert [r.status for r in results] == ["skipped"] * 4
+    assert not list(outbox.glob("*.eml"))
+
+
+@pytest.mark.django_db
+def test_an_empty_digest_sends_nothing_and_reschedules(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    ada = make_subscriber("ada@example.org", ["protein folding"])
+    now = timezone.now()
+    [result] = deliver([ada.pk], now=now)
+    assert result.status == "empty"
+    assert not list(outbox.glob("*.eml"))
+    ada.refresh_from_db()
+    assert ada.next_digest_at > now
+
+
+@pytest.mark.django_db
+def test_hidden_papers_are_never_sent(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    mentions = Q(title__icontains="mamba") | Q(abstract__icontains="mamba")
+    assert Paper.objects.filter(mentions).count() == 3  # two titles and one more abstract
+    Paper.objects.filter(mentions).update(hidden_at=timezone.now())
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    [result] = deliver([ada.pk])
+    assert result.status == "empty"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_sends_only_due_digests(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    now = timezone.now()
+    due = make_subscriber("due@example.org", ["mamba"], next_digest_at=now - timedelta(minutes=1))
+    later = make_subscriber("later@example.org", ["mamba"], next_digest_at=now + timedelta(hours=3))
+    assert send_due_digests.delay().get() == 1
+    assert list(Digest.objects.values_list("subscriber_id", "status")) == [(due.pk, "sent")]
+    due.refresh_from_db()
+    assert due.next_digest_at > now
+    later.refresh_from_db()
+    assert later.next_digest_at == now + timedelta(hours=3)

@@ -1,0 +1,82 @@
+"""``next_digest_at``: the subscriber's local hour, across daylight-saving changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from subscriptions.schedule import next_digest_at, period_key
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def local(at: datetime, tz: str) -> tuple[int, int, int, int]:
+    t = at.astimezone(ZoneInfo(tz))
+    return (t.month, t.day, t.hour, t.minute)
+
+
+@pytest.mark.parametrize(
+    ("tz", "before", "after"),
+    [
+        # Spring forward: New York 2026-03-08, Berlin 2026-03-29.
+        ("America/New_York", utc(2026, 3, 7, 13), utc(2026, 3, 8, 12)),
+        ("Europe/Berlin", utc(2026, 3, 28, 7), utc(2026, 3, 29, 6)),
+        # Fall back: New York 2026-11-01, Berlin 2026-10-25.
+        ("America/New_York", utc(2026, 10, 31, 12), utc(2026, 11, 1, 13)),
+        ("Europe/Berlin", utc(2026, 10, 24, 6), utc(2026, 10, 25, 7)),
+    ],
+)
+def test_a_daily_digest_stays_at_8_local_across_dst(
+    tz: str, before: datetime, after: datetime
+) -> None:
+    first = next_digest_at(before.replace(hour=0), frequency="daily", hour=8, timezone=tz)
+    assert first == before
+    second = next_digest_at(first, frequency="daily", hour=8, timezone=tz)
+    assert second == after
+    assert local(first, tz)[2:] == local(second, tz)[2:] == (8, 0)
+
+
+def test_an_hour_inside_the_spring_gap_is_sent_just_after_it() -> None:
+    # 02:00 does not exist in New York on 2026-03-08: the clock goes from 01:59 to 03:00.
+    at = next_digest_at(utc(2026, 3, 8, 0), frequency="daily", hour=2, timezone="America/New_York")
+    assert at == utc(2026, 3, 8, 7)
+    assert local(at, "America/New_York") == (3, 8, 3, 0)
+
+
+def test_an_hour_repeated_in_autumn_is_sent_once_the_first_time() -> None:
+    # 01:00 happens twice in New York on 2026-11-01 (EDT then EST).
+    first = next_digest_at(
+        utc(2026, 11, 1, 0), frequency="daily", hour=1, timezone="America/New_York"
+    )
+    assert first == utc(2026, 11, 1, 5)
+    following = next_digest_at(first, frequency="daily", hour=1, timezone="America/New_York")
+    assert following == utc(2026, 11, 2, 6)
+
+
+def test_a_weekly_digest_goes_out_on_its_weekday() -> None:
+    # Saturday 2026-11-21 → next Monday 08:00 in Tokyo (UTC+9) is Sunday 23:00 UTC.
+    at = next_digest_at(
+        utc(2026, 11, 21, 12), frequency="weekly", hour=8, weekday=0, timezone="Asia/Tokyo"
+    )
+    assert at == utc(2026, 11, 22, 23)
+    assert next_digest_at(at, frequency="weekly", hour=8, weekday=0, timezone="Asia/Tokyo") == utc(
+        2026, 11, 29, 23
+    )
+
+
+def test_it_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="unknown frequency"):
+        next_digest_at(utc(2026, 1, 1), frequency="hourly", hour=8, timezone="UTC")
+    with pytest.raises(ValueError, match="hour 24"):
+        next_digest_at(utc(2026, 1, 1), frequency="daily", hour=24, timezone="UTC")
+
+
+def test_period_keys_follow_the_local_calendar() -> None:
+    at = utc(2026, 11, 21, 23, 30)
+    assert period_key(at, frequency="daily", timezone="UTC") == "2026-11-21"
+    assert period_key(at, frequency="daily", timezone="Asia/Tokyo") == "2026-11-22"
+    assert period_key(at, frequency="weekly", timezone="UTC") == "2026-W47"
