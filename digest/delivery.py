@@ -10,6 +10,7 @@ two workers handed the same subscriber send one message.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,17 +22,25 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from subscriptions.models import Subscriber
+from subscriptions.models import Filter, Subscriber
 from subscriptions.schedule import WEEKLY
 from subscriptions.tokens import unsubscribe_url
 
 from .emails import make_email
-from .matching import Candidate, select_papers
-from .models import Digest, DigestItem, Paper
+from .matching import Candidate, Selection, SubscriberSpec, select_for_subscribers
+from .models import Digest, DigestItem, Paper, Topic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeliveryResult", "deliver", "digest_message", "plan_digest", "send_digest"]
+__all__ = [
+    "DeliveryResult",
+    "deliver",
+    "digest_message",
+    "due_subscriber_ids",
+    "plan_digest",
+    "plan_digests",
+    "send_digest",
+]
 
 
 @dataclass
@@ -53,13 +62,15 @@ def window(frequency: str) -> timedelta:
     return timedelta(days=8) if frequency == WEEKLY else timedelta(days=2)
 
 
-def _candidates(subscriber: Subscriber, now: datetime) -> list[Candidate]:
-    sent = DigestItem.objects.filter(subscriber=subscriber).values("paper_id")
+def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candidate]:
+    """Visible papers seen on the pages within the widest window of ``subscribers``."""
+    widest = max(window(s.frequency) for s in subscribers)
     rows = (
         Paper.objects.visible()
-        .filter(last_seen_at__gte=now - window(subscriber.frequency))
-        .exclude(id__in=sent)
-        .values_list("id", "title", "abstract", "upvotes", "published_on", "first_seen_at")
+        .filter(last_seen_at__gte=now - widest)
+        .values_list(
+            "id", "title", "abstract", "upvotes", "published_on", "first_seen_at", "last_seen_at"
+        )
     )
     return [
         Candidate(
@@ -68,28 +79,80 @@ def _candidates(subscriber: Subscriber, now: datetime) -> list[Candidate]:
             abstract=abstract,
             upvotes=upvotes,
             recency=(published_on.toordinal() if published_on else 0, seen.timestamp()),
+            last_seen_at=last_seen,
         )
-        for pk, title, abstract, upvotes, published_on, seen in rows
+        for pk, title, abstract, upvotes, published_on, seen, last_seen in rows
     ]
 
 
-def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:
-    """Claim this period's digest for ``subscriber`` and choose its papers (once).
+def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, Digest]:
+    """Claim this period's digest of each subscriber and choose its papers, once.
 
-    Returns the digest; its status is ``empty`` when nothing matched. Calling it again
-    for the same period returns the same row untouched.
+    Matching runs once for the whole batch. Returns subscriber id → digest; a digest's
+    status is ``empty`` when nothing matched. Planning again in the same period returns
+    the same rows untouched.
     """
-    digest, _ = Digest.objects.get_or_create(
-        subscriber=subscriber, period=subscriber.period_key(now)
-    )
+    digests: dict[int, Digest] = {}
+    to_plan: list[Subscriber] = []
+    for subscriber in subscribers:
+        digest, _ = Digest.objects.get_or_create(
+            subscriber=subscriber, period=subscriber.period_key(now)
+        )
+        digests[subscriber.pk] = digest
+        if digest.status == Digest.PENDING and not digest.items.exists():
+            to_plan.append(subscriber)
+    if not to_plan:
+        return digests
+
+    candidates = _candidates(to_plan, now)
+    candidate_ids = [c.id for c in candidates]
+    ids = [s.pk for s in to_plan]
+    excluded: dict[int, set[int]] = defaultdict(set)
+    for sid, pid in DigestItem.objects.filter(
+        subscriber_id__in=ids, paper_id__in=candidate_ids
+    ).values_list("subscriber_id", "paper_id"):
+        excluded[sid].add(pid)
+    topic_ids: dict[int, list[int]] = defaultdict(list)
+    for sid, tid in Subscriber.topics.through.objects.filter(subscriber_id__in=ids).values_list(
+        "subscriber_id", "topic_id"
+    ):
+        topic_ids[sid].append(tid)
+    wanted_topics = {t for ts in topic_ids.values() for t in ts}
+    topic_names = dict(Topic.objects.filter(pk__in=wanted_topics).values_list("pk", "name"))
+    topic_papers: dict[int, set[int]] = defaultdict(set)
+    for tid, pid in Paper.topics.through.objects.filter(
+        topic_id__in=wanted_topics, paper_id__in=candidate_ids
+    ).values_list("topic_id", "paper_id"):
+        topic_papers[tid].add(pid)
+    filters: dict[int, list[str]] = defaultdict(list)
+    for sid, query in Filter.objects.filter(subscriber_id__in=ids).values_list(
+        "subscriber_id", "query"
+    ):
+        filters[sid].append(query)
+
+    for frequency in {s.frequency for s in to_plan}:
+        group = [s for s in to_plan if s.frequency == frequency]
+        since = now - window(frequency)
+        selections = select_for_subscribers(
+            [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group],
+            [c for c in candidates if c.last_seen_at >= since],
+            limit=settings.DIGEST_MAX_PAPERS,
+            excluded=excluded,
+            topic_names=topic_names,
+            topic_papers=topic_papers,
+        )
+        for subscriber in group:
+            digests[subscriber.pk] = _record_plan(
+                digests[subscriber.pk], subscriber, selections[subscriber.pk]
+            )
+    return digests
+
+
+def _record_plan(digest: Digest, subscriber: Subscriber, chosen: list[Selection]) -> Digest:
     with transaction.atomic():
         digest = Digest.objects.select_for_update().get(pk=digest.pk)
         if digest.status != Digest.PENDING or digest.items.exists():
-            return digest
-        filters = list(subscriber.filters.values_list("query", flat=True))
-        chosen = select_papers(
-            filters, _candidates(subscriber, now), limit=settings.DIGEST_MAX_PAPERS
-        )
+            return digest  # planned meanwhile by another worker
         if not chosen:
             digest.status = Digest.EMPTY
             digest.save(update_fields=["status"])
@@ -105,6 +168,11 @@ def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:
             for rank, s in enumerate(chosen, 1)
         )
     return digest
+
+
+def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:
+    """:func:`plan_digests` for one subscriber."""
+    return plan_digests([subscriber], now)[subscriber.pk]
 
 
 def digest_message(digest: Digest):  # type: ignore[no-untyped-def]
@@ -202,22 +270,26 @@ def deliver(
     subscribers = Subscriber.objects.filter(pk__in=list(subscriber_ids)).order_by("pk")
     results: list[DeliveryResult] = []
     connection = connection or get_connection()
+    served = [
+        s
+        for s in subscribers
+        if s.state == "active"
+        and (force or (s.next_digest_at is not None and s.next_digest_at <= now))
+    ]
+    digests = plan_digests(served, now) if served else {}
     with connection:
         for subscriber in subscribers:
-            results.append(_deliver_one(subscriber, now, force, connection))
+            if subscriber.pk not in digests:
+                results.append(DeliveryResult(subscriber.pk, subscriber.email, "skipped"))
+                continue
+            results.append(_send_planned(subscriber, digests[subscriber.pk], now, connection))
     return results
 
 
-def _deliver_one(
-    subscriber: Subscriber, now: datetime, force: bool, connection: BaseEmailBackend
+def _send_planned(
+    subscriber: Subscriber, digest: Digest, now: datetime, connection: BaseEmailBackend
 ) -> DeliveryResult:
-    result = DeliveryResult(subscriber.pk, subscriber.email, "skipped")
-    if subscriber.state != "active":
-        return result
-    if not force and (subscriber.next_digest_at is None or subscriber.next_digest_at > now):
-        return result
-    digest = plan_digest(subscriber, now)
-    result.digest_id = digest.pk
+    result = DeliveryResult(subscriber.pk, subscriber.email, "skipped", digest_id=digest.pk)
     result.papers = digest.items.count()
     if digest.status == Digest.PENDING:
         try:

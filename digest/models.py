@@ -41,6 +41,26 @@ class IngestRun(models.Model):
         return (self.finished_at - self.started_at).total_seconds()
 
 
+class Topic(models.Model):
+    """A curated subject: a query in the filter language, kept by moderators.
+
+    Papers are tagged with the topics whose query they match when they are ingested (and
+    re-tagged when the query changes), so a subscriber's topics are a lookup.
+    """
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    query = models.CharField(max_length=300)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class PaperQuerySet(models.QuerySet["Paper"]):
     def visible(self) -> PaperQuerySet:
         """Papers that may go out in digests (not hidden by a moderator)."""
@@ -66,6 +86,7 @@ class Paper(models.Model):
     last_seen_at = models.DateTimeField(default=timezone.now)
     hidden_at = models.DateTimeField(null=True, blank=True)
     hidden_reason = models.CharField(max_length=200, blank=True)
+    topics = models.ManyToManyField(Topic, blank=True, related_name="papers")
 
     objects = PaperQuerySet.as_manager()
 

@@ -68,6 +68,7 @@ class Subscriber(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     suppressed_at = models.DateTimeField(null=True, blank=True)
     suppressed_reason = models.CharField(max_length=200, blank=True)
+    topics = models.ManyToManyField("digest.Topic", blank=True, related_name="subscribers")
 
     objects = SubscriberQuerySet.as_manager()
 

@@ -94,3 +94,20 @@ def test_the_beat_task_sends_only_due_digests(outbox: Path) -> None:
     assert due.next_digest_at > now
     later.refresh_from_db()
     assert later.next_digest_at == now + timedelta(hours=3)
+
+
+@pytest.mark.django_db
+def test_a_chosen_topic_selects_its_tagged_papers(outbox: Path) -> None:
+    from digest.models import Topic
+
+    ingest_source(str(PAGE_004))
+    brains = Topic.objects.create(name="Brains", slug="brains", query="brain")
+    tagged = list(Paper.objects.filter(title__icontains="brain"))
+    assert len(tagged) == 4
+    brains.papers.set(tagged)
+    ada = make_subscriber("ada@example.org", [])
+    ada.topics.add(brains)
+    [result] = deliver([ada.pk])
+    items = Digest.objects.get(pk=result.digest_id).items.all()
+    assert {i.paper_id for i in items} == {p.pk for p in tagged}
+    assert {i.reason for i in items} == {'topic "Brains"'}

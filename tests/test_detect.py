@@ -63,7 +63,7 @@ def test_latin1_labels_and_undeclared_pages_fall_back_to_windows_1252() -> None:
     assert decode_page(undeclared.encode("cp1252"), source="old.txt") == undeclared
 
 
-def test_a_declared_charset_python_only_codec_is_ignored() -> None:
+def test_a_declared_python_only_codec_is_ignored() -> None:
     text = '<meta charset="hex"><p>café</p>'
 
     assert decode_page(text.encode("cp1252"), source="odd.html") == text
@@ -80,6 +80,27 @@ def test_bytes_no_encoding_fits_give_a_clear_error() -> None:
         "cannot decode: not UTF-8 (bad byte at offset 6), nor Windows-1252"
     )
     assert raised.value.line is None
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            '<meta charset="utf-8"><p>caf\xe9</p>'.encode("latin-1"),
+            "invalid UTF-8 (bad byte at offset 28) in a page that declares UTF-8",
+        ),
+        (
+            "Mar 11\n\nDétection — ".encode() + b"\xff\n",
+            "invalid UTF-8 (bad byte at offset 23) in a page that is otherwise UTF-8",
+        ),
+    ],
+    ids=["declared", "undeclared"],
+)
+def test_a_damaged_utf8_page_is_not_reread_as_windows_1252(data: bytes, expected: str) -> None:
+    with pytest.raises(ParseError) as raised:
+        decode_page(data, source="damaged.html")
+
+    assert raised.value.message == expected
 
 
 def test_a_bom_that_lies_is_an_error() -> None:

@@ -26,7 +26,7 @@ def test_database_url() -> str:
 
 def broker() -> Celery:
     """A client app that only sends tasks by name to the test broker."""
-    return Celery("tests", broker=TEST_BROKER_URL)
+    return Celery("tests", broker=TEST_BROKER_URL, set_as_current=False)
 
 
 def purge_broker() -> None:

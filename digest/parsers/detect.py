@@ -48,6 +48,11 @@ _WEB_ENCODINGS = frozenset(
         "shift_jis", "cp932", "euc-kr", "latin-1", "ascii",
     )
 )  # fmt: skip
+# A well-formed multi-byte UTF-8 sequence (RFC 3629 section 4, without the overlong and
+# surrogate exclusions). Windows-1252 text almost never contains one by chance.
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
 _TAG_START = re.compile(r"<(?:!doctype|html|head|body|!--|\?xml|[a-z][a-z0-9-]*[\s/>])", re.I)
 
 
@@ -56,11 +61,13 @@ def decode_page(data: bytes, *, source: str, max_bytes: int = MAX_PAGE_BYTES) ->
 
     Tries, in order: the byte-order mark (UTF-8, UTF-16, UTF-32), UTF-8, the charset the
     page declares in a ``<meta>`` tag or XML declaration, then Windows-1252 — each only
-    when it decodes every byte. A leading BOM is removed from the text.
+    when it decodes every byte. A page that declares UTF-8, or declares nothing and holds
+    UTF-8 sequences, is not re-read in another charset when one byte is wrong. A leading BOM is removed.
 
     Raises :class:`ParseError` (``line`` is ``None``) when ``data`` is empty or only
     white space, longer than ``max_bytes``, binary (NUL bytes outside a UTF-16/32 page,
-    or more than 1% control characters), or in no encoding we can decode cleanly.
+    or more than 1% control characters), damaged UTF-8, or in no encoding we can
+    decode cleanly.
     """
     if not data:
         raise ParseError("empty page", source=source)
@@ -115,8 +122,17 @@ def _decode(data: bytes, *, source: str) -> str:
     except UnicodeDecodeError as exc:
         utf8_error = exc
 
-    tried = ["utf-8"]
     declared = _declared_encoding(data)
+    if declared == "utf-8" or (declared is None and _UTF8_SEQUENCE.search(data)):
+        # A UTF-8 page with a damaged byte: decoding it all as Windows-1252 would
+        # "succeed" and turn every accent and dash on the page into mojibake. (Bytes in
+        # a declared multi-byte charset such as Shift_JIS often look like UTF-8.)
+        raise ParseError(
+            f"invalid UTF-8 (bad byte at offset {utf8_error.start}) in a page that "
+            + ("declares UTF-8" if declared == "utf-8" else "is otherwise UTF-8"),
+            source=source,
+        )
+    tried = ["utf-8"]
     for charset in (declared, "cp1252"):
         if not charset or charset in tried:
             continue
