@@ -46,8 +46,7 @@ def test_a_declared_charset_is_used_when_the_bytes_are_not_utf8() -> None:
 
 def test_the_http_equiv_and_xml_declarations_count_too() -> None:
     http_equiv = (
-        '<meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS">'
-        "<p>論文のまとめ</p>"
+        '<meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS"><p>論文のまとめ</p>'
     )
     xml = '<?xml version="1.0" encoding="ISO-8859-7"?><feed><title>Δελτίο</title></feed>'
 

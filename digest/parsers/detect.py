@@ -61,8 +61,9 @@ def decode_page(data: bytes, *, source: str, max_bytes: int = MAX_PAGE_BYTES) ->
 
     Tries, in order: the byte-order mark (UTF-8, UTF-16, UTF-32), UTF-8, the charset the
     page declares in a ``<meta>`` tag or XML declaration, then Windows-1252 — each only
-    when it decodes every byte. A page that declares UTF-8, or declares nothing and holds
-    UTF-8 sequences, is not re-read in another charset when one byte is wrong. A leading BOM is removed.
+    when it decodes every byte. A page that declares UTF-8, or declares nothing and
+    holds UTF-8 sequences, is not re-read in another charset when a byte is wrong. A
+    leading BOM is removed.
 
     Raises :class:`ParseError` (``line`` is ``None``) when ``data`` is empty or only
     white space, longer than ``max_bytes``, binary (NUL bytes outside a UTF-16/32 page,
