@@ -1,0 +1,725 @@
+"""The matching engine: every subscriber's filters and topics against one edition's papers.
+
+Pure Python and numpy; no Django. The steps, each done once however many subscribers
+share the work:
+
+1. :func:`index_papers` tokenises each paper once (:func:`digest.query.fold`,
+   :func:`~digest.query.tokens`, :func:`~digest.query.word_key`) and keeps, per field, an
+   inverted index from each key and each folded token to the set of papers holding it.
+   Sets of papers are bitsets: bit ``r`` stands for the paper at rank ``r``, where rank 0
+   is the paper with the highest ``trend`` (ties: lower paper id first).
+2. Each distinct query text is parsed once, each distinct canonical query and each
+   distinct sub-expression is evaluated once, with set algebra on those bitsets.
+3. Per subscriber, the bitsets of their filters and topics are added up bit-sliced (64
+   papers per machine word, numpy, thousands of subscribers per step) and the top N are
+   read off in rank order.
+
+Ranking -- one score per (subscriber, paper)::
+
+    points  = sum, over the subscriber's filters and topics that match the paper, of
+              2 when the match is strong, 1 otherwise
+    score   = points + (P - 1 - rank) / P          (P papers in the edition)
+
+A match is *strong* when one of the query's terms that helps it match (under an even
+number of negations, see :func:`digest.query.explain`) is found in the paper's title or
+author list, and *weak* when such terms are found only in the abstract. So a title hit
+beats an abstract-only hit, two matching filters beat one, and between equal points the
+paper with the higher ``trend`` wins, then the lower paper id. The fraction is below 1, so
+points always dominate; papers with no points are never selected. Each filter and each
+topic counts separately, even when two of them are the same query.
+
+``trend`` is computed by the caller: any finite float, higher is better, of which only the
+order within the edition matters. The expected recipe combines upvotes, the upvotes gained
+since the previous ingest and recency, for example
+``log1p(upvotes) + 2 * log1p(gained) - age_days / 7``.
+
+:func:`reference_top` is the same ranking computed naively from
+:func:`digest.query.reference_match`; it is the specification the engine is tested and
+benchmarked against.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+
+from .query import (
+    And,
+    Hit,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Query,
+    QueryError,
+    Term,
+    explain,
+    fold,
+    parse_query,
+    reference_match,
+    tokens,
+    word_key,
+)
+
+__all__ = [
+    "STRONG_POINTS",
+    "WEAK_POINTS",
+    "Edition",
+    "Match",
+    "PaperText",
+    "Ranking",
+    "Reason",
+    "index_papers",
+    "match_edition",
+    "rank_subscribers",
+    "reference_points",
+    "reference_top",
+    "tag_papers",
+]
+
+log = logging.getLogger(__name__)
+
+STRONG_POINTS = 2
+"""Points a matching filter or topic gives a paper when a term is in its title or authors."""
+WEAK_POINTS = 1
+"""Points a matching filter or topic gives a paper when its terms are only in the abstract."""
+
+_FIELDS = ("title", "abstract", "author")
+# Marks the gap between two author names in the author token sequence; no key is empty,
+# so a phrase can never run from one name into the next.
+_NAME_GAP = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PaperText:
+    """A paper as matching sees it. ``trend``: finite float, higher is better (see module
+    docstring); ``authors``: names when the source gave them, else empty."""
+
+    id: int
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    trend: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Indexing an edition
+
+
+def _bits(x: int) -> Iterable[int]:
+    while x:
+        low = x & -x
+        yield low.bit_length() - 1
+        x ^= low
+
+
+class Edition:
+    """One edition's papers, tokenised and indexed (built by :func:`index_papers`).
+
+    ``papers`` is in rank order (best trend first); ``paper_ids`` (int64, shape ``(P,)``)
+    and ``fraction`` (float64, the ``(P - 1 - rank) / P`` part of the score) are indexed
+    by rank; ``words`` is the number of 64-bit words in one bitset row.
+    """
+
+    def __init__(self, papers: Sequence[PaperText]):
+        ids = [p.id for p in papers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("paper ids must be distinct")
+        if any(not math.isfinite(p.trend) for p in papers):
+            raise ValueError("paper trend must be a finite number")
+        self.papers: list[PaperText] = sorted(papers, key=lambda p: (-p.trend, p.id))
+        self.size = len(self.papers)
+        self.rank_of = {p.id: r for r, p in enumerate(self.papers)}
+        self.paper_ids = np.array([p.id for p in self.papers], dtype=np.int64)
+        n = max(self.size, 1)
+        self.fraction = (n - 1 - np.arange(self.size, dtype=np.float64)) / n
+        self.words = max(1, -(-self.size // 64))
+        self.everything = (1 << self.size) - 1
+
+        self._key_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
+        self._form_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
+        self._sequences: dict[str, list[tuple[str, ...]]] = {f: [] for f in _FIELDS}
+        self._positions: dict[tuple[str, int], dict[str, list[int]]] = {}
+        keys: dict[str, str] = {}
+        for rank, paper in enumerate(self.papers):
+            bit = 1 << rank
+            for fld, texts in (
+                ("title", (paper.title,)),
+                ("abstract", (paper.abstract,)),
+                ("author", paper.authors),
+            ):
+                sequence: list[str] = []
+                for i, text in enumerate(texts):
+                    if i:
+                        sequence.append(_NAME_GAP)
+                    for tok in tokens(fold(text)):
+                        key = keys.get(tok)
+                        if key is None:
+                            key = keys[tok] = word_key(tok)
+                        sequence.append(key)
+                        self._form_bits[fld][tok] = self._form_bits[fld].get(tok, 0) | bit
+                self._sequences[fld].append(tuple(sequence))
+                key_bits = self._key_bits[fld]
+                for key in set(sequence):
+                    key_bits[key] = key_bits.get(key, 0) | bit
+        self._sorted_forms = {f: sorted(self._form_bits[f]) for f in _FIELDS}
+        self._leaf_memo: dict[tuple[object, ...], int] = {}
+
+    def term_bits(self, key: str, fld: str) -> int:
+        """Papers whose ``fld`` (``title``, ``abstract`` or ``author``) holds a token with
+        this key."""
+        return self._key_bits[fld].get(key, 0)
+
+    def prefix_bits(self, stem: str, fld: str) -> int:
+        """Papers whose ``fld`` holds a folded token starting with ``stem``."""
+        memo_key = ("prefix", stem, fld)
+        found = self._leaf_memo.get(memo_key)
+        if found is None:
+            forms = self._sorted_forms[fld]
+            found = 0
+            i = bisect_left(forms, stem)
+            while i < len(forms) and forms[i].startswith(stem):
+                found |= self._form_bits[fld][forms[i]]
+                i += 1
+            self._leaf_memo[memo_key] = found
+        return found
+
+    def phrase_bits(self, keys: tuple[str, ...], fld: str) -> int:
+        """Papers whose ``fld`` holds tokens with these keys consecutively."""
+        memo_key = ("phrase", keys, fld)
+        found = self._leaf_memo.get(memo_key)
+        if found is None:
+            found = 0
+            candidates = self.everything
+            for key in keys:
+                candidates &= self.term_bits(key, fld)
+            n = len(keys)
+            for rank in _bits(candidates):
+                sequence = self._sequences[fld][rank]
+                for start in self._key_positions(fld, rank).get(keys[0], ()):
+                    if sequence[start : start + n] == keys:
+                        found |= 1 << rank
+                        break
+            self._leaf_memo[memo_key] = found
+        return found
+
+    def _key_positions(self, fld: str, rank: int) -> dict[str, list[int]]:
+        positions = self._positions.get((fld, rank))
+        if positions is None:
+            positions = {}
+            for i, key in enumerate(self._sequences[fld][rank]):
+                positions.setdefault(key, []).append(i)
+            self._positions[(fld, rank)] = positions
+        return positions
+
+    def leaf_bits(self, leaf: Term | Phrase | Prefix, fld: str) -> int:
+        if isinstance(leaf, Term):
+            return self.term_bits(leaf.key, fld)
+        if isinstance(leaf, Prefix):
+            return self.prefix_bits(leaf.stem, fld)
+        return self.phrase_bits(leaf.keys, fld)
+
+
+def index_papers(papers: Sequence[PaperText]) -> Edition:
+    """Tokenise and index one edition's papers. Raises ``ValueError`` for repeated paper
+    ids or a trend that is not a finite number."""
+    return Edition(papers)
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluating distinct queries with set algebra
+
+
+class _Bank:
+    """The distinct queries met so far and their results on one edition.
+
+    Entry 0 is the empty query (matches nothing): it pads short rows and stands in for
+    texts that do not parse. ``weak[i]``/``strong[i]`` are bitsets of the papers query
+    ``i`` matches weakly/strongly (disjoint).
+    """
+
+    def __init__(self, edition: Edition):
+        self.edition = edition
+        self.weak: list[int] = [0]
+        self.strong: list[int] = [0]
+        self.invalid: dict[str, QueryError] = {}
+        self._by_canonical: dict[str, int] = {}
+        # canonical text of a node -> (matches, strong bits of helping terms, strong bits
+        # of hindering terms); shared by every query the node appears in.
+        self._memo: dict[str, tuple[int, int, int]] = {}
+        bank = self
+
+        class _ByText(dict[str, int]):
+            def __missing__(self, text: str) -> int:
+                index = self[text] = bank._add_text(text)
+                return index
+
+        self.by_text = _ByText()
+
+    def _add_text(self, text: str) -> int:
+        try:
+            query = parse_query(text)
+        except QueryError as error:
+            self.invalid[text] = error
+            log.warning("query %r does not parse and matches nothing: %s", text, error)
+            return 0
+        return self.add(query)
+
+    def add(self, query: Query) -> int:
+        index = self._by_canonical.get(query.canonical)
+        if index is None:
+            matches, helping, _ = self._node(query.root, keep=False)
+            strong = matches & helping
+            index = self._by_canonical[query.canonical] = len(self.weak)
+            self.weak.append(matches & ~strong)
+            self.strong.append(strong)
+        return index
+
+    def _node(self, node: Node, keep: bool = True) -> tuple[int, int, int]:
+        # ``keep=False`` for whole queries: _by_canonical already shares those, and most
+        # are never a part of another query, so memoising them would only cost memory.
+        found = self._memo.get(node.text)
+        if found is not None:
+            return found
+        edition = self.edition
+        if isinstance(node, Not):
+            matches, helping, hindering = self._node(node.child)
+            found = (edition.everything & ~matches, hindering, helping)
+        elif isinstance(node, And | Or):
+            parts = [self._node(c) for c in node.children]
+            matches = parts[0][0]
+            if isinstance(node, And):
+                for part in parts[1:]:
+                    matches &= part[0]
+            else:
+                for part in parts[1:]:
+                    matches |= part[0]
+            helping = hindering = 0
+            for part in parts:
+                helping |= part[1]
+                hindering |= part[2]
+            found = (matches, helping, hindering)
+        elif node.field == "any":
+            title = edition.leaf_bits(node, "title")
+            found = (title | edition.leaf_bits(node, "abstract"), title, 0)
+        else:
+            matches = edition.leaf_bits(node, node.field)
+            found = (matches, 0 if node.field == "abstract" else matches, 0)
+        if keep:
+            self._memo[node.text] = found
+        return found
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``weak`` and ``strong`` as uint64 arrays of shape ``(queries, words)``."""
+        return _to_rows(self.weak, self.edition.words), _to_rows(self.strong, self.edition.words)
+
+
+def _to_rows(bitsets: Sequence[int], words: int) -> np.ndarray:
+    # Little-endian bytes of each int are its 64-bit words, lowest papers first.
+    data = b"".join(x.to_bytes(words * 8, "little") for x in bitsets)
+    return np.frombuffer(data, dtype="<u8").reshape(len(bitsets), words)
+
+
+def tag_papers(topics: Mapping[int, str], papers: Sequence[PaperText]) -> dict[int, set[int]]:
+    """Topic id → ids of the papers its query matches, for tagging papers at ingest.
+
+    A topic whose query does not parse is logged and tags nothing.
+    """
+    edition = index_papers(papers)
+    bank = _Bank(edition)
+    tagged = {}
+    for topic_id, text in topics.items():
+        i = bank.by_text[text]
+        tagged[topic_id] = {edition.papers[r].id for r in _bits(bank.weak[i] | bank.strong[i])}
+    return tagged
+
+
+# ---------------------------------------------------------------------------------------
+# Ranking every subscriber
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every subscriber's top N, as arrays (row ``i`` is ``subscriber_ids[i]``).
+
+    ``paper_ids`` (int64) and ``points`` (int16) have shape ``(subscribers, N)``, best
+    first, padded with -1 and 0 when fewer than N papers match; ``scores`` (float64) is
+    ``points`` plus the paper's trend fraction (0 in padding). ``invalid`` maps query
+    texts that did not parse (they matched nothing) to their error; ``distinct_queries``
+    counts the queries evaluated after identical ones were merged.
+    """
+
+    subscriber_ids: np.ndarray
+    paper_ids: np.ndarray
+    points: np.ndarray
+    scores: np.ndarray
+    invalid: dict[str, QueryError]
+    distinct_queries: int
+    edition: Edition
+    bank: _Bank = field(repr=False)
+
+
+def _full_add(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # One carry-save step, bitwise: three bits of one weight in, a sum bit of that weight
+    # and a carry bit of twice that weight out.
+    t = a ^ b
+    carry = a & b
+    carry |= t & c
+    t ^= c
+    return t, carry
+
+
+def _bit_planes(inputs: dict[int, list[np.ndarray]], n_planes: int, shape: tuple[int, int]):
+    """Add bitsets bit-sliced. ``inputs[w]`` are bitsets of weight ``2**w``; returns
+    ``n_planes`` bitsets where plane ``k`` holds bit ``k`` of each paper's sum."""
+    planes = []
+    for weight in range(n_planes):
+        column = inputs.get(weight, [])
+        while len(column) > 2:
+            s, carry = _full_add(column.pop(), column.pop(), column.pop())
+            column.append(s)
+            inputs.setdefault(weight + 1, []).append(carry)
+        if len(column) == 2:
+            a, b = column
+            inputs.setdefault(weight + 1, []).append(a & b)
+            column = [a ^ b]
+        planes.append(column[0] if column else np.zeros(shape, dtype=np.uint64))
+    return planes
+
+
+def _row_counts(x: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+
+
+def _lowest_bits(words: np.ndarray, count: np.ndarray, limit: int) -> np.ndarray:
+    # The lowest ``count[i]`` set bits of ``words[i]`` (count[i] <= limit).
+    out = np.zeros_like(words)
+    words = words.copy()
+    for i in range(limit):
+        low = words & (~words + np.uint64(1))
+        out |= np.where(count > i, low, np.uint64(0))
+        words ^= low
+    return out
+
+
+def _top_of_chunk(planes: list[np.ndarray], top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks and points of each row's top ``top_n`` papers, best first, from the bit
+    planes of the points. Returns int64 ``(rows, top_n)`` ranks (-1 padding) and points.
+
+    Radix selection from the highest plane down: rows whose papers with this bit set are
+    fewer than still needed take them all and continue with the rest; other rows continue
+    with those papers only. What is left at the end ties on points, and rank order (bit
+    order) decides.
+    """
+    rows, words = planes[0].shape
+    zero = np.uint64(0)
+    candidates = planes[0].copy()
+    for plane in planes[1:]:
+        candidates |= plane
+    need = np.full(rows, top_n, dtype=np.int64)
+    chosen = np.zeros_like(candidates)
+    for plane in reversed(planes):
+        with_bit = candidates & plane
+        count = _row_counts(with_bit)
+        fits = count < need
+        wide = fits[:, None]
+        chosen |= np.where(wide, with_bit, zero)
+        candidates = np.where(wide, candidates & ~plane, with_bit)
+        need -= np.where(fits, count, 0)
+    # Take the first ``need`` papers of ``candidates`` in rank order.
+    per_word = np.bitwise_count(candidates).astype(np.int64)
+    upto = np.cumsum(per_word, axis=1)
+    before = upto - per_word
+    need2 = need[:, None]
+    chosen |= np.where(upto <= need2, candidates, zero)
+    split_r, split_w = np.nonzero((before < need2) & (upto > need2))
+    if split_r.size:
+        chosen[split_r, split_w] |= _lowest_bits(
+            candidates[split_r, split_w], need[split_r] - before[split_r, split_w], top_n
+        )
+    # Read the chosen bits out (at most top_n per row).
+    nz_r, nz_w = np.nonzero(chosen)
+    values = chosen[nz_r, nz_w]
+    found_r, found_pos = [], []
+    for _ in range(top_n):
+        live = values != zero
+        if not live.any():
+            break
+        nz_r, nz_w, values = nz_r[live], nz_w[live], values[live]
+        low = values & (~values + np.uint64(1))
+        found_r.append(nz_r)
+        found_pos.append(nz_w * 64 + np.bitwise_count(low - np.uint64(1)).astype(np.int64))
+        values = values ^ low
+    ranks = np.full((rows, top_n), -1, dtype=np.int64)
+    points = np.zeros((rows, top_n), dtype=np.int64)
+    if not found_r:
+        return ranks, points
+    r = np.concatenate(found_r)
+    pos = np.concatenate(found_pos)
+    pts = np.zeros(r.size, dtype=np.int64)
+    word_of, bit_of = pos >> 6, (pos & 63).astype(np.uint64)
+    for k, plane in enumerate(planes):
+        pts |= ((plane[r, word_of] >> bit_of) & np.uint64(1)).astype(np.int64) << k
+    span = words * 64
+    max_points = (1 << len(planes)) - 1
+    order = np.argsort((r * (max_points + 1) + (max_points - pts)) * span + pos, kind="stable")
+    r, pos, pts = r[order], pos[order], pts[order]
+    starts = np.searchsorted(r, np.arange(rows))
+    slot = np.arange(r.size) - starts[r]
+    ranks[r, slot] = pos
+    points[r, slot] = pts
+    return ranks, points
+
+
+def rank_subscribers(
+    edition: Edition,
+    subscribers: Sequence[tuple[int, Sequence[str], Sequence[int]]],
+    topics: Mapping[int, str],
+    *,
+    excluded: Mapping[int, Collection[int]] | None = None,
+    top_n: int = 10,
+    chunk: int = 2048,
+) -> Ranking:
+    """Every subscriber's top ``top_n`` papers of ``edition``, as arrays (see
+    :class:`Ranking`; formula in the module docstring).
+
+    ``subscribers`` are ``(subscriber_id, filter_texts, topic_ids)``; ``topics`` maps topic
+    id → query text; ``excluded`` maps subscriber id → paper ids never to select (already
+    sent). Filters and topics that do not parse, and unknown topic ids, match nothing.
+    ``chunk`` subscribers are added up at a time (working memory ≈ ``chunk × words × 8``
+    bytes × 4 per filter or topic of the widest subscriber). Raises ``ValueError`` when
+    ``top_n`` < 1.
+    """
+    if top_n < 1:
+        raise ValueError("top_n must be at least 1")
+    # Compiling allocates hundreds of thousands of small acyclic objects while the
+    # caller's heap may hold millions (the subscribers); each full collection would walk
+    # them all, for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        bank, items, subscriber_ids = _compile(edition, subscribers, topics)
+    finally:
+        if collecting:
+            gc.enable()
+    excluded_rows, excluded_bits = _exclusion_rows(edition, subscriber_ids, excluded or {})
+    weak, strong = bank.arrays()
+
+    n_subs = len(subscriber_ids)
+    paper_ids = np.full((n_subs, top_n), -1, dtype=np.int64)
+    points = np.zeros((n_subs, top_n), dtype=np.int16)
+    scores = np.zeros((n_subs, top_n), dtype=np.float64)
+    for lo in range(0, n_subs, chunk):
+        hi = min(n_subs, lo + chunk)
+        block = items[lo:hi]
+        used = int(np.flatnonzero(block.any(axis=0)).max(initial=-1)) + 1
+        if used == 0 or edition.size == 0:  # nobody here has a query, or nothing to match
+            continue
+        index = np.ascontiguousarray(block[:, :used].T)
+        inputs = {0: list(weak[index]), 1: list(strong[index])}
+        planes = _bit_planes(inputs, (STRONG_POINTS * used).bit_length(), (hi - lo, edition.words))
+        a, b = np.searchsorted(excluded_rows, [lo, hi])
+        if b > a:
+            rows, keep = excluded_rows[a:b] - lo, ~excluded_bits[a:b]
+            for plane in planes:
+                plane[rows] &= keep
+        ranks, got = _top_of_chunk(planes, top_n)
+        found = ranks >= 0
+        safe = np.where(found, ranks, 0)
+        paper_ids[lo:hi] = np.where(found, edition.paper_ids[safe], -1)
+        points[lo:hi] = got
+        scores[lo:hi] = np.where(found, got + edition.fraction[safe], 0.0)
+    return Ranking(
+        subscriber_ids,
+        paper_ids,
+        points,
+        scores,
+        invalid=dict(bank.invalid),
+        distinct_queries=len(bank.weak) - 1,
+        edition=edition,
+        bank=bank,
+    )
+
+
+def _compile(
+    edition: Edition,
+    subscribers: Sequence[tuple[int, Sequence[str], Sequence[int]]],
+    topics: Mapping[int, str],
+) -> tuple[_Bank, np.ndarray, np.ndarray]:
+    """The bank of distinct queries, each subscriber's row of query indexes (filters then
+    topics, int32, padded with 0), and the subscriber ids (int64)."""
+    bank = _Bank(edition)
+    by_text = bank.by_text
+    topic_index = {tid: by_text[text] for tid, text in topics.items()}
+    n_subs = len(subscribers)
+    subscriber_ids = np.fromiter((s[0] for s in subscribers), dtype=np.int64, count=n_subs)
+    n_filters = np.fromiter((len(s[1]) for s in subscribers), dtype=np.int32, count=n_subs)
+    n_topics = np.fromiter((len(s[2]) for s in subscribers), dtype=np.int32, count=n_subs)
+    # The dict's __missing__ parses and evaluates a text the first time it is seen.
+    filter_items = np.fromiter(
+        map(by_text.__getitem__, chain.from_iterable(s[1] for s in subscribers)),
+        dtype=np.int32,
+        count=int(n_filters.sum()),
+    )
+    topic_items = np.fromiter(
+        (topic_index.get(t, 0) for t in chain.from_iterable(s[2] for s in subscribers)),
+        dtype=np.int32,
+        count=int(n_topics.sum()),
+    )
+    width = max(1, int((n_filters + n_topics).max(initial=0)))
+    items = np.zeros((n_subs, width), dtype=np.int32)
+    everyone = np.arange(n_subs, dtype=np.int32)
+    row = np.repeat(everyone, n_filters)
+    items[row, _positions_in_row(n_filters)] = filter_items
+    row = np.repeat(everyone, n_topics)
+    items[row, _positions_in_row(n_topics) + n_filters[row]] = topic_items
+    return bank, items, subscriber_ids
+
+
+def _positions_in_row(counts: np.ndarray) -> np.ndarray:
+    # For rows holding counts[i] items laid end to end: each item's position in its row.
+    starts = np.cumsum(counts) - counts
+    return np.arange(int(counts.sum()), dtype=np.int32) - np.repeat(starts, counts)
+
+
+def _exclusion_rows(
+    edition: Edition, subscriber_ids: np.ndarray, excluded: Mapping[int, Collection[int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (ascending int64) with papers to leave out, and for each a uint64 bitset row
+    of those papers (shape ``(rows, words)``)."""
+    masks: dict[int, int] = {}
+    for sid, paper_ids in excluded.items():
+        mask = 0
+        for pid in paper_ids:
+            rank = edition.rank_of.get(pid)
+            if rank is not None:
+                mask |= 1 << rank
+        if mask:
+            masks[sid] = mask
+    order = np.argsort(subscriber_ids, kind="stable")
+    known = subscriber_ids[order]
+    sids = np.fromiter(masks, dtype=np.int64, count=len(masks))
+    at = np.minimum(np.searchsorted(known, sids), max(len(known) - 1, 0))
+    present = (known[at] == sids) if len(known) else np.zeros(len(sids), dtype=bool)
+    rows = order[at[present]]
+    bitsets = _to_rows([masks[s] for s in sids[present].tolist()], edition.words)
+    by_row = np.argsort(rows, kind="stable")
+    return rows[by_row], bitsets[by_row]
+
+
+# ---------------------------------------------------------------------------------------
+# The simple API, with reasons
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why one filter or topic selected a paper: ``filter`` (its text as written) or
+    ``topic_id``, whether the match is ``strong`` (title or author hit), and the ``hits``."""
+
+    filter: str | None
+    topic_id: int | None
+    strong: bool
+    hits: tuple[Hit, ...]
+
+    def __str__(self) -> str:
+        what = (
+            f"your filter `{self.filter}`" if self.filter is not None else f"topic {self.topic_id}"
+        )
+        found = ", ".join(str(h) for h in self.hits)
+        return f"matched {what} ({found})" if found else f"matched {what}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One selected paper: ``score`` as in the module docstring, ``reasons`` in the order
+    of the subscriber's filters, then topics."""
+
+    paper_id: int
+    score: float
+    reasons: tuple[Reason, ...]
+
+
+def match_edition(
+    papers: Sequence[PaperText] | Edition,
+    subscribers: Sequence[tuple[int, Sequence[str], Sequence[int]]],
+    topics: Mapping[int, str],
+    *,
+    excluded: Mapping[int, Collection[int]] | None = None,
+    top_n: int = 10,
+) -> dict[int, list[Match]]:
+    """Subscriber id → their top ``top_n`` :class:`Match` es, best first (empty list when
+    nothing matches), with reasons.
+
+    ``papers`` may be an :class:`Edition` already built by :func:`index_papers`, to index
+    an edition once for many calls. Other arguments as for :func:`rank_subscribers`.
+    """
+    edition = papers if isinstance(papers, Edition) else index_papers(papers)
+    ranking = rank_subscribers(edition, subscribers, topics, excluded=excluded, top_n=top_n)
+    bank = ranking.bank
+    result: dict[int, list[Match]] = {}
+    for row, (sid, filter_texts, topic_ids) in enumerate(subscribers):
+        # (filter text or None, topic id or None, query text) for each of their items.
+        items: list[tuple[str | None, int | None, str]] = [(t, None, t) for t in filter_texts]
+        items += [(None, tid, topics[tid]) for tid in topic_ids if tid in topics]
+        matches = []
+        selected = zip(ranking.paper_ids[row].tolist(), ranking.scores[row].tolist(), strict=True)
+        for paper_id, score in selected:
+            if paper_id < 0:
+                break
+            rank = edition.rank_of[paper_id]
+            paper = edition.papers[rank]
+            reasons = []
+            for text, tid, query_text in items:
+                i = bank.by_text[query_text]
+                strong = bool(bank.strong[i] >> rank & 1)
+                if strong or bank.weak[i] >> rank & 1:
+                    query = parse_query(query_text)
+                    hits = explain(query, paper.title, paper.abstract, paper.authors)
+                    reasons.append(Reason(text, tid, strong, tuple(hits)))
+            matches.append(Match(paper_id, score, tuple(reasons)))
+        result[sid] = matches
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# The specification of the ranking
+
+
+def reference_points(query: Query, paper: PaperText) -> int:
+    """Points ``query`` gives ``paper`` by the reference evaluator: 0 when it does not
+    match, :data:`STRONG_POINTS` when a helping term is in the title or authors,
+    :data:`WEAK_POINTS` otherwise."""
+    if not reference_match(query, paper.title, paper.abstract, paper.authors):
+        return 0
+    hits = explain(query, paper.title, paper.abstract, paper.authors)
+    strong = any(h.where in ("title", "author") for h in hits)
+    return STRONG_POINTS if strong else WEAK_POINTS
+
+
+def reference_top(
+    papers: Sequence[PaperText],
+    queries: Sequence[Query | None],
+    *,
+    excluded: Collection[int] = (),
+    top_n: int = 10,
+) -> list[tuple[int, int]]:
+    """One subscriber's top ``top_n`` as ``(paper_id, points)``, computed paper by paper
+    with :func:`reference_points` (``None`` queries match nothing) and ordered by points,
+    then trend (higher first), then paper id."""
+    scored = []
+    for paper in papers:
+        if paper.id in excluded:
+            continue
+        points = sum(reference_points(q, paper) for q in queries if q is not None)
+        if points:
+            scored.append((-points, -paper.trend, paper.id))
+    scored.sort()
+    return [(pid, -neg) for neg, _, pid in scored[:top_n]]

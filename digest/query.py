@@ -1,0 +1,663 @@
+"""The filter query language: folding, parsing, and the reference evaluator.
+
+A subscriber's filter is one query. The language (documented for users in
+``docs/query-language.md``):
+
+* a word ``diffusion``, a phrase ``"vision transformer"``, a prefix ``token*``;
+* juxtaposition is AND (``AND`` may also be written), ``OR``, ``NOT`` or a leading ``-``
+  excludes, parentheses group; ``NOT`` binds tightest, then AND, then ``OR``;
+* ``title:``, ``abstract:`` and ``author:`` restrict a term, phrase, prefix or group to
+  one field; with no field a term looks in the title and the abstract.
+
+Text and queries are compared through the same two steps:
+
+* :func:`fold` -- Unicode compatibility decomposition (NFKD), combining marks dropped,
+  case folded (``str.casefold``): ``"Ünïcode-Straße"`` → ``"unicode-strasse"``;
+* :func:`tokens` -- a token is a maximal run of letters and digits (``[^\\W_]+``);
+  everything else separates, so ``state-space`` and ``state space`` are the same two
+  tokens;
+* :func:`word_key` -- one plural ending is stripped so that singular and plural meet
+  (rules in its docstring).
+
+This module holds the *reference* evaluator (:func:`reference_match`): one query against
+one paper with regular expressions over the folded text. It is deliberately plain; it is
+the specification that :mod:`digest.engine` is tested and benchmarked against.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from functools import lru_cache
+from typing import Literal, TypeAlias
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILTERS",
+    "MAX_QUERY_LENGTH",
+    "MAX_TERMS",
+    "And",
+    "Hit",
+    "Node",
+    "Not",
+    "Or",
+    "Phrase",
+    "Prefix",
+    "Query",
+    "QueryError",
+    "Term",
+    "explain",
+    "fold",
+    "iter_leaves",
+    "parse_query",
+    "reference_match",
+    "surface_forms",
+    "tokens",
+    "validate_filters",
+    "word_key",
+]
+
+MAX_QUERY_LENGTH = 300
+"""Characters in one query, white space included."""
+MAX_TERMS = 20
+"""Words, phrases and prefixes in one query, as written (before duplicates are merged)."""
+MAX_FILTERS = 20
+"""Filters one subscriber may keep."""
+MAX_DEPTH = 10
+"""Parentheses nested inside each other."""
+MIN_PREFIX = 3
+"""Letters or digits before the ``*`` of a prefix: shorter prefixes match most papers."""
+
+FieldName: TypeAlias = Literal["any", "title", "abstract", "author"]
+FIELDS = ("title", "abstract", "author")
+"""Field names a query may use; ``any`` (no field written) means title or abstract."""
+
+
+# ---------------------------------------------------------------------------------------
+# Folding and tokens
+
+
+def _strip_marks(text: str) -> str:
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def fold(text: str) -> str:
+    """``text`` with accents and case folded: NFKD, combining marks dropped, casefolded.
+
+    Decomposition runs again after case folding because both steps can produce what the
+    other removes (``"℡"`` decomposes to upper-case ``"TEL"``; ``"İ"`` case-folds to
+    ``"i"`` plus a combining dot). ASCII text only needs lower-casing.
+    """
+    if text.isascii():
+        return text.lower()
+    text = _strip_marks(unicodedata.normalize("NFKD", text)).casefold()
+    return _strip_marks(unicodedata.normalize("NFKD", text))
+
+
+_TOKEN = re.compile(r"[^\W_]+")
+# Boundaries for the reference patterns: not preceded / followed by a token character.
+_START = r"(?<![^\W_])"
+_END = r"(?![^\W_])"
+_GAP = r"[\W_]+"
+
+
+def tokens(folded: str) -> list[str]:
+    """The tokens of already-folded text, in order: maximal runs of Unicode letters and
+    digits (underscore separates, as punctuation does)."""
+    return _TOKEN.findall(folded)
+
+
+def word_key(token: str) -> str:
+    """The key a folded token is compared by: the token with one plural ending stripped.
+
+    Applied identically to query words and paper text, first matching rule wins:
+
+    1. ``ies`` → ``y`` when the token has 5 or more characters (``studies`` → ``study``);
+    2. drop ``es`` after ``ss``, ``x``, ``ch`` or ``sh`` (``classes`` → ``class``,
+       ``boxes`` → ``box``, ``patches`` → ``patch``);
+    3. drop a final ``s`` when the token has 4 or more characters and does not end in
+       ``ss``, nor in ``us``/``is`` when it has 5 or more (``transformers`` →
+       ``transformer``, ``llms`` → ``llm``, ``gpus`` → ``gpu``; ``loss``, ``corpus``,
+       ``analysis`` and ``gas`` stay).
+
+    Irregular plurals (``indices``, ``analyses``) and a few words (``bias``/``biases``,
+    ``cache``/``caches``) do not meet; the rule stays this small so that users can predict
+    it. ``word_key(word_key(t)) == word_key(t)`` for every token.
+    """
+    n = len(token)
+    if n < 4 or token[-1] != "s":
+        return token
+    if n >= 5 and token.endswith("ies"):
+        return token[:-3] + "y"
+    if token.endswith(("sses", "xes", "ches", "shes")):
+        return token[:-2]
+    if token.endswith("ss") or (n >= 5 and token.endswith(("us", "is"))):
+        return token
+    return token[:-1]
+
+
+def surface_forms(key: str) -> tuple[str, ...]:
+    """Every token whose :func:`word_key` is ``key``, shortest first.
+
+    The inverse of each rule of :func:`word_key`, kept only where the rule really maps
+    back to ``key``; the reference evaluator searches for these forms.
+    """
+    candidates = [key, key + "s", key + "es"]
+    if key.endswith("y"):
+        candidates.append(key[:-1] + "ies")
+    return tuple(t for t in candidates if word_key(t) == key)
+
+
+# ---------------------------------------------------------------------------------------
+# Errors
+
+
+class QueryError(ValueError):
+    """A query (or a subscriber's list of queries) is not valid.
+
+    ``message`` says what is wrong in words a subscriber understands, ``position`` is the
+    0-based character offset in the query where the problem starts, and
+    ``filter_number`` is the 1-based filter it belongs to when raised by
+    :func:`validate_filters` (``None`` otherwise). ``str(error)`` reads
+    ``"position 12: unclosed quote"`` or ``"filter 2, position 12: unclosed quote"``.
+    """
+
+    def __init__(self, message: str, position: int, *, filter_number: int | None = None):
+        self.message = message
+        self.position = position
+        self.filter_number = filter_number
+        where = f"position {position}"
+        if filter_number is not None:
+            where = f"filter {filter_number}, {where}"
+        super().__init__(f"{where}: {message}")
+
+
+# ---------------------------------------------------------------------------------------
+# The syntax tree
+
+
+# Every node renders its canonical text once, at construction, into ``text`` (not part of
+# equality): sorting children, merging duplicates and keying the engine's caches by it
+# then costs nothing per use.
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One word, compared by key (:func:`word_key`) in ``field``."""
+
+    key: str
+    field: FieldName = "any"
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _with_field(self.field, self.display))
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def display(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """Two or more words that must be consecutive tokens (compared by key) in one field
+    (in one author name for ``author``)."""
+
+    keys: tuple[str, ...]
+    field: FieldName = "any"
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _with_field(self.field, self.display))
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def display(self) -> str:
+        return '"' + " ".join(self.keys) + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """Any token whose folded form (no plural stripping) starts with ``stem``."""
+
+    stem: str
+    field: FieldName = "any"
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _with_field(self.field, self.display))
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def display(self) -> str:
+        return self.stem + "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    child: Node
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        inner = self.child.text
+        grouped = isinstance(self.child, And | Or)
+        object.__setattr__(self, "text", "-(" + inner + ")" if grouped else "-" + inner)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    """All children match. Children are distinct, sorted by canonical text, never ``And``."""
+
+    children: tuple[Node, ...]
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = ("(" + c.text + ")" if isinstance(c, Or) else c.text for c in self.children)
+        object.__setattr__(self, "text", " ".join(parts))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    """Some child matches. Children are distinct, sorted by canonical text, never ``Or``."""
+
+    children: tuple[Node, ...]
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", " OR ".join(c.text for c in self.children))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Leaf: TypeAlias = Term | Phrase | Prefix
+Node: TypeAlias = Term | Phrase | Prefix | Not | And | Or
+
+
+def _with_field(name: str, text: str) -> str:
+    return text if name == "any" else f"{name}:{text}"
+
+
+def _make_not(child: Node) -> Node:
+    return child.child if isinstance(child, Not) else Not(child)
+
+
+def _make_group(kind: type[And] | type[Or], items: Sequence[Node]) -> Node:
+    # Flatten, merge duplicates and sort, so that queries that differ only in order,
+    # grouping or repetition get the same canonical form and share work.
+    if len(items) == 1:
+        return items[0]
+    flat: dict[str, Node] = {}
+    for item in items:
+        for child in item.children if isinstance(item, kind) else (item,):
+            flat.setdefault(child.text, child)
+    if len(flat) == 1:
+        return next(iter(flat.values()))
+    return kind(tuple(flat[k] for k in sorted(flat)))
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A parsed query. Equal (and equally hashed) when the canonical trees are equal.
+
+    ``canonical`` is the normal form, also ``str(query)``: folded keys, fields written on
+    each term, AND/OR flattened with children sorted and duplicates merged, double
+    negation removed. ``parse_query(query.canonical) == query``. ``source`` is the text as
+    the subscriber wrote it.
+    """
+
+    root: Node
+    canonical: str = dc_field(compare=False)
+    source: str = dc_field(compare=False, default="")
+
+    def __str__(self) -> str:
+        return self.canonical
+
+
+def iter_leaves(node: Node, positive: bool = True) -> Iterator[tuple[Leaf, bool]]:
+    """Each term, phrase and prefix under ``node`` with its polarity: ``True`` when it sits
+    under an even number of negations (its presence can only help the query match)."""
+    if isinstance(node, Not):
+        yield from iter_leaves(node.child, not positive)
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            yield from iter_leaves(child, positive)
+    else:
+        yield node, positive
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing
+
+_LEX = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<phrase>"[^"]*")
+  | (?P<quote>")
+  | (?P<neg>-)
+  | (?P<field>[A-Za-z]+):
+  | (?P<word>[^\s()"]+)
+    """,
+    re.VERBOSE,
+)
+_OPERATORS = {"OR": "or", "AND": "and", "NOT": "not"}
+# What may follow an operator; anything else means the operator has nothing to act on.
+_OPERAND_START = frozenset({"lparen", "phrase", "neg", "not", "field", "word"})
+
+
+# A token: (kind, text, position).
+_Token: TypeAlias = tuple[str, str, int]
+
+
+def _lex(text: str) -> list[_Token]:
+    out: list[_Token] = []
+    for m in _LEX.finditer(text):
+        kind = m.lastgroup
+        if kind == "space":
+            continue
+        if kind == "quote":
+            raise QueryError("unclosed quote", m.start())
+        value = m.group(kind)  # type: ignore[arg-type]
+        if kind == "word" and value in _OPERATORS:
+            kind = _OPERATORS[value]
+        out.append((kind, value, m.start()))  # type: ignore[arg-type]
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_node(raw: str, fld: FieldName) -> Term | Phrase | None:
+    # The term or phrase a word or quoted text stands for (None: no letters or digits).
+    # Nodes are immutable and words repeat across filters far more than whole filters
+    # do, so one node serves every repetition.
+    keys = tuple(word_key(t) for t in tokens(fold(raw)))
+    if not keys:
+        return None
+    return Term(keys[0], fld) if len(keys) == 1 else Phrase(keys, fld)
+
+
+class _Parser:
+    def __init__(self, text: str, toks: list[_Token]):
+        self.text = text
+        self.toks = toks
+        self.kinds = [t[0] for t in toks] + [None]  # None: end of query
+        self.i = 0
+        self.n_terms = 0
+        self.top_branches: list[tuple[Node, int]] = []
+
+    def parse(self) -> Node:
+        node = self.parse_or("any", 0)
+        if self.i < len(self.toks):  # only a ")" stops parse_or early
+            raise QueryError("unmatched )", self.toks[self.i][2])
+        return node
+
+    def parse_or(self, fld: FieldName, depth: int) -> Node:
+        starts = [self.toks[self.i][2]]
+        branches = [self.parse_and(fld, depth)]
+        while self.kinds[self.i] == "or":
+            position = self.toks[self.i][2]
+            self.i += 1
+            if self.kinds[self.i] not in _OPERAND_START:
+                raise QueryError("OR needs a term on both sides", position)
+            starts.append(self.toks[self.i][2])
+            branches.append(self.parse_and(fld, depth))
+        if depth == 0:
+            self.top_branches = list(zip(branches, starts, strict=True))
+        return _make_group(Or, branches)
+
+    def parse_and(self, fld: FieldName, depth: int) -> Node:
+        items = [self.parse_unary(fld, depth)]
+        while True:
+            kind = self.kinds[self.i]
+            if kind is None or kind == "rparen" or kind == "or":
+                break
+            if kind == "and":
+                position = self.toks[self.i][2]
+                self.i += 1
+                if self.kinds[self.i] not in _OPERAND_START:
+                    raise QueryError("AND needs a term on both sides", position)
+                continue
+            items.append(self.parse_unary(fld, depth))
+        return _make_group(And, items)
+
+    def parse_unary(self, fld: FieldName, depth: int) -> Node:
+        negations = 0
+        while self.kinds[self.i] in ("neg", "not"):
+            kind, _, position = self.toks[self.i]
+            self.i += 1
+            negations += 1
+            if self.kinds[self.i] not in _OPERAND_START:
+                name = "NOT" if kind == "not" else "-"
+                raise QueryError(f"{name} needs a term to exclude right after it", position)
+        node = self.parse_primary(fld, depth)
+        return _make_not(node) if negations % 2 else node
+
+    def parse_primary(self, fld: FieldName, depth: int) -> Node:
+        # Callers only call this when a token is left.
+        kind, value, position = self.toks[self.i]
+        self.i += 1
+        if kind == "word":
+            return self.leaf(value, position, fld, quoted=False)
+        if kind == "phrase":
+            return self.leaf(value[1:-1], position, fld, quoted=True)
+        if kind == "field":
+            name = value.lower()
+            if name not in FIELDS:
+                raise QueryError(
+                    f"unknown field {value}: (use title:, abstract: or author:)", position
+                )
+            if self.kinds[self.i] not in ("lparen", "phrase", "word"):
+                raise QueryError(f"{value}: needs a word, phrase or group after it", position)
+            return self.parse_primary(name, depth)  # type: ignore[arg-type]
+        if kind == "lparen":
+            if depth + 1 > MAX_DEPTH:
+                raise QueryError(f"too many nested parentheses (at most {MAX_DEPTH})", position)
+            if self.kinds[self.i] == "rparen":
+                raise QueryError("empty parentheses", position)
+            if self.kinds[self.i] is None:
+                raise QueryError("unclosed (", position)
+            node = self.parse_or(fld, depth + 1)
+            if self.kinds[self.i] != "rparen":
+                raise QueryError("unclosed (", position)
+            self.i += 1
+            return node
+        if kind == "rparen":
+            raise QueryError("unmatched )", position)
+        # An OR or AND where a term should be.
+        raise QueryError(f"{value} needs a term on both sides", position)
+
+    def leaf(self, raw: str, position: int, fld: FieldName, *, quoted: bool) -> Node:
+        self.n_terms += 1
+        if self.n_terms > MAX_TERMS:
+            raise QueryError(f"too many terms (at most {MAX_TERMS} in one query)", position)
+        if not quoted and raw.endswith("*"):
+            words = tokens(fold(raw[:-1]))
+            if len(words) > 1:
+                raise QueryError(
+                    "a prefix must be a single word (no hyphen or punctuation)", position
+                )
+            if not words or len(words[0]) < MIN_PREFIX:
+                raise QueryError(
+                    f"prefix too short: put at least {MIN_PREFIX} letters or digits before *",
+                    position,
+                )
+            return Prefix(words[0], fld)
+        node = _word_node(raw, fld)
+        if node is None:
+            if quoted:
+                raise QueryError("empty phrase", position)
+            raise QueryError(f"{raw} has no letters or digits to match", position)
+        return node
+
+
+def _matches_empty(node: Node) -> bool:
+    # True when the query would match a paper with no text at all: it only excludes.
+    if isinstance(node, Not):
+        return not _matches_empty(node.child)
+    if isinstance(node, And):
+        return all(_matches_empty(c) for c in node.children)
+    if isinstance(node, Or):
+        return any(_matches_empty(c) for c in node.children)
+    return False
+
+
+def parse_query(text: str) -> Query:
+    """Parse one filter query.
+
+    Returns a :class:`Query`; raises only :class:`QueryError` (with the offending position)
+    for: an empty query, one longer than :data:`MAX_QUERY_LENGTH` characters or with more
+    than :data:`MAX_TERMS` terms, an unclosed quote, an unbalanced parenthesis, an empty
+    phrase or group, ``OR``/``AND``/``NOT``/``-`` with nothing to act on, an unknown field,
+    a prefix with fewer than 3 letters before ``*``, and a query that only excludes
+    (``-medical``, ``a OR -b``: it would match almost every paper).
+    """
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryError(
+            f"query too long (at most {MAX_QUERY_LENGTH} characters)", MAX_QUERY_LENGTH
+        )
+    toks = _lex(text)
+    if not toks:
+        raise QueryError("empty query", 0)
+    parser = _Parser(text, toks)
+    if all(t[0] == "word" for t in toks):
+        # Plain words, the most common filter: what parse() would build, without the descent.
+        root = _make_group(And, [parser.leaf(v, p, "any", quoted=False) for _, v, p in toks])
+    else:
+        root = parser.parse()
+    if ("neg" in parser.kinds or "not" in parser.kinds) and _matches_empty(root):
+        position = toks[0][2]
+        if len(parser.top_branches) > 1:
+            position = next(p for b, p in parser.top_branches if _matches_empty(b))
+            message = (
+                "this part of the OR only excludes words, so it would match almost every paper"
+            )
+        else:
+            message = "the query only excludes words; add a word to look for (diffusion -medical)"
+        raise QueryError(message, position)
+    return Query(root, root.text, text)
+
+
+def validate_filters(texts: Sequence[str]) -> list[Query]:
+    """Parse a subscriber's filters, in order.
+
+    Raises :class:`QueryError` with ``filter_number`` (1-based) set for the first filter
+    that does not parse, repeats an earlier one (same canonical form), or goes past
+    :data:`MAX_FILTERS`.
+    """
+    if len(texts) > MAX_FILTERS:
+        raise QueryError(
+            f"too many filters (at most {MAX_FILTERS})", 0, filter_number=MAX_FILTERS + 1
+        )
+    queries: list[Query] = []
+    seen: dict[Query, int] = {}
+    for number, text in enumerate(texts, start=1):
+        try:
+            query = parse_query(text)
+        except QueryError as error:
+            raise QueryError(error.message, error.position, filter_number=number) from None
+        if query in seen:
+            raise QueryError(f"same as filter {seen[query]}", 0, filter_number=number)
+        seen[query] = number
+        queries.append(query)
+    return queries
+
+
+# ---------------------------------------------------------------------------------------
+# The reference evaluator
+
+
+@lru_cache(maxsize=4096)
+def _leaf_pattern(leaf: Leaf) -> re.Pattern[str]:
+    if isinstance(leaf, Prefix):
+        body = re.escape(leaf.stem)
+    else:
+        keys = (leaf.key,) if isinstance(leaf, Term) else leaf.keys
+        body = _GAP.join(
+            "(?:" + "|".join(re.escape(f) for f in surface_forms(k)) + ")" for k in keys
+        )
+        body += _END
+    return re.compile(_START + body)
+
+
+def _places(leaf: Leaf) -> tuple[str, ...]:
+    return ("title", "abstract") if leaf.field == "any" else (leaf.field,)
+
+
+def _leaf_hits(leaf: Leaf, texts: dict[str, tuple[str, ...]]) -> list[str]:
+    pattern = _leaf_pattern(leaf)
+    return [p for p in _places(leaf) if any(pattern.search(t) for t in texts[p])]
+
+
+def _folded(title: str, abstract: str, authors: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    # Author names are searched one at a time so a phrase never spans two names.
+    return {
+        "title": (fold(title),),
+        "abstract": (fold(abstract),),
+        "author": tuple(fold(a) for a in authors),
+    }
+
+
+def _evaluate(node: Node, texts: dict[str, tuple[str, ...]]) -> bool:
+    if isinstance(node, Not):
+        return not _evaluate(node.child, texts)
+    if isinstance(node, And):
+        return all(_evaluate(c, texts) for c in node.children)
+    if isinstance(node, Or):
+        return any(_evaluate(c, texts) for c in node.children)
+    return bool(_leaf_hits(node, texts))
+
+
+def reference_match(query: Query, title: str, abstract: str, authors: Sequence[str] = ()) -> bool:
+    """Whether ``query`` matches one paper, by regular expressions over the folded text.
+
+    A word matches when one of its :func:`surface_forms` stands between token boundaries;
+    a phrase when its words' forms follow each other separated only by non-token
+    characters; a prefix when a token starts with it. ``author`` terms are searched in
+    each name separately.
+    """
+    return _evaluate(query.root, _folded(title, abstract, authors))
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One term of a query found in a paper: ``term`` as shown to users (``diffusion``,
+    ``"state space"``, ``token*``) and ``where`` (``title``, ``abstract`` or ``author``)."""
+
+    term: str
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.term} in {self.where}"
+
+
+def explain(query: Query, title: str, abstract: str, authors: Sequence[str] = ()) -> list[Hit]:
+    """The query's terms found in the paper and where, in canonical order, for emails
+    ("matched ``diffusion`` in title").
+
+    Only terms that help the query match are listed: those under an even number of
+    negations (``medical`` in ``diffusion -medical`` is never a hit). The list says
+    nothing about whether the whole query matches; see :func:`reference_match`.
+    """
+    texts = _folded(title, abstract, authors)
+    hits: dict[Hit, None] = {}
+    for leaf, positive in iter_leaves(query.root):
+        if positive:
+            for place in _leaf_hits(leaf, texts):
+                hits[Hit(leaf.display, place)] = None
+    return list(hits)

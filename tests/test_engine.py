@@ -1,0 +1,208 @@
+"""The matching engine: ranking, reasons, exclusions, topics and the array path."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.engine import (
+    Match,
+    PaperText,
+    Reason,
+    index_papers,
+    match_edition,
+    rank_subscribers,
+    reference_top,
+    tag_papers,
+)
+from digest.query import Hit, parse_query
+
+
+def paper(pid: int, title: str = "", abstract: str = "", authors=(), trend: float = 0.0):
+    return PaperText(pid, title, abstract, tuple(authors), trend)
+
+
+def top_ids(papers, filters, topics=None, topic_ids=(), **kwargs) -> list[int]:
+    result = match_edition(papers, [(1, filters, list(topic_ids))], topics or {}, **kwargs)
+    return [m.paper_id for m in result[1]]
+
+
+def test_a_title_hit_beats_an_abstract_only_hit():
+    papers = [
+        paper(1, "Video models", "We use diffusion.", trend=9.0),
+        paper(2, "Diffusion for video", "We study it.", trend=1.0),
+    ]
+    assert top_ids(papers, ["diffusion"]) == [2, 1]
+
+
+def test_an_author_hit_counts_as_strong():
+    papers = [
+        paper(1, "Video", "by jane doe", trend=9.0),
+        paper(2, "Video", "nothing", authors=["Jane Doe"], trend=1.0),
+    ]
+    assert top_ids(papers, ['"jane doe"', 'author:"jane doe"']) == [2, 1]
+
+
+def test_more_matching_filters_beat_fewer():
+    papers = [
+        paper(1, "Mamba", "", trend=9.0),
+        paper(2, "", "mamba and diffusion", trend=1.0),
+    ]
+    # Paper 1: one strong match (2 points); paper 2: two weak matches (2 points), so
+    # trend decides; with a third filter matching paper 2 it wins.
+    assert top_ids(papers, ["mamba", "diffusion"]) == [1, 2]
+    assert top_ids(papers, ["mamba", "diffusion", "mamba diffusion"]) == [2, 1]
+
+
+def test_trend_breaks_ties_then_the_lower_paper_id():
+    papers = [
+        paper(5, "diffusion", trend=1.0),
+        paper(3, "diffusion", trend=2.0),
+        paper(4, "diffusion", trend=1.0),
+    ]
+    assert top_ids(papers, ["diffusion"]) == [3, 4, 5]
+
+
+def test_the_score_is_points_plus_the_trend_fraction():
+    papers = [paper(1, "diffusion", trend=3.0), paper(2, "", "diffusion", trend=5.0)]
+    result = match_edition(papers, [(7, ["diffusion"], [])], {})
+    # Paper 2 has the best trend (rank 0 of 2: fraction 1/2); paper 1 rank 1 (fraction 0).
+    assert [(m.paper_id, m.score) for m in result[7]] == [(1, 2.0), (2, 1.5)]
+
+
+def test_it_keeps_the_top_n_only():
+    papers = [paper(i, "diffusion", trend=float(i)) for i in range(1, 31)]
+    assert top_ids(papers, ["diffusion"], top_n=3) == [30, 29, 28]
+    assert len(top_ids(papers, ["diffusion"])) == 10
+
+
+def test_it_skips_papers_already_sent():
+    papers = [paper(i, "diffusion", trend=float(i)) for i in range(1, 6)]
+    result = match_edition(
+        papers,
+        [(1, ["diffusion"], []), (2, ["diffusion"], [])],
+        {},
+        excluded={1: {5, 3, 99}},
+        top_n=3,
+    )
+    assert [m.paper_id for m in result[1]] == [4, 2, 1]
+    assert [m.paper_id for m in result[2]] == [5, 4, 3]
+
+
+def test_topics_count_like_filters():
+    papers = [paper(1, "", "mamba", trend=9.0), paper(2, "", "mamba video", trend=1.0)]
+    topics = {10: "video OR vision"}
+    assert top_ids(papers, ["mamba"], topics, [10]) == [2, 1]
+
+
+def test_an_unknown_topic_or_invalid_filter_matches_nothing():
+    papers = [paper(1, "diffusion")]
+    edition = index_papers(papers)
+    ranking = rank_subscribers(edition, [(1, ["(broken", "-alone"], [42])], {})
+    assert ranking.paper_ids[0].tolist() == [-1] * 10
+    assert set(ranking.invalid) == {"(broken", "-alone"}
+    assert ranking.invalid["(broken"].message == "unclosed ("
+
+
+def test_a_subscriber_with_no_filters_gets_nothing():
+    result = match_edition([paper(1, "diffusion")], [(1, [], []), (2, ["diffusion"], [])], {})
+    assert result == {
+        1: [],
+        2: [Match(1, 2.0, (Reason("diffusion", None, True, (Hit("diffusion", "title"),)),))],
+    }
+
+
+def test_reasons_say_which_filter_or_topic_matched_and_where():
+    papers = [paper(1, "Video diffusion", "a diffusion model for video")]
+    result = match_edition(
+        papers, [(1, ["diffusion video", "mamba", "title:video"], [3])], {3: "video OR audio"}
+    )
+    (match,) = result[1]
+    assert [str(r) for r in match.reasons] == [
+        "matched your filter `diffusion video` (diffusion in title, diffusion in abstract, "
+        "video in title, video in abstract)",
+        "matched your filter `title:video` (video in title)",
+        "matched topic 3 (video in title, video in abstract)",
+    ]
+    assert match.reasons[0].filter == "diffusion video"
+    assert match.reasons[2].topic_id == 3
+    assert all(r.strong for r in match.reasons)
+
+
+def test_a_weak_reason_is_marked_weak():
+    result = match_edition([paper(1, "Video", "diffusion")], [(1, ["diffusion"], [])], {})
+    (reason,) = result[1][0].reasons
+    assert not reason.strong
+    assert reason.hits == (Hit("diffusion", "abstract"),)
+
+
+def test_identical_queries_are_evaluated_once():
+    papers = [paper(1, "Video diffusion")]
+    subscribers = [
+        (1, ["diffusion video", "Video  Diffusion"], []),
+        (2, ["videos diffusion", "mamba"], [1]),
+    ]
+    ranking = rank_subscribers(index_papers(papers), subscribers, {1: "mamba"})
+    assert ranking.distinct_queries == 2
+    assert ranking.points[:, 0].tolist() == [4, 2]
+
+
+def test_it_ranks_editions_larger_than_one_machine_word():
+    papers = [
+        paper(
+            i,
+            "diffusion" if i % 7 == 0 else "other",
+            "video" if i % 3 == 0 else "",
+            trend=float(i % 11),
+        )
+        for i in range(1, 200)
+    ]
+    filters = ["diffusion", "video", "diffusion video"]
+    queries = [parse_query(f) for f in filters]
+    result = match_edition(papers, [(1, filters, [])], {}, excluded={1: {21, 42}}, top_n=15)
+    expected = reference_top(papers, queries, excluded={21, 42}, top_n=15)
+    assert [m.paper_id for m in result[1]] == [pid for pid, _ in expected]
+
+
+def test_array_path_pads_rows_with_fewer_matches():
+    papers = [paper(1, "diffusion", trend=1.0), paper(2, "video", trend=2.0)]
+    ranking = rank_subscribers(
+        index_papers(papers),
+        [(8, ["diffusion"], []), (9, ["video OR diffusion"], [])],
+        {},
+        top_n=3,
+    )
+    assert ranking.subscriber_ids.tolist() == [8, 9]
+    assert ranking.paper_ids.tolist() == [[1, -1, -1], [2, 1, -1]]
+    assert ranking.points.tolist() == [[2, 0, 0], [2, 2, 0]]
+    assert ranking.scores.tolist() == [[2.0, 0.0, 0.0], [2.5, 2.0, 0.0]]
+
+
+def test_an_empty_edition_matches_nothing():
+    assert match_edition([], [(1, ["diffusion"], [])], {}) == {1: []}
+
+
+def test_it_tags_papers_with_topics():
+    papers = [paper(1, "Mamba"), paper(2, "", "state-space models"), paper(3, "Video")]
+    tagged = tag_papers({1: 'mamba OR "state space"', 2: "video", 3: "audio", 4: "(bad"}, papers)
+    assert tagged == {1: {1, 2}, 2: {3}, 3: set(), 4: set()}
+
+
+def test_it_rejects_repeated_paper_ids_and_non_finite_trends():
+    with pytest.raises(ValueError, match="distinct"):
+        index_papers([paper(1), paper(1)])
+    with pytest.raises(ValueError, match="finite"):
+        index_papers([paper(1, trend=float("nan"))])
+
+
+def test_top_n_must_be_positive():
+    with pytest.raises(ValueError, match="top_n"):
+        rank_subscribers(index_papers([paper(1)]), [], {}, top_n=0)
+
+
+def test_an_indexed_edition_can_serve_many_calls():
+    papers = [paper(1, "diffusion", trend=1.0), paper(2, "video", trend=2.0)]
+    edition = index_papers(papers)
+    assert match_edition(edition, [(1, ["video"], [])], {}) == match_edition(
+        papers, [(1, ["video"], [])], {}
+    )
+    assert [m.paper_id for m in match_edition(edition, [(1, ["diffusion"], [])], {})[1]] == [1]

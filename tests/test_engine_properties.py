@@ -1,0 +1,241 @@
+"""The engine agrees with the reference evaluator on generated queries and papers.
+
+Queries are built from words, phrases, hyphenated words, prefixes, fields, NOT/-, OR and
+parentheses; paper texts from the same words in plural, upper-case and accented forms,
+joined by punctuation. Generated query texts that the parser rejects are discarded.
+"""
+
+from __future__ import annotations
+
+import string
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from digest.engine import (
+    PaperText,
+    index_papers,
+    rank_subscribers,
+    reference_points,
+    reference_top,
+    tag_papers,
+)
+from digest.query import (
+    QueryError,
+    fold,
+    parse_query,
+    reference_match,
+    surface_forms,
+    tokens,
+    word_key,
+)
+
+# Few words, so that generated queries often match; each exercises a folding rule.
+WORDS = [
+    "diffusion",
+    "video",
+    "study",
+    "class",
+    "box",
+    "patch",
+    "corpus",
+    "gpu",
+    "café",
+    "token",
+    "tokenizer",
+    "flow",
+    "he",
+    "3d",
+]
+NAMES = ["Kaiming He", "Jane Doe", "José Núñez", "Token Smith", "Ana Flow-Matching"]
+SUFFIXES = ["", "", "", "s", "s", "es", "ies"]
+SEPARATORS = [" ", " ", " ", "-", ", ", ". ", "_", "/", " (", ") ", "'", "\n", "  "]
+
+settings.register_profile(
+    "engine", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("engine")
+
+
+@st.composite
+def surface_words(draw: st.DrawFn) -> str:
+    word = draw(st.sampled_from(WORDS))
+    if word.endswith("y") and draw(st.booleans()):
+        word = word[:-1] + "ies"
+    else:
+        word += draw(st.sampled_from(SUFFIXES))
+    style = draw(st.sampled_from([str.lower, str.upper, str.title, str.lower]))
+    return style(word)
+
+
+@st.composite
+def texts(draw: st.DrawFn, min_words: int = 8, max_words: int = 24) -> str:
+    words = draw(st.lists(surface_words(), min_size=min_words, max_size=max_words))
+    out = ""
+    for word in words:
+        out += word + draw(st.sampled_from(SEPARATORS))
+    return out
+
+
+@st.composite
+def papers(draw: st.DrawFn) -> list[PaperText]:
+    """1 to 8 distinct papers, sometimes repeated under new ids up to 150 papers so that
+    bitsets span several 64-bit words and many papers tie."""
+    n = draw(st.integers(1, 8))
+    base = [
+        PaperText(
+            id=i,
+            title=draw(texts(min_words=0, max_words=5)),
+            abstract=draw(texts()),
+            authors=tuple(draw(st.lists(st.sampled_from(NAMES), max_size=3))),
+            trend=draw(st.sampled_from([0.0, 1.0, 2.5, -1.0])),  # ties test the id order
+        )
+        for i in range(n)
+    ]
+    total = draw(st.sampled_from([n, n, n, 70, 150]))
+    ids = draw(st.permutations(range(1, total + 1)))
+    trends = draw(st.lists(st.sampled_from([0.0, 1.0, 2.5, -1.0]), min_size=total, max_size=total))
+    return [
+        PaperText(pid, base[i % n].title, base[i % n].abstract, base[i % n].authors, trend)
+        for i, (pid, trend) in enumerate(zip(ids, trends, strict=True))
+    ]
+
+
+@st.composite
+def leaves(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "prefix"]))
+    if kind == "word":
+        text = draw(surface_words())
+    elif kind == "phrase":
+        text = '"' + " ".join(draw(st.lists(surface_words(), min_size=1, max_size=2))) + '"'
+    elif kind == "hyphen":
+        text = draw(surface_words()) + "-" + draw(surface_words())
+    else:
+        word = fold(draw(st.sampled_from([w for w in WORDS if len(w) >= 3])))
+        text = word[: draw(st.integers(3, len(word)))] + "*"
+    fld = draw(st.sampled_from(["", "", "", "", "title:", "abstract:", "author:"]))
+    return fld + text
+
+
+def combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    pair = st.tuples(inner, inner)
+    return st.one_of(
+        pair.map(lambda t: f"{t[0]} {t[1]}"),
+        pair.map(lambda t: f"{t[0]} OR {t[1]}"),
+        pair.map(lambda t: f"{t[0]} AND {t[1]}"),
+        pair.map(lambda t: f"{t[0]} -{t[1]}"),
+        pair.map(lambda t: f"({t[0]} OR {t[1]})"),
+        pair.map(lambda t: f"{t[0]} NOT ({t[1]})"),
+        st.tuples(st.sampled_from(["title:", "abstract:", "author:"]), inner).map(
+            lambda t: f"{t[0]}({t[1]})"
+        ),
+    )
+
+
+query_texts = st.recursive(leaves(), combine, max_leaves=8)
+
+
+def parsed(text: str):
+    try:
+        return parse_query(text)
+    except QueryError:
+        assume(False)
+
+
+@given(st.lists(query_texts, min_size=1, max_size=5), papers())
+def test_engine_points_equal_reference_points_for_every_query_and_paper(texts_, papers_):
+    queries = [parsed(t) for t in texts_]
+    subscribers = [(i, [t], []) for i, t in enumerate(texts_)]
+    ranking = rank_subscribers(index_papers(papers_), subscribers, {}, top_n=len(papers_))
+    for row, query in enumerate(queries):
+        engine = {
+            int(pid): int(pts)
+            for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
+            if pid >= 0
+        }
+        for paper in papers_:
+            expected = reference_points(query, paper)
+            assert engine.get(paper.id, 0) == expected, (str(query), paper)
+            matched = reference_match(query, paper.title, paper.abstract, paper.authors)
+            assert (paper.id in engine) == matched
+
+
+@given(
+    st.lists(query_texts, min_size=1, max_size=4),
+    st.lists(query_texts, min_size=0, max_size=3),
+    papers(),
+    st.data(),
+)
+def test_engine_top_n_equals_reference_top_n(filter_texts, topic_texts, papers_, data):
+    for text in filter_texts + topic_texts:
+        parsed(text)
+    topics = dict(enumerate(topic_texts, start=100))
+    paper_ids = [p.id for p in papers_]
+    subscribers, excluded = [], {}
+    # Subscriber 0 keeps every filter and topic (most points, most ties); the others a
+    # random selection, an unknown topic id (999) included.
+    subscribers.append((0, filter_texts, sorted(topics)))
+    for sid in range(1, 4):
+        mine = data.draw(st.lists(st.sampled_from(filter_texts), max_size=4))
+        my_topics = data.draw(st.lists(st.sampled_from([*topics, 999]), max_size=2))
+        subscribers.append((sid, mine, my_topics))
+    for sid, _, _ in subscribers:
+        excluded[sid] = set(data.draw(st.lists(st.sampled_from(paper_ids), max_size=2)))
+    top_n = data.draw(st.integers(1, 5))
+    ranking = rank_subscribers(
+        index_papers(papers_), subscribers, topics, excluded=excluded, top_n=top_n
+    )
+    for row, (sid, mine, my_topics) in enumerate(subscribers):
+        queries = [parse_query(t) for t in mine]
+        queries += [parse_query(topics[t]) if t in topics else None for t in my_topics]
+        expected = reference_top(papers_, queries, excluded=excluded[sid], top_n=top_n)
+        got = [
+            (int(pid), int(pts))
+            for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
+            if pid >= 0
+        ]
+        assert got == expected
+
+
+@given(st.lists(query_texts, min_size=1, max_size=4), papers())
+def test_tagging_agrees_with_the_reference(topic_texts, papers_):
+    for text in topic_texts:
+        parsed(text)
+    topics = dict(enumerate(topic_texts))
+    tagged = tag_papers(topics, papers_)
+    for tid, text in topics.items():
+        query = parse_query(text)
+        expected = {p.id for p in papers_ if reference_match(query, p.title, p.abstract, p.authors)}
+        assert tagged[tid] == expected
+
+
+@given(st.text(max_size=80))
+def test_the_parser_raises_only_query_errors(text):
+    try:
+        parse_query(text)
+    except QueryError as error:
+        assert 0 <= error.position <= len(text)
+
+
+@given(query_texts)
+def test_canonical_form_parses_back_to_the_same_query(text):
+    query = parsed(text)
+    again = parse_query(query.canonical)
+    assert again == query
+    assert again.canonical == query.canonical
+
+
+ALPHABET = string.ascii_letters + string.digits + "éÉüßİıŉﬁ℡½ - _.,"
+
+
+@given(st.text(alphabet=ALPHABET, max_size=30))
+def test_folding_is_idempotent(text):
+    assert fold(fold(text)) == fold(text)
+
+
+@given(st.text(alphabet=ALPHABET, max_size=30))
+def test_every_token_is_a_surface_form_of_its_key(text):
+    for token in tokens(fold(text)):
+        key = word_key(token)
+        assert word_key(key) == key
+        assert token in surface_forms(key)
