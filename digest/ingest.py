@@ -3,35 +3,67 @@
 A page is stored atomically (all of its papers or none). A paper already known — by
 arXiv id, or by normalised title when no id is known — is updated (upvotes, last seen,
 details the new source adds), never duplicated. Each run records every paper's upvotes
-as a :class:`Sighting`, so upvote growth between ingests can be measured.
+as a :class:`Sighting`, so upvote growth between ingests can be measured
+(:func:`upvote_growth`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .models import IngestRun, Paper, Sighting
+from .engine import PaperText, tag_papers
+from .models import IngestRun, Paper, Sighting, Source, Topic
 from .parsers import ParsedPaper, ParseError, normalise_title, parse_page
+from .parsers.detect import MAX_PAGE_BYTES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PageResult", "ingest_bytes", "ingest_source", "read_source", "store_papers"]
+__all__ = [
+    "PageResult",
+    "failed_run",
+    "ingest_bytes",
+    "ingest_source",
+    "read_source",
+    "store_papers",
+    "tag_topics",
+    "upvote_growth",
+]
 
-# Fields a later, richer source may fill in on an existing row.
-_FILLABLE = ("authors", "authors_count", "published_on")
+# Every field an update may change; see _merge for which source wins.
+_UPDATED_FIELDS = [
+    "arxiv_id",
+    "upvotes",
+    "last_seen_at",
+    "abstract",
+    "authors",
+    "authors_count",
+    "published_on",
+    "num_comments",
+    "ai_keywords",
+    "github_repo",
+    "project_page",
+]
+_URL_PREFIXES = ("https://", "http://")
+_URL_MAX = 500  # Paper.github_repo and Paper.project_page
 
 
 @dataclass
 class PageResult:
-    """The outcome of ingesting one page, as ``ingest --json`` reports it."""
+    """The outcome of ingesting one page, as ``ingest --json`` reports it.
+
+    ``status`` is the run's (:attr:`IngestRun.status`); it is not part of the JSON
+    summary, whose shape stays ``{"source", "format", "papers", "new", "updated",
+    "error"}``.
+    """
 
     source: str
     format: str
@@ -40,6 +72,7 @@ class PageResult:
     updated: int = 0
     error: str | None = None
     run_id: int | None = None
+    status: str = IngestRun.RUNNING
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -52,8 +85,13 @@ class PageResult:
         }
 
 
-def _identity(paper: ParsedPaper) -> str:
-    return f"arxiv:{paper.arxiv_id}" if paper.arxiv_id else f"title:{normalise_title(paper.title)}"
+def _web_url(value: str) -> str:
+    """``value`` when it is an http(s) URL that fits the column, else ``""``: these are
+    rendered as links, and a ``javascript:`` URL in an ``href`` runs when clicked, which
+    HTML escaping does not prevent."""
+    if value.startswith(_URL_PREFIXES) and len(value) <= _URL_MAX and " " not in value:
+        return value
+    return ""
 
 
 def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -> tuple[int, int]:
@@ -62,28 +100,30 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
     Returns ``(new, updated)`` counts of distinct papers. Runs a constant number of
     queries whatever the page size. Call inside a transaction.
     """
-    unique: dict[str, ParsedPaper] = {}
+    # (paper, its title key) by identity; the key is computed once per paper.
+    unique: dict[str, tuple[ParsedPaper, str]] = {}
     for parsed in papers:
-        unique.setdefault(_identity(parsed), parsed)
+        key = normalise_title(parsed.title)
+        identity = f"arxiv:{parsed.arxiv_id}" if parsed.arxiv_id else f"title:{key}"
+        unique.setdefault(identity, (parsed, key))
     if not unique:
         return 0, 0
 
-    ids = {p.arxiv_id for p in unique.values() if p.arxiv_id}
-    keys = {normalise_title(p.title) for p in unique.values()}
+    ids = {p.arxiv_id for p, _ in unique.values() if p.arxiv_id}
+    keys = {key for _, key in unique.values()}
     by_arxiv: dict[str, Paper] = {}
     by_title: dict[str, Paper] = {}
-    for row in Paper.objects.filter(Q(arxiv_id__in=ids) | Q(title_key__in=keys)):
-        if row.arxiv_id:
-            by_arxiv[row.arxiv_id] = row
+    for known in Paper.objects.filter(Q(arxiv_id__in=ids) | Q(title_key__in=keys)):
+        if known.arxiv_id:
+            by_arxiv[known.arxiv_id] = known
         # A row without an id is the one a new id should merge into.
-        if row.title_key not in by_title or not row.arxiv_id:
-            by_title[row.title_key] = row
+        if known.title_key not in by_title or not known.arxiv_id:
+            by_title[known.title_key] = known
 
     created: list[Paper] = []
     updated: dict[int, Paper] = {}
     sightings: list[tuple[Paper, int | None]] = []
-    for parsed in unique.values():
-        key = normalise_title(parsed.title)
+    for parsed, key in unique.values():
         row = by_arxiv.get(parsed.arxiv_id) if parsed.arxiv_id else None
         if row is None:
             candidate = by_title.get(key)
@@ -105,6 +145,10 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
                 else (len(parsed.authors) or None),
                 published_on=parsed.published_on,
                 upvotes=parsed.upvotes or 0,
+                num_comments=parsed.num_comments,
+                ai_keywords=list(parsed.ai_keywords),
+                github_repo=_web_url(parsed.github_repo),
+                project_page=_web_url(parsed.project_page),
                 first_seen_at=now,
                 last_seen_at=now,
             )
@@ -112,6 +156,10 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
             by_title[key] = row
             if parsed.arxiv_id:
                 by_arxiv[parsed.arxiv_id] = row
+        elif row.pk is None:
+            # Two entries of this page are one paper (an id on one, only the title on
+            # the other): the row is not stored yet, so merge into the pending insert.
+            _merge(row, parsed, now)
         else:
             _merge(row, parsed, now)
             updated[row.pk] = row
@@ -119,24 +167,60 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
 
     Paper.objects.bulk_create(created)
     if updated:
-        Paper.objects.bulk_update(
+        # One INSERT … ON CONFLICT (id) DO UPDATE of the changed columns: far cheaper to
+        # build and run than bulk_update's CASE WHEN per column and row. (A row deleted
+        # since it was read above is inserted again, as this page shows it.)
+        Paper.objects.bulk_create(
             list(updated.values()),
-            ["arxiv_id", "upvotes", "last_seen_at", "abstract", *_FILLABLE],
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=_UPDATED_FIELDS,
         )
-    Sighting.objects.bulk_create(
-        [Sighting(paper=row, run=run, upvotes=upvotes, seen_at=now) for row, upvotes in sightings],
-        ignore_conflicts=True,
-    )
+    # One sighting per paper and run, even when two entries of the page merged into one.
+    seen: dict[int, Sighting] = {}
+    for row, upvotes in sightings:
+        if id(row) not in seen or upvotes is not None:
+            seen[id(row)] = Sighting(paper=row, run=run, upvotes=upvotes, seen_at=now)
+    Sighting.objects.bulk_create(list(seen.values()))
     return len(created), len(updated)
 
 
+def tag_topics(paper_ids: Sequence[int]) -> int:
+    """Tag the papers ``paper_ids`` with every topic whose query matches them
+    (:func:`digest.engine.tag_papers`: each paper read once, each topic query evaluated
+    once). Existing tags stay. Returns how many tags the papers now have from topics."""
+    topics = dict(Topic.objects.values_list("pk", "query"))
+    if not topics or not paper_ids:
+        return 0
+    texts = [
+        PaperText(pk, title, abstract, tuple(authors or ()))
+        for pk, title, abstract, authors in Paper.objects.filter(pk__in=paper_ids).values_list(
+            "pk", "title", "abstract", "authors"
+        )
+    ]
+    through = Paper.topics.through
+    links = [
+        through(topic_id=topic_id, paper_id=paper_id)
+        for topic_id, tagged in tag_papers(topics, texts).items()
+        for paper_id in tagged
+    ]
+    through.objects.bulk_create(links, ignore_conflicts=True)
+    return len(links)
+
+
 def _merge(row: Paper, parsed: ParsedPaper, now: datetime) -> None:
+    """Update ``row`` from a new sighting. Counts that change over time (upvotes,
+    comments) and details only richer sources give (author names, keywords, links)
+    take the new value when the source shows one; facts a poorer source may lack
+    (abstract, author count, publication date) are only filled in."""
     if parsed.arxiv_id and not row.arxiv_id:
         row.arxiv_id = parsed.arxiv_id
     if parsed.upvotes is not None:
         row.upvotes = parsed.upvotes
+    if parsed.num_comments is not None:
+        row.num_comments = parsed.num_comments
     row.last_seen_at = now
-    if parsed.authors and not row.authors:
+    if parsed.authors:
         row.authors = list(parsed.authors)
     if row.authors_count is None:
         row.authors_count = parsed.authors_count or (len(parsed.authors) or None)
@@ -144,37 +228,78 @@ def _merge(row: Paper, parsed: ParsedPaper, now: datetime) -> None:
         row.published_on = parsed.published_on
     if not row.abstract and parsed.abstract:
         row.abstract = parsed.abstract
+    if parsed.ai_keywords:
+        row.ai_keywords = list(parsed.ai_keywords)
+    if github_repo := _web_url(parsed.github_repo):
+        row.github_repo = github_repo
+    if project_page := _web_url(parsed.project_page):
+        row.project_page = project_page
+
+
+def _check_sizes(papers: list[ParsedPaper], source: str) -> None:
+    """Raise :class:`ParseError` for a paper whose title or arXiv id cannot be stored
+    whole, rather than cut it (the title is the identity of a paper without an id)."""
+    title_max = Paper.title.field.max_length or 0
+    id_max = Paper.arxiv_id.field.max_length or 0
+    for index, paper in enumerate(papers):
+        if len(paper.title) > title_max:
+            raise ParseError(
+                f"paper {index}: title is {len(paper.title):,} characters, "
+                f"more than the {title_max:,} stored",
+                source=source,
+            )
+        if paper.arxiv_id and len(paper.arxiv_id) > id_max:
+            raise ParseError(
+                f"paper {index}: arXiv id {paper.arxiv_id[:40]!r} is too long", source=source
+            )
 
 
 def ingest_bytes(
-    data: bytes | str, *, source: str, format: str | None = None, now: datetime | None = None
+    data: bytes | str,
+    *,
+    source: str,
+    format: str | None = None,
+    now: datetime | None = None,
+    from_source: Source | None = None,
 ) -> PageResult:
-    """Parse and store one page, recording an :class:`IngestRun`.
+    """Parse and store one page, recording an :class:`IngestRun` (linked to
+    ``from_source`` when the page was fetched for a scheduled :class:`Source`).
 
-    Never raises for bad input: a :class:`ParseError` or a database conflict is recorded
-    in the run and returned in ``PageResult.error``; nothing of the page is stored then.
+    Never raises for bad input: a :class:`ParseError` (empty, binary, oversized or
+    undecodable data, a page its parser cannot read, a page without papers) or a
+    database error is recorded in the run and returned in ``PageResult.error``;
+    nothing of the page is stored then.
     """
     now = now or timezone.now()
-    run = IngestRun.objects.create(source=source[:2000], format=format or "", started_at=now)
+    run = IngestRun.objects.create(
+        source=source[:2000], from_source=from_source, format=format or "", started_at=now
+    )
     result = PageResult(source=source, format=format or "", run_id=run.pk)
     try:
         page = parse_page(data, source=source, format=format, today=timezone.localdate(now))
+        result.format = run.format = page.format
+        if not page.papers:
+            raise ParseError("no papers found on the page", source=source)
+        _check_sizes(page.papers, source)
     except ParseError as exc:
         return _fail(run, result, str(exc))
-    result.format = run.format = page.format
     result.papers = run.papers_parsed = len(page.papers)
     run.page_date = page.page_date
     for attempt in (1, 2):
         try:
             with transaction.atomic():
                 result.new, result.updated = store_papers(page.papers, run, now)
+                tag_topics(list(run.sightings.values_list("paper_id", flat=True)))
             break
         except IntegrityError as exc:
             # Another worker stored one of these papers meanwhile: the retry sees its row.
             if attempt == 2:
                 return _fail(run, result, f"{source}: could not store papers: {exc}")
+        except DatabaseError as exc:
+            # A value the database refuses (e.g. a NUL character in PostgreSQL text).
+            return _fail(run, result, f"{source}: could not store papers: {exc}")
     run.papers_new, run.papers_updated = result.new, result.updated
-    run.status = IngestRun.OK
+    result.status = run.status = IngestRun.OK
     run.finished_at = timezone.now()
     run.save()
     log.info(
@@ -191,7 +316,7 @@ def ingest_bytes(
 
 def _fail(run: IngestRun, result: PageResult, error: str) -> PageResult:
     result.error = error
-    run.status = IngestRun.FAILED
+    result.status = run.status = IngestRun.FAILED
     run.error = error
     run.finished_at = timezone.now()
     run.save()
@@ -199,30 +324,107 @@ def _fail(run: IngestRun, result: PageResult, error: str) -> PageResult:
     return result
 
 
-def read_source(source: str) -> bytes:
-    """The bytes of a file path or an ``http(s)://`` URL.
+def failed_run(
+    source: str,
+    error: str,
+    *,
+    format: str | None = None,
+    from_source: Source | None = None,
+    started_at: datetime | None = None,
+) -> PageResult:
+    """Record a page that could not even be read (missing file, failed fetch) as a
+    failed :class:`IngestRun` and return its result."""
+    run = IngestRun.objects.create(
+        source=source[:2000],
+        from_source=from_source,
+        format=format or "",
+        started_at=started_at or timezone.now(),
+    )
+    return _fail(run, PageResult(source=source, format=format or "", run_id=run.pk), error)
 
-    Raises :class:`ParseError` when the file cannot be read or the URL fetched.
+
+def read_source(source: str, *, max_bytes: int = MAX_PAGE_BYTES) -> bytes:
+    """The bytes of a file path or an ``http(s)://`` URL, at most ``max_bytes`` long.
+
+    Raises :class:`ParseError` (``"<source>: <reason>"``) when the file cannot be read or
+    is larger than ``max_bytes``, or when the URL cannot be fetched
+    (:func:`digest.fetch.fetch`: after its retries, or a body over the limit).
     """
-    if source.startswith(("http://", "https://")):
+    if source.startswith(_URL_PREFIXES):
         from .fetch import FetchError, fetch
 
         try:
-            response = fetch(source)
+            response = fetch(source, max_bytes=max_bytes)
         except FetchError as exc:
-            raise ParseError(str(exc), source=source) from None
+            # exc names the URL too; the ParseError adds it once.
+            raise ParseError(exc.reason, source=source) from None
         return response.content or b""
+    path = Path(source)
     try:
-        return Path(source).read_bytes()
+        size = path.stat().st_size
+        if size > max_bytes:
+            # Refused before reading, so a huge file is never held in memory.
+            raise ParseError(
+                f"file is {size:,} bytes, more than the {max_bytes:,}-byte limit", source=source
+            )
+        return path.read_bytes()
     except OSError as exc:
         raise ParseError(f"cannot read file: {exc.strerror}", source=source) from None
 
 
 def ingest_source(source: str, *, format: str | None = None) -> PageResult:
     """Read a file path or URL and ingest it. Never raises for bad input."""
+    started_at = timezone.now()
     try:
         data = read_source(source)
     except ParseError as exc:
-        run = IngestRun.objects.create(source=source[:2000], format=format or "")
-        return _fail(run, PageResult(source=source, format=format or "", run_id=run.pk), str(exc))
+        return failed_run(source, str(exc), format=format, started_at=started_at)
     return ingest_bytes(data, source=source, format=format)
+
+
+def upvote_growth(paper_ids: Iterable[int], *, since: datetime | None = None) -> dict[int, int]:
+    """Upvotes each paper gained, by paper id, for ranking what is trending.
+
+    Without ``since``: the difference between the paper's latest two sightings that show
+    a count (a sighting from a page that shows none, like the saved text pages for a
+    paper without votes, is skipped). With ``since`` (an aware datetime): the latest
+    count minus the count at ``since``, i.e. of its last sighting at or before
+    ``since``, or of its first one after when it was first seen later.
+
+    Every id asked for is in the result; a paper with fewer than two counted sightings
+    gained 0. The difference may be negative (votes withdrawn). Runs two to four
+    queries whatever the number of papers.
+    """
+    ids = list(set(paper_ids))
+    growth = dict.fromkeys(ids, 0)
+    if not ids:
+        return growth
+    counted = Sighting.objects.filter(paper_id__in=ids, upvotes__isnull=False)
+
+    def ranked(queryset: QuerySet[Sighting], *, newest_first: bool) -> QuerySet[Sighting]:
+        if newest_first:
+            order = [F("seen_at").desc(), F("id").desc()]
+        else:
+            order = [F("seen_at").asc(), F("id").asc()]
+        return queryset.annotate(
+            rank=Window(RowNumber(), partition_by=[F("paper_id")], order_by=order)
+        )
+
+    latest: dict[int, int] = {}
+    baseline: dict[int, int] = {}
+    rows = ranked(counted, newest_first=True).filter(rank__lte=2)
+    for paper_id, rank, upvotes in rows.values_list("paper_id", "rank", "upvotes"):
+        (latest if rank == 1 else baseline)[paper_id] = upvotes
+    if since is not None:
+        before = ranked(counted.filter(seen_at__lte=since), newest_first=True).filter(rank=1)
+        baseline = dict(before.values_list("paper_id", "upvotes"))
+        later = [paper_id for paper_id in latest if paper_id not in baseline]
+        if later:
+            first = ranked(
+                counted.filter(paper_id__in=later, seen_at__gt=since), newest_first=False
+            ).filter(rank=1)
+            baseline.update(first.values_list("paper_id", "upvotes"))
+    for paper_id, upvotes in latest.items():
+        if paper_id in baseline:
+            growth[paper_id] = upvotes - baseline[paper_id]
+    return growth

@@ -183,3 +183,23 @@ def test_it_names_the_line_of_a_parse_error(text: str, line: int, message: str) 
 def test_a_page_with_no_papers_is_an_error() -> None:
     with pytest.raises(ParseError, match="no papers found"):
         parse("new\n\nSubscribe\n\nMar 11\n", source="empty.txt", today=date(2026, 11, 21))
+
+
+@pytest.mark.django_db
+def test_papers_are_tagged_with_matching_topics_when_ingested() -> None:
+    from digest.models import Topic
+
+    mamba = Topic.objects.create(
+        name="State space models", slug="ssm", query='mamba OR "state space"'
+    )
+    brains = Topic.objects.create(name="Brains", slug="brains", query="title:brain")
+    ingest_source(str(PAGE_004))
+    expected_ssm = {
+        p.pk
+        for p in Paper.objects.all()
+        if re.search(r"mamba|state[- ]space", p.title + " " + p.abstract, re.I)
+    }
+    assert set(mamba.papers.values_list("pk", flat=True)) == expected_ssm and len(expected_ssm) >= 3
+    assert sorted(brains.papers.values_list("title", flat=True)) == sorted(
+        Paper.objects.filter(title__iregex=r"\ybrain").values_list("title", flat=True)
+    )

@@ -25,15 +25,20 @@ FORMATS = ("text", "html", "json")
 
 
 def _parser(fmt: str) -> Callable[..., ParsedPage]:
+    # Imported on use, so reading text or JSON pages never loads BeautifulSoup.
     if fmt == "text":
-        from .text import parse
-    elif fmt == "html":
-        from .html import parse
-    elif fmt == "json":
-        from .hf_json import parse
-    else:
-        raise ParseError(f"unknown format {fmt!r} (choose one of {', '.join(FORMATS)})")
-    return parse
+        from .text import parse as parse_text
+
+        return parse_text
+    if fmt == "html":
+        from .html import parse as parse_html
+
+        return parse_html
+    if fmt == "json":
+        from .hf_json import parse as parse_json
+
+        return parse_json
+    raise ParseError(f"unknown format {fmt!r} (choose one of {', '.join(FORMATS)})")
 
 
 def parse_page(

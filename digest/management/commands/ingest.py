@@ -1,34 +1,83 @@
-"""``manage.py ingest [--json] [--format text|html|json] PATH_OR_URL...``"""
+"""``manage.py ingest [--json] [--format text|html|json] [--progress] PATH_OR_URL...``"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
 from digest.ingest import PageResult, ingest_source
 from digest.models import Paper
 from digest.parsers import FORMATS
 
 
-def ingest_all(sources: list[str], format: str | None = None) -> tuple[list[PageResult], int]:
-    """Ingest every source, each on its own; returns the page results and the number of
-    papers stored afterwards."""
-    results = [ingest_source(source, format=format) for source in sources]
+def expand(sources: Iterable[str]) -> list[str]:
+    """``sources`` with each directory replaced by the files in it (sorted by name, hidden
+    files left out); URLs and other paths are kept as given."""
+    expanded = []
+    for source in sources:
+        path = Path(source)
+        if not source.startswith(("http://", "https://")) and path.is_dir():
+            expanded.extend(
+                str(p) for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")
+            )
+        else:
+            expanded.append(source)
+    return expanded
+
+
+def ingest_all(
+    sources: list[str], format: str | None = None, *, progress: TextIO | None = None
+) -> tuple[list[PageResult], int]:
+    """Ingest every source (a directory stands for its files), each on its own; returns
+    the page results and the number of papers stored afterwards. With ``progress``, a
+    tqdm bar counting pages and papers is drawn on that stream."""
+    pages = expand(sources)
+    results = []
+    with tqdm(
+        total=len(pages), unit="page", file=progress, disable=progress is None, leave=False
+    ) as bar:
+        for source in pages:
+            result = ingest_source(source, format=format)
+            results.append(result)
+            bar.update()
+            bar.set_postfix(papers=sum(r.papers for r in results), failed=_failed(results))
     return results, Paper.objects.count()
 
 
+def _failed(results: list[PageResult]) -> int:
+    return sum(1 for r in results if r.error)
+
+
 class Command(BaseCommand):
-    help = "Ingest Hugging Face papers pages from files or URLs. Exits 1 if any page failed."
+    help = (
+        "Ingest Hugging Face papers pages (text, HTML or JSON) from files, folders or "
+        "URLs. Exits 1 if any page failed."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("sources", nargs="+", metavar="PATH_OR_URL")
         parser.add_argument("--json", action="store_true", help="print one JSON summary")
         parser.add_argument("--format", choices=FORMATS, help="skip auto-detection")
+        parser.add_argument(
+            "--progress",
+            action="store_true",
+            help="show a progress bar on stderr (default: only when stderr is a terminal)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        results, total = ingest_all(options["sources"], options["format"])
+        # The raw stream: the command's stderr wrapper adds a newline to every write,
+        # which would break the bar's redraws.
+        stream = options.get("stderr") or sys.stderr
+        show = options["progress"] or stream.isatty()
+        results, total = ingest_all(
+            options["sources"], options["format"], progress=stream if show else None
+        )
         if options["json"]:
             summary = {"pages": [r.as_dict() for r in results], "papers_total": total}
             self.stdout.write(json.dumps(summary))
@@ -42,6 +91,6 @@ class Command(BaseCommand):
                         f"{r.new} new, {r.updated} updated"
                     )
             self.stdout.write(f"{total} papers stored")
-        failed = sum(1 for r in results if r.error)
+        failed = _failed(results)
         if failed:
             raise CommandError(f"{failed} of {len(results)} pages failed", returncode=1)
