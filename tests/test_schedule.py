@@ -80,3 +80,33 @@ def test_period_keys_follow_the_local_calendar() -> None:
     assert period_key(at, frequency="daily", timezone="UTC") == "2026-11-21"
     assert period_key(at, frequency="daily", timezone="Asia/Tokyo") == "2026-11-22"
     assert period_key(at, frequency="weekly", timezone="UTC") == "2026-W47"
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "America/New_York", "Australia/Sydney"])
+@pytest.mark.parametrize("hour", [0, 2, 8, 23])
+def test_a_year_of_daily_digests_keeps_the_local_hour_once_a_day(tz: str, hour: int) -> None:
+    at = utc(2026, 1, 1)
+    days = []
+    for _ in range(366):
+        at = next_digest_at(at, frequency="daily", hour=hour, timezone=tz)
+        t = at.astimezone(ZoneInfo(tz))
+        # 02:00 falls in the spring gap in Berlin and New York: sent at 03:00 that day.
+        assert t.hour == hour or (hour == 2 and t.hour == 3), t
+        days.append(t.date())
+    assert len(set(days)) == 366  # one per local day, none skipped, none doubled
+    assert all((b - a).days == 1 for a, b in zip(days, days[1:], strict=False))
+
+
+def test_a_weekly_digest_keeps_its_weekday_and_hour_across_dst() -> None:
+    # Sundays at 08:00 in Berlin around 2026-03-29 (spring) and 2026-10-25 (autumn).
+    at = utc(2026, 3, 20)
+    sends = []
+    for _ in range(34):
+        at = next_digest_at(at, frequency="weekly", hour=8, weekday=6, timezone="Europe/Berlin")
+        sends.append(at)
+    local_times = [s.astimezone(ZoneInfo("Europe/Berlin")) for s in sends]
+    assert {(t.weekday(), t.hour, t.minute) for t in local_times} == {(6, 8, 0)}
+    assert sends[0] == utc(2026, 3, 22, 7)  # CET, UTC+1
+    assert sends[1] == utc(2026, 3, 29, 6)  # CEST from that very morning, UTC+2
+    assert utc(2026, 11, 1, 7) in sends  # CET again after 2026-10-25
+    assert len({period_key(s, frequency="weekly", timezone="Europe/Berlin") for s in sends}) == 34

@@ -1,0 +1,298 @@
+"""End-to-end delivery speed: due subscribers planned, rendered and sent by real Celery
+workers through Redis to an SMTP server on loopback, each digest checked to arrive
+exactly once.
+
+10,000 due subscribers (one keyword filter each, over the papers of the example pages)
+are handed to ``send_due_digests``, which enqueues chunks of ``DIGEST_CHUNK_SIZE``;
+``celery worker`` processes (prefork, one per core) plan, render and send them to an
+aiosmtpd server that records every message. The clock runs from the beat task's
+enqueue to the last digest marked sent. The baseline, measured in the same run with the
+same workers and server on 500 more subscribers, is one task (and one SMTP connection)
+per subscriber. ``send_only_rate`` is the same workers rendering and sending 2,000
+digests planned beforehand (matching excluded). Prints one JSON line; the goal is ≥ 500
+digests/s on a 2-core machine.
+
+Uses its own database, ``bench_deliver``, on the server of ``DATABASE_URL`` (PostgreSQL),
+created afresh and dropped at the end, and the Redis of ``TEST_BROKER_URL`` (else
+``CELERY_BROKER_URL``, else ``redis://127.0.0.1:6379/15``).
+
+Run: ``DATABASE_URL=postgres://… .venv/bin/python bench/deliver.py``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
+
+import dj_database_url  # noqa: E402
+
+BENCH_DB = "bench_deliver"
+SUBSCRIBERS, BASELINE_SUBSCRIBERS, SEND_ONLY, GOAL = 10_000, 500, 2_000, 500
+FILTERS = ["transformer", "model", "language model", "neural", "learning", "brain", "diffusion"]
+SOURCE_URL = os.environ.get("DATABASE_URL", "")
+BROKER_URL = (
+    os.environ.get("TEST_BROKER_URL")
+    or os.environ.get("CELERY_BROKER_URL")
+    or "redis://127.0.0.1:6379/15"
+)
+
+
+def _server_dsn(dbname: str) -> str:
+    db = dj_database_url.parse(SOURCE_URL)
+    if not db["ENGINE"].endswith("postgresql"):
+        sys.exit("bench/deliver.py needs DATABASE_URL to name a PostgreSQL server")
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{dbname}"
+
+
+def _recreate_database() -> None:
+    import psycopg
+
+    with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def _drop_database() -> None:
+    import psycopg
+
+    with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+# The bench process and its workers use the bench database.
+_recreate_database()
+os.environ["DATABASE_URL"] = _server_dsn(BENCH_DB)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from bench.common import SmtpSink  # noqa: E402
+
+
+def _create_schema() -> None:
+    """``migrate``; while model changes have no migration yet, the tables are made from
+    the models directly (as ``pytest --nomigrations`` does)."""
+    try:
+        call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+    except SystemExit:
+        settings.MIGRATION_MODULES = {app.label: None for app in django.apps.apps.get_app_configs()}
+        call_command("migrate", run_syncdb=True, verbosity=0)
+    else:
+        call_command("migrate", verbosity=0)
+
+
+def _create_subscribers(count: int, prefix: str) -> list[int]:
+    from subscriptions.models import Filter, Subscriber
+
+    now = timezone.now()
+    subscribers = Subscriber.objects.bulk_create(
+        Subscriber(
+            email=f"{prefix}{n:05d}@example.org",
+            timezone=["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"][n % 4],
+            confirmed_at=now,
+            next_digest_at=now + timedelta(days=365),  # not due until the run starts
+        )
+        for n in range(count)
+    )
+    Filter.objects.bulk_create(
+        Filter(subscriber=s, query=FILTERS[n % len(FILTERS)]) for n, s in enumerate(subscribers)
+    )
+    return [s.pk for s in subscribers]
+
+
+def _make_due(ids: list[int]) -> None:
+    from subscriptions.models import Subscriber
+
+    Subscriber.objects.filter(pk__in=ids).update(next_digest_at=timezone.now())
+
+
+def _sent_count(ids: list[int]) -> int:
+    from digest.models import Digest
+
+    return Digest.objects.filter(subscriber_id__in=ids, status=Digest.SENT).count()
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _purge_queues() -> None:
+    import redis
+
+    client = redis.Redis.from_url(BROKER_URL)
+    client.delete(*settings.CELERY_TASK_QUEUES)
+
+
+def _start_workers(sink: SmtpSink, log: Path) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        CELERY_BROKER_URL=BROKER_URL,
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(sink.port),
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "digest",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={os.cpu_count() or 2}",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _wait(lambda: "ready." in log.read_text(errors="replace"), 60, "the workers")
+    return proc
+
+
+def _stop_workers(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main() -> None:
+    from celery import Celery
+
+    from digest.ingest import ingest_source
+    from digest.models import Digest
+
+    _create_schema()
+    for page in sorted((ROOT / "examples" / "pages").glob("*.txt")):
+        ingest_source(str(page))
+    papers = connection.cursor()
+    papers.execute("SELECT count(*) FROM digest_paper")
+    paper_count = papers.fetchone()[0]
+    main_ids = _create_subscribers(SUBSCRIBERS, "reader")
+    base_ids = _create_subscribers(BASELINE_SUBSCRIBERS, "baseline")
+    # Planned here, untimed, so their run measures rendering and sending alone.
+    from digest.delivery import plan_digests
+    from subscriptions.models import Subscriber
+
+    send_only_ids = _create_subscribers(SEND_ONLY, "planned")
+    planned = plan_digests(list(Subscriber.objects.filter(pk__in=send_only_ids)), timezone.now())
+    planned_ids = sorted(d.pk for d in planned.values())
+    _purge_queues()
+    client = Celery("bench", broker=BROKER_URL, set_as_current=False)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-deliver-"))
+
+    with SmtpSink() as sink:
+        workers = _start_workers(sink, workdir / "workers.log")
+        try:
+            # Baseline: one task, one connection, per subscriber.
+            _make_due(base_ids)
+            started = time.perf_counter()
+            for pk in base_ids:
+                client.send_task("digest.tasks.send_digests", args=[[pk]], queue="sending")
+            _wait(lambda: _sent_count(base_ids) == len(base_ids), 300, "the baseline digests")
+            base_seconds = time.perf_counter() - started
+
+            # The product: the beat's tick enqueues chunks.
+            _make_due(main_ids)
+            started = time.perf_counter()
+            client.send_task("digest.tasks.send_due_digests", queue="matching")
+            _wait(lambda: _sent_count(main_ids) == len(main_ids), 900, "all digests sent")
+            seconds = time.perf_counter() - started
+
+            # Rendering and sending alone, of digests planned beforehand.
+            started = time.perf_counter()
+            size = settings.DIGEST_CHUNK_SIZE
+            for at in range(0, len(planned_ids), size):
+                client.send_task(
+                    "digest.tasks.send_planned_digests",
+                    args=[planned_ids[at : at + size]],
+                    queue="sending",
+                )
+            _wait(lambda: _sent_count(send_only_ids) == SEND_ONLY, 300, "the planned digests")
+            send_seconds = time.perf_counter() - started
+            time.sleep(1.0)  # anything still in flight arrives
+        finally:
+            _stop_workers(workers)
+
+    copies = sink.copies_by_digest()
+    sent = dict(Digest.objects.filter(status=Digest.SENT).values_list("pk", "message_id"))
+    by_digest = {m.digest_id: m.message_id for m in sink.received}
+    exactly_once = (
+        len(sink.received) == len(sent) == SUBSCRIBERS + BASELINE_SUBSCRIBERS + SEND_ONLY
+        and set(copies.values()) == {1}
+        and all(by_digest.get(str(pk)) == mid for pk, mid in sent.items())
+    )
+    rate, base_rate = SUBSCRIBERS / seconds, BASELINE_SUBSCRIBERS / base_seconds
+    print(
+        json.dumps(
+            {
+                "name": "deliver",
+                "seconds": round(seconds, 2),
+                "rate": round(rate, 1),
+                "unit": "digests/s end to end",
+                "ratio": round(rate / base_rate, 2),
+                "baseline": "one send_digests task per subscriber",
+                "baseline_rate": round(base_rate, 1),
+                "baseline_digests": BASELINE_SUBSCRIBERS,
+                "digests": SUBSCRIBERS,
+                "send_only_rate": round(SEND_ONLY / send_seconds, 1),
+                "send_only_digests": SEND_ONLY,
+                "exactly_once": exactly_once,
+                "messages_received": len(sink.received),
+                "digests_sent": len(sent),
+                "max_copies": max(copies.values(), default=0),
+                "not_received": sum(1 for pk in sent if str(pk) not in by_digest),
+                "papers_in_db": paper_count,
+                "chunk_size": settings.DIGEST_CHUNK_SIZE,
+                "worker_processes": os.cpu_count(),
+                "cpus": os.cpu_count(),
+                "goal": GOAL,
+                "goal_met": rate >= GOAL,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _drop_database()

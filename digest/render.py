@@ -1,0 +1,347 @@
+"""Digest rendering for thousands of recipients: CSS inlined once per batch, not per email.
+
+Inlining CSS with premailer costs about 10 ms per email. A digest is a layout (header,
+intro, footer) around one card per paper, and the only per-subscriber values are the
+address, the unsubscribe, settings and "view in browser" links, each paper's reason and
+its number. So each piece is
+rendered from its template once, with *slots* — marker strings — where those values go,
+and inlined once: the layout once per (kind, paper count, frequency, edition), each
+paper card once, placed inside the layout so that every CSS rule applies to it exactly
+as in a whole email. An email is then the pieces joined with the values, escaped, in
+the slots. The result is the HTML that inlining each email on its own gives
+(:func:`render_digest`, the reference); ``tests/test_render_fast.py`` holds the two
+together.
+
+Limits of the method, checked by that test: card styles may not depend on a card's
+position (``:first-child``, sibling selectors), and a slot inside an ``href`` takes only
+URLs of plain ASCII characters (which is what ``unsubscribe_url`` makes).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+
+from .emails import base_context, inline_css
+
+__all__ = ["PaperCard", "Parts", "Piece", "Renderer", "render_digest", "render_nothing"]
+
+Parts = tuple[str, str, str]
+"""``(subject, text body, inlined HTML body)``."""
+
+
+@dataclass(frozen=True)
+class PaperCard:
+    """What a digest shows of one paper; ``id`` keys the card cache of a :class:`Renderer`
+    (the same id must carry the same values within one renderer)."""
+
+    id: int
+    title: str
+    url: str
+    abstract: str
+    upvotes: int
+    published_on: date | None
+    authors_count: int | None
+
+
+# Slots look like absolute URLs so that premailer, which makes relative links absolute,
+# leaves them alone in ``href`` attributes; the nonce keeps paper text from forging one.
+_NONCE = secrets.token_hex(6)
+_SLOT_RE = re.compile(r"https://slot\.invalid/" + _NONCE + r"/([a-z_]+)/")
+_URL_SAFE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+
+
+def slot(name: str) -> str:
+    """The marker standing for the value ``name`` in a piece's template context."""
+    return f"https://slot.invalid/{_NONCE}/{name}/"
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def _escape_text(value: str) -> str:
+    # Exactly what lxml's HTML serialiser (inside premailer) writes for a text node.
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _escape_attribute(value: str) -> str:
+    # lxml writes attribute values double-quoted, with these four escaped.
+    return _escape_text(value).replace('"', "&quot;")
+
+
+def _escape_url(value: str) -> str:
+    # lxml also percent-escapes some characters of URL attributes; plain ASCII URLs pass
+    # through it unchanged, and only those are accepted here.
+    if not _URL_SAFE.fullmatch(value) or '"' in value:
+        raise ValueError(f"a URL slot takes plain ASCII URLs only, not {value!r}")
+    return _escape_attribute(value)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Rendered text cut at its slots: ``literals[0] slot[0] literals[1] … literals[n]``.
+
+    Each slot has the escaping its place needs: none in text emails and for ``raw``
+    slots (already rendered HTML), text-node escaping in HTML text, attribute escaping
+    in HTML attributes.
+    """
+
+    literals: tuple[str, ...]
+    slots: tuple[tuple[str, Callable[[str], str]], ...]
+
+    @classmethod
+    def parse(cls, rendered: str, *, html: bool, raw: frozenset[str] = frozenset()) -> Piece:
+        """Cut ``rendered`` at its slot markers. Raises ValueError for a slot inside a URL
+        attribute other than at its very start (the value could not be escaped alike)."""
+        literals: list[str] = []
+        slots: list[tuple[str, Callable[[str], str]]] = []
+        start = 0
+        for match in _SLOT_RE.finditer(rendered):
+            before = rendered[start : match.start()]
+            literals.append(before)
+            name = match.group(1)
+            slots.append((name, _escape_for(rendered, match.start(), name, html, raw)))
+            start = match.end()
+        literals.append(rendered[start:])
+        return cls(tuple(literals), tuple(slots))
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The piece with ``values`` (by slot name) in its slots. Raises KeyError for a
+        missing value."""
+        out = [self.literals[0]]
+        for (name, escape), literal in zip(self.slots, self.literals[1:], strict=True):
+            out.append(escape(values[name]))
+            out.append(literal)
+        return "".join(out)
+
+
+def _escape_for(
+    rendered: str, at: int, name: str, html: bool, raw: frozenset[str]
+) -> Callable[[str], str]:
+    if not html or name in raw:
+        return _as_is
+    opened, closed = rendered.rfind("<", 0, at), rendered.rfind(">", 0, at)
+    if opened <= closed:
+        return _escape_text
+    tag = rendered[opened:at]
+    if re.search(r"""\b(href|src)=["']$""", tag):
+        return _escape_url
+    if re.search(r"""\b(href|src)=["'][^"']*$""", tag):
+        raise ValueError(f"slot {name!r} is inside a URL; it must be the whole URL")
+    return _escape_attribute
+
+
+# --- The reference: one email rendered and inlined on its own ---------------------------
+
+
+def _card_context(paper: PaperCard, reason: str, number: int | str) -> dict[str, Any]:
+    return {"p": paper, "reason": reason, "number": number}
+
+
+def render_digest(
+    papers: Sequence[PaperCard],
+    reasons: Sequence[str],
+    *,
+    email: str,
+    unsubscribe_url: str,
+    manage_url: str,
+    web_url: str,
+    frequency: str,
+    edition: str,
+) -> Parts:
+    """A digest email rendered and inlined on its own (one premailer run, ~10 ms).
+
+    ``reasons[i]`` says why ``papers[i]`` was chosen; ``frequency`` is ``daily`` or
+    ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``).
+    """
+    cards_html = "".join(
+        render_to_string("emails/digest-paper.html", _card_context(p, r, n))
+        for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
+    )
+    cards_text = "".join(
+        render_to_string("emails/digest-paper.txt", _card_context(p, r, n))
+        for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
+    )
+    ctx = {
+        **base_context(),
+        "count": len(papers),
+        "first_title": papers[0].title if papers else "",
+        "email": email,
+        "unsubscribe_url": unsubscribe_url,
+        "manage_url": manage_url,
+        "web_url": web_url,
+        "frequency": frequency,
+        "edition": edition,
+    }
+    subject = " ".join(render_to_string("emails/digest-subject.txt", ctx).split())
+    text = render_to_string("emails/digest-body.txt", {**ctx, "cards_text": cards_text})
+    body = render_to_string("emails/digest-body.html", {**ctx, "cards_html": mark_safe(cards_html)})
+    return subject, text, inline_css(body)
+
+
+def render_nothing(
+    *,
+    email: str,
+    unsubscribe_url: str,
+    manage_url: str,
+    web_url: str,
+    frequency: str,
+    edition: str,
+) -> Parts:
+    """The "nothing matched" note (``emails/nothing-*``) rendered and inlined on its own."""
+    ctx = {
+        **base_context(),
+        "email": email,
+        "unsubscribe_url": unsubscribe_url,
+        "manage_url": manage_url,
+        "web_url": web_url,
+        "frequency": frequency,
+        "edition": edition,
+    }
+    subject = " ".join(render_to_string("emails/nothing-subject.txt", ctx).split())
+    text = render_to_string("emails/nothing-body.txt", ctx)
+    return subject, text, inline_css(render_to_string("emails/nothing-body.html", ctx))
+
+
+# --- The fast path ----------------------------------------------------------------------
+
+_CARDS = frozenset({"cards_html", "cards_text"})
+_CARD_START, _CARD_END = slot("card_start"), slot("card_end")
+
+
+class Renderer:
+    """Renders many digests, inlining each layout and each paper card once.
+
+    Keep one renderer for a batch of emails (a task's chunk); it caches pieces by paper
+    id and by (paper count, frequency, edition), so it must not outlive a change of the
+    papers or the templates. Not thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._layouts: dict[tuple[str, int, str, str], tuple[Piece, Piece]] = {}
+        self._cards: dict[int, tuple[Piece, Piece]] = {}
+        self._subjects: dict[tuple[object, ...], str] = {}
+
+    def digest(
+        self,
+        papers: Sequence[PaperCard],
+        reasons: Sequence[str],
+        *,
+        email: str,
+        unsubscribe_url: str,
+        manage_url: str,
+        web_url: str,
+        frequency: str,
+        edition: str,
+    ) -> Parts:
+        """The same ``(subject, text, html)`` as :func:`render_digest`, composed from
+        cached pieces (microseconds once the pieces exist)."""
+        count = len(papers)
+        html_layout, text_layout = self._layout("digest", count, frequency, edition)
+        html_cards, text_cards = [], []
+        for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
+            html_card, text_card = self._card(paper)
+            values = {"reason": reason, "number": str(number)}
+            html_cards.append(html_card.fill(values))
+            text_cards.append(text_card.fill(values))
+        values = {
+            "email": email,
+            "unsubscribe_url": unsubscribe_url,
+            "manage_url": manage_url,
+            "web_url": web_url,
+        }
+        html = html_layout.fill({**values, "cards_html": "".join(html_cards)})
+        text = text_layout.fill({**values, "cards_text": "".join(text_cards)})
+        return self._subject(papers), text, html
+
+    def nothing(
+        self,
+        *,
+        email: str,
+        unsubscribe_url: str,
+        manage_url: str,
+        web_url: str,
+        frequency: str,
+        edition: str,
+    ) -> Parts:
+        """The same as :func:`render_nothing`, from cached pieces."""
+        html_layout, text_layout = self._layout("nothing", 0, frequency, edition)
+        values = {
+            "email": email,
+            "unsubscribe_url": unsubscribe_url,
+            "manage_url": manage_url,
+            "web_url": web_url,
+        }
+        key = ("nothing", frequency, edition)
+        if key not in self._subjects:
+            ctx = {**base_context(), "frequency": frequency, "edition": edition}
+            self._subjects[key] = " ".join(
+                render_to_string("emails/nothing-subject.txt", ctx).split()
+            )
+        return self._subjects[key], text_layout.fill(values), html_layout.fill(values)
+
+    def _layout(self, kind: str, count: int, frequency: str, edition: str) -> tuple[Piece, Piece]:
+        key = (kind, count, frequency, edition)
+        if key not in self._layouts:
+            ctx = self._layout_context(count, frequency, edition)
+            html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
+            text = render_to_string(f"emails/{kind}-body.txt", ctx)
+            self._layouts[key] = (
+                Piece.parse(html, html=True, raw=_CARDS),
+                Piece.parse(text, html=False),
+            )
+        return self._layouts[key]
+
+    @staticmethod
+    def _layout_context(count: int, frequency: str, edition: str) -> dict[str, Any]:
+        return {
+            **base_context(),
+            "count": count,
+            "frequency": frequency,
+            "edition": edition,
+            "email": slot("email"),
+            "unsubscribe_url": slot("unsubscribe_url"),
+            "manage_url": slot("manage_url"),
+            "web_url": slot("web_url"),
+            "cards_html": mark_safe(slot("cards_html")),
+            "cards_text": slot("cards_text"),
+        }
+
+    def _card(self, paper: PaperCard) -> tuple[Piece, Piece]:
+        if paper.id not in self._cards:
+            ctx = _card_context(paper, slot("reason"), slot("number"))
+            card = render_to_string("emails/digest-paper.html", ctx)
+            # Inline the card inside a real layout so rules on its ancestors apply too,
+            # then cut it out between two markers.
+            frame = self._layout_context(1, "daily", "")
+            frame["cards_html"] = mark_safe(_CARD_START + card + _CARD_END)
+            inlined = inline_css(render_to_string("emails/digest-body.html", frame))
+            start = inlined.index(_CARD_START) + len(_CARD_START)
+            html = inlined[start : inlined.index(_CARD_END, start)]
+            text = render_to_string("emails/digest-paper.txt", ctx)
+            self._cards[paper.id] = (
+                Piece.parse(html, html=True),
+                Piece.parse(text, html=False),
+            )
+        return self._cards[paper.id]
+
+    def _subject(self, papers: Sequence[PaperCard]) -> str:
+        key = ("digest", len(papers), papers[0].id if papers else None)
+        if key not in self._subjects:
+            ctx = {
+                **base_context(),
+                "count": len(papers),
+                "first_title": papers[0].title if papers else "",
+            }
+            self._subjects[key] = " ".join(
+                render_to_string("emails/digest-subject.txt", ctx).split()
+            )
+        return self._subjects[key]

@@ -1,0 +1,162 @@
+"""Digests composed from pieces inlined once are the emails premailer makes one by one."""
+
+from __future__ import annotations
+
+import email
+import re
+from datetime import date
+from email import policy
+from pathlib import Path
+
+import pytest
+
+from digest import render
+from digest.delivery import deliver, digest_message
+from digest.models import Digest, Paper
+from digest.render import PaperCard, Renderer, render_digest, render_nothing
+
+from .conftest import make_subscriber
+
+TRICKY = [
+    '<script>alert("x")</script> & <b>bold</b> “quotes” — it\'s',
+    "Attention Is All You Need &amp; more <i>",
+    "Plain title",
+    "Émigré café: naïve résumé ≥ 2 < 3 > 1",
+    "A title with a very long run of words that goes on and on past seventy characters",
+]
+
+
+def card(pk: int, title: str, **fields: object) -> PaperCard:
+    values: dict[str, object] = {
+        "id": pk,
+        "title": title,
+        "url": f"https://huggingface.co/papers/2401.{pk:05d}",
+        "abstract": f"We study {title} <em>carefully</em> & at length. " * 12,
+        "upvotes": pk % 4,
+        "published_on": date(2025, 3, 1 + pk % 27) if pk % 2 else None,
+        "authors_count": pk % 3 or None,
+    }
+    values.update(fields)
+    return PaperCard(**values)  # type: ignore[arg-type]
+
+
+def squeeze(html: str) -> str:
+    """Whitespace runs collapsed, and none left between tags."""
+    return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", html)).strip()
+
+
+PAPERS = [card(i, TRICKY[i % len(TRICKY)] + f" #{i}") for i in range(1, 16)]
+
+SUBSCRIBERS = [
+    # (address, papers chosen, reasons, frequency, edition)
+    ("ada@example.org", PAPERS[:10], 'matched "mamba" in title', "daily", "2026-03-08"),
+    ("o'brien+x@example.org", PAPERS[3:4], 'topic "Vision & <Language>"', "weekly", "2026-W10"),
+    ("grace&co@example.org", PAPERS[5:12], 'matched "a<b" in abstract', "daily", "2026-03-08"),
+    (
+        "alan@example.org",
+        PAPERS[14:15] + PAPERS[0:2],
+        'matched "x" in title',
+        "daily",
+        "2026-03-09",
+    ),
+]
+
+
+@pytest.mark.parametrize(("address", "papers", "reason", "frequency", "edition"), SUBSCRIBERS)
+def test_a_composed_digest_is_the_email_inlined_on_its_own(
+    settings, address: str, papers: list[PaperCard], reason: str, frequency: str, edition: str
+) -> None:
+    renderer = Renderer()
+    # Warm the renderer with the other subscribers, so pieces are reused across emails.
+    for other in SUBSCRIBERS:
+        renderer.digest(
+            other[1],
+            [other[2]] * len(other[1]),
+            email=other[0],
+            unsubscribe_url="https://papers.example.org/unsubscribe/warm/",
+            manage_url="https://papers.example.org/manage/link/warm/",
+            web_url="https://papers.example.org/d/warm/",
+            frequency=other[3],
+            edition=other[4],
+        )
+    reasons = [f"{reason} ({n})" for n in range(len(papers))]
+    kwargs = {
+        "email": address,
+        "unsubscribe_url": f"https://papers.example.org/unsubscribe/{address.split('@')[0]}:tok-_1/",
+        "manage_url": f"https://papers.example.org/manage/link/{address.split('@')[0]}:m-_2/",
+        "web_url": f"https://papers.example.org/d/{len(address)}:w-_3/",
+        "frequency": frequency,
+        "edition": edition,
+    }
+    fast_subject, fast_text, fast_html = renderer.digest(papers, reasons, **kwargs)
+    subject, text, html = render_digest(papers, reasons, **kwargs)
+    assert squeeze(fast_html) == squeeze(html)
+    assert fast_text == text and fast_subject == subject
+    # The values really are there, escaped where HTML needs it.
+    assert "<style" not in fast_html and 'style="' in fast_html
+    assert address.replace("&", "&amp;") in fast_html
+    assert "<script>" not in fast_html and "<b>bold" not in fast_html
+    if any("<script>" in p.title for p in papers):
+        assert "&lt;script&gt;" in fast_html
+    assert reasons[0].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in fast_html
+    for link in ("unsubscribe_url", "manage_url", "web_url"):
+        assert f'href="{kwargs[link].replace("&", "&amp;")}"' in fast_html
+        assert kwargs[link] in fast_text
+
+
+def test_the_nothing_matched_note_is_composed_alike() -> None:
+    kwargs = {
+        "email": "a&b@example.org",
+        "unsubscribe_url": "https://papers.example.org/unsubscribe/t/",
+        "manage_url": "https://papers.example.org/manage/link/m/",
+        "web_url": "https://papers.example.org/d/w/",
+        "frequency": "weekly",
+        "edition": "2026-W10",
+    }
+    renderer = Renderer()
+    assert renderer.nothing(**kwargs) == renderer.nothing(**kwargs)
+    fast, reference = renderer.nothing(**kwargs), render_nothing(**kwargs)
+    assert fast[:2] == reference[:2] and squeeze(fast[2]) == squeeze(reference[2])
+    assert "a&amp;b@example.org" in fast[2]
+
+
+def test_a_slot_must_be_a_whole_url() -> None:
+    with pytest.raises(ValueError, match="whole URL"):
+        render.Piece.parse(f'<a href="https://x.org/?u={render.slot("email")}">', html=True)
+    piece = render.Piece.parse(f'<a href="{render.slot("unsubscribe_url")}">', html=True)
+    with pytest.raises(ValueError, match="plain ASCII"):
+        piece.fill({"unsubscribe_url": 'https://x.org/" onclick="evil'})
+
+
+def add_paper(title: str, abstract: str, upvotes: int = 0) -> Paper:
+    from digest.parsers import normalise_title
+
+    return Paper.objects.create(
+        title=title, title_key=normalise_title(title), abstract=abstract, upvotes=upvotes
+    )
+
+
+@pytest.mark.django_db
+def test_delivery_inlines_css_once_per_piece_not_per_recipient(
+    outbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n, title in enumerate(TRICKY * 2):
+        add_paper(f"{title} diffusion {n}", "A diffusion <model> & friends.", upvotes=n)
+    subscribers = [make_subscriber(f"reader{n}@example.org", ["diffusion"]) for n in range(25)]
+    calls = []
+    inline = render.inline_css
+    monkeypatch.setattr(render, "inline_css", lambda html: calls.append(1) or inline(html))
+    results = deliver([s.pk for s in subscribers])
+    assert [r.status for r in results] == ["sent"] * 25
+    # Ten cards and one layout, for 25 emails (one premailer run each would be 25).
+    assert len(calls) == 11
+    # What went out is what the "view in browser" page shows, rendered on its own.
+    monkeypatch.setattr(render, "inline_css", inline)
+    for result in results[:3]:
+        sent = email.message_from_bytes(
+            (outbox / f"digest-{result.digest_id}.eml").read_bytes(), policy=policy.default
+        )
+        html = sent.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        reference = digest_message(Digest.objects.get(pk=result.digest_id))
+        assert squeeze(html) == squeeze(reference.alternatives[0][0])
+        assert sent["Message-ID"] == reference.extra_headers["Message-ID"]
