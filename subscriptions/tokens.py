@@ -12,9 +12,26 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
-__all__ = ["UNSUBSCRIBE", "make_token", "read_token", "unsubscribe_url"]
+__all__ = [
+    "CONFIRM",
+    "DIGEST_WEB",
+    "MANAGE",
+    "UNSUBSCRIBE",
+    "confirm_url",
+    "digest_web_url",
+    "make_link_token",
+    "make_token",
+    "manage_url",
+    "read_digest_token",
+    "read_link_token",
+    "read_token",
+    "unsubscribe_url",
+]
 
 UNSUBSCRIBE = "subscriptions.unsubscribe"
+CONFIRM = "subscriptions.confirm"
+MANAGE = "subscriptions.manage"
+DIGEST_WEB = "subscriptions.digest-web"
 
 
 def make_token(subscriber_uuid: uuid.UUID, purpose: str) -> str:
@@ -41,3 +58,74 @@ def unsubscribe_url(subscriber_uuid: uuid.UUID) -> str:
     and the visible link."""
     token = make_token(subscriber_uuid, UNSUBSCRIBE)
     return settings.SITE_URL + reverse("unsubscribe", args=[token])
+
+
+def make_link_token(subscriber_uuid: uuid.UUID, counter: int, purpose: str) -> str:
+    """A single-use token: the uuid and the subscriber's ``link_counter`` when it was made,
+    ``"<uuid hex>.<counter>"``, signed for ``purpose``. Spending it bumps the counter
+    (:meth:`subscriptions.models.Subscriber.use_link`), which voids it and every older one.
+    """
+    return signing.TimestampSigner(salt=purpose).sign(f"{subscriber_uuid.hex}.{counter}")
+
+
+def read_link_token(token: str, purpose: str, max_age: int) -> tuple[uuid.UUID, int]:
+    """``(subscriber uuid, counter)`` of a :func:`make_link_token` token.
+
+    Raises :class:`django.core.signing.SignatureExpired` when older than ``max_age``
+    seconds and :class:`django.core.signing.BadSignature` when tampered with, made for
+    another purpose, or malformed. Whether the counter is still current is the caller's
+    check.
+    """
+    value = signing.TimestampSigner(salt=purpose).unsign(token, max_age=max_age)
+    hex_part, _, counter = value.partition(".")
+    try:
+        return uuid.UUID(hex=hex_part), int(counter)
+    except ValueError:
+        raise signing.BadSignature("malformed token") from None
+
+
+def _link_url(name: str, subscriber_uuid: uuid.UUID, purpose: str) -> str:
+    from .models import Subscriber
+
+    counter = Subscriber.objects.values_list("link_counter", flat=True).get(uuid=subscriber_uuid)
+    return settings.SITE_URL + reverse(
+        name, args=[make_link_token(subscriber_uuid, counter, purpose)]
+    )
+
+
+def manage_url_for(subscriber) -> str:  # type: ignore[no-untyped-def]
+    """:func:`manage_url` for a loaded :class:`~subscriptions.models.Subscriber`, without
+    reading its ``link_counter`` again (delivery makes one per digest)."""
+    token = make_link_token(subscriber.uuid, subscriber.link_counter, MANAGE)
+    return settings.SITE_URL + reverse("manage_link", args=[token])
+
+
+def confirm_url(subscriber_uuid: uuid.UUID) -> str:
+    """The absolute double opt-in link; it works once, for ``CONFIRM_LINK_MAX_AGE``
+    seconds. Raises ``Subscriber.DoesNotExist`` for an unknown uuid."""
+    return _link_url("confirm", subscriber_uuid, CONFIRM)
+
+
+def manage_url(subscriber_uuid: uuid.UUID) -> str:
+    """The absolute magic link to the subscriber's settings page, as put in every digest
+    and in the "email me my link" email. It works once (using it starts a browser
+    session), for ``MANAGE_LINK_MAX_AGE`` seconds; a link made later voids none made
+    before, using any one voids all made before it. Raises ``Subscriber.DoesNotExist``
+    for an unknown uuid."""
+    return _link_url("manage_link", subscriber_uuid, MANAGE)
+
+
+def digest_web_url(digest) -> str:  # type: ignore[no-untyped-def]
+    """The absolute "view in browser" URL of a :class:`digest.models.Digest`: its id,
+    signed (``DIGEST_WEB`` salt); it does not expire."""
+    token = signing.Signer(salt=DIGEST_WEB).sign(str(digest.pk))
+    return settings.SITE_URL + reverse("digest_web", args=[token])
+
+
+def read_digest_token(token: str) -> int:
+    """The digest id of a :func:`digest_web_url` token; raises
+    :class:`django.core.signing.BadSignature` when tampered with or malformed."""
+    value = signing.Signer(salt=DIGEST_WEB).unsign(token)
+    if not value.isdigit():
+        raise signing.BadSignature("malformed token")
+    return int(value)

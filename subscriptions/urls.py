@@ -1,7 +1,29 @@
 from django.urls import path
 
 from . import views
+from .feeds import DigestFeed
 
 urlpatterns = [
+    path("", views.home, name="home"),
+    path("check-your-inbox/", views.signup_sent, name="signup_sent"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("link/", views.email_link, name="email_link"),
+    path("link/sent/", views.email_link_sent, name="email_link_sent"),
+    path("manage/link/<str:token>/", views.manage_link, name="manage_link"),
+    path("manage/", views.manage, name="manage"),
+    path("manage/filters/", views.add_filter, name="add_filter"),
+    path("manage/filters/<int:pk>/", views.edit_filter, name="edit_filter"),
+    path("manage/topics/", views.save_topics, name="save_topics"),
+    path("manage/schedule/", views.save_schedule, name="save_schedule"),
+    path("manage/pause/", views.pause, name="pause"),
+    path("manage/resume/", views.resume, name="resume"),
+    path("manage/unsubscribe/", views.unsubscribe_here, name="unsubscribe_here"),
+    path("manage/feed/", views.reset_feed, name="reset_feed"),
+    path("manage/data.json", views.download_data, name="download_data"),
+    path("manage/delete/", views.delete_me, name="delete_me"),
+    path("manage/sign-out/", views.sign_out, name="sign_out"),
+    path("preview.json", views.preview, name="preview"),
+    path("d/<str:token>/", views.digest_web, name="digest_web"),
+    path("feed/<str:secret>/", DigestFeed(), name="feed"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

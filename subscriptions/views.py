@@ -1,16 +1,601 @@
-"""Pages a subscriber reaches from an email."""
+"""The pages a subscriber uses without a password.
+
+Signing up sends a double opt-in email; its single-use link confirms the address and
+opens the settings page. Later, a single-use magic link (in every digest, or emailed on
+request) opens the settings page again; using a link starts a browser session for that
+subscriber. Emailed links only show a page with a button on GET (mail scanners open
+links); a POST acts. Answers never depend on whether an address is known.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core import signing
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
 
-from .models import Subscriber
-from .tokens import UNSUBSCRIBE, read_token
+from django.conf import settings
+from django.contrib import messages
+from django.core import signing
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from digest.delivery import digest_message
+from digest.emails import make_email
+from digest.models import Digest, Paper
+from digest.query import Query, QueryError, parse_query, reference_match
+
+from . import throttle
+from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
+from .models import Filter, Subscriber
+from .tokens import (
+    CONFIRM,
+    MANAGE,
+    UNSUBSCRIBE,
+    confirm_url,
+    digest_web_url,
+    manage_url,
+    read_digest_token,
+    read_link_token,
+    read_token,
+)
+
+SESSION_KEY = "subscriptions.subscriber"
+PREVIEW_DAYS = 7
+PREVIEW_LIMIT = 10
+SAMPLE_PAPERS = 3
+# The "view in browser" page is the email's HTML: inline styles, no script, no forms.
+DIGEST_WEB_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Emails
+
+
+def send_confirmation(subscriber: Subscriber) -> None:
+    """The double opt-in email (``emails/confirm-*``), the only mail an unconfirmed
+    address ever gets."""
+    context = {
+        "email": subscriber.email,
+        "confirm_url": confirm_url(subscriber.uuid),
+        "days": settings.CONFIRM_LINK_MAX_AGE // 86400,
+    }
+    make_email("confirm", context, subscriber.email).send()
+
+
+def send_manage_link(subscriber: Subscriber) -> None:
+    """The "here is your link" email (``emails/manage-link-*``)."""
+    context = {
+        "email": subscriber.email,
+        "manage_url": manage_url(subscriber.uuid),
+        "days": settings.MANAGE_LINK_MAX_AGE // 86400,
+        "state": subscriber.state,
+    }
+    make_email("manage-link", context, subscriber.email).send()
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def too_many(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscriptions/too_many.html", status=429)
+
+
+def bad_link(request: HttpRequest, reason: str) -> HttpResponse:
+    """400 page for a link that is ``invalid``, ``expired`` or ``used``, with the form
+    to ask for a new one."""
+    return render(
+        request,
+        "subscriptions/bad_link.html",
+        {"reason": reason, "link_form": EmailLinkForm()},
+        status=400,
+    )
+
+
+def start_session(request: HttpRequest, subscriber: Subscriber) -> None:
+    """Sign this browser in as ``subscriber`` with a fresh session key (no fixation)."""
+    request.session.flush()
+    request.session[SESSION_KEY] = str(subscriber.uuid)
+
+
+def session_subscriber(request: HttpRequest) -> Subscriber | None:
+    value = request.session.get(SESSION_KEY)
+    if not value:
+        return None
+    return Subscriber.objects.filter(uuid=value).first()
+
+
+def subscriber_required(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """Pass the session's subscriber as ``subscriber``, or send the browser to the
+    "email me my link" page."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        subscriber = session_subscriber(request)
+        if subscriber is None:
+            request.session.pop(SESSION_KEY, None)
+            return redirect("email_link")
+        return view(request, subscriber, *args, **kwargs)
+
+    return wrapper
+
+
+def recent_papers(now: Any = None) -> Any:
+    """Visible papers seen on the papers pages in the last :data:`PREVIEW_DAYS` days, most
+    upvoted first."""
+    since = (now or timezone.now()) - timedelta(days=PREVIEW_DAYS)
+    return (
+        Paper.objects.visible()
+        .filter(last_seen_at__gte=since)
+        .order_by("-upvotes", "-published_on", "-id")
+    )
+
+
+def preview_papers(query: Query) -> tuple[int, list[Paper]]:
+    """``(how many, the first PREVIEW_LIMIT)`` of the recent papers ``query`` matches,
+    by :func:`digest.query.reference_match`."""
+    papers = recent_papers().only(
+        "id", "title", "abstract", "authors", "upvotes", "published_on", "arxiv_id"
+    )
+    matched = [
+        p for p in papers.iterator() if reference_match(query, p.title, p.abstract, p.authors)
+    ]
+    return len(matched), matched[:PREVIEW_LIMIT]
+
+
+def preview_of(text: str) -> dict[str, Any]:
+    """The server-rendered preview of a valid query text."""
+    count, papers = preview_papers(parse_query(text))
+    return {"query": text, "count": count, "papers": papers, "days": PREVIEW_DAYS}
+
+
+# ---------------------------------------------------------------------------------------
+# Signup and confirmation
+
+
+@require_http_methods(["GET", "POST"])
+def home(request: HttpRequest) -> HttpResponse:
+    """What the service sends, a sample digest, and the signup form.
+
+    A valid signup always answers with the same redirect to "check your inbox", whatever
+    the address: a new or unconfirmed address gets the confirmation email, a subscribed
+    one its manage link, a suppressed one nothing.
+    """
+    form = SignupForm(request.POST or None)
+    if request.method == "POST":
+        if not throttle.allow("signup-ip", throttle.client_ip(request)):
+            return too_many(request)
+        if form.is_valid():
+            sign_up(form.cleaned_data)
+            return redirect("signup_sent")
+    sample = list(recent_papers()[:SAMPLE_PAPERS]) or list(
+        Paper.objects.visible().order_by("-upvotes", "-id")[:SAMPLE_PAPERS]
+    )
+    status = 400 if form.is_bound else 200
+    context = {"form": form, "sample": sample, "max_papers": settings.DIGEST_MAX_PAPERS}
+    return render(request, "subscriptions/home.html", context, status=status)
+
+
+def sign_up(data: dict[str, Any]) -> None:
+    """Record a signup and send what the address's state calls for (see :func:`home`).
+
+    More than ``THROTTLES["signup-address"]`` signups of one address an hour send
+    nothing more, quietly, so the form cannot be used to flood an inbox.
+    """
+    email = data["email"]
+    if not throttle.allow("signup-address", email.lower()):
+        return
+    with transaction.atomic():
+        subscriber, created = Subscriber.objects.get_or_create(
+            email__iexact=email, defaults={"email": email}
+        )
+        state = subscriber.state
+        if state == "unsubscribed":
+            subscriber.restart_signup()
+        if created or state in ("unconfirmed", "unsubscribed"):
+            subscriber.frequency = data["frequency"]
+            subscriber.timezone = data["timezone"]
+            subscriber.save(update_fields=["frequency", "timezone"])
+            subscriber.filters.all().delete()
+            Filter.objects.bulk_create(
+                Filter(subscriber=subscriber, query=q) for q in data["filters"]
+            )
+            subscriber.topics.set(data["topics"])
+    if created or state in ("unconfirmed", "unsubscribed"):
+        send_confirmation(subscriber)
+    elif state in ("active", "paused"):
+        send_manage_link(subscriber)
+
+
+@require_GET
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscriptions/signup_sent.html")
+
+
+def _linked_subscriber(
+    request: HttpRequest, token: str, purpose: str, max_age: int
+) -> tuple[Subscriber | None, int, HttpResponse | None]:
+    """The subscriber a single-use link names and its counter, or the 400 page."""
+    try:
+        subscriber_uuid, counter = read_link_token(token, purpose, max_age)
+    except signing.SignatureExpired:
+        return None, 0, bad_link(request, "expired")
+    except signing.BadSignature:
+        return None, 0, bad_link(request, "invalid")
+    subscriber = Subscriber.objects.filter(uuid=subscriber_uuid).first()
+    if subscriber is None:
+        return None, 0, bad_link(request, "invalid")
+    if subscriber.link_counter != counter:
+        return None, 0, bad_link(request, "used")
+    return subscriber, counter, None
+
+
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The double opt-in link: GET shows a button, POST confirms, spends the link, signs
+    the browser in and lands on the settings page."""
+    subscriber, counter, error = _linked_subscriber(
+        request, token, CONFIRM, settings.CONFIRM_LINK_MAX_AGE
+    )
+    if error:
+        return error
+    assert subscriber is not None
+    if request.method == "GET":
+        return render(request, "subscriptions/confirm.html", {"subscriber": subscriber})
+    if not subscriber.use_link(counter):
+        return bad_link(request, "used")
+    subscriber.confirm()
+    start_session(request, subscriber)
+    messages.success(request, "Your address is confirmed. Welcome aboard!")
+    return redirect("manage")
+
+
+# ---------------------------------------------------------------------------------------
+# Magic links
+
+
+@require_http_methods(["GET", "POST"])
+def email_link(request: HttpRequest) -> HttpResponse:
+    """ "Email me my link": the same answer whether or not the address is known.
+
+    A subscribed (or unsubscribed) address gets its manage link, an unconfirmed one the
+    confirmation email again, anything else nothing.
+    """
+    form = EmailLinkForm(request.POST or None)
+    if request.method == "POST":
+        if not throttle.allow("link-ip", throttle.client_ip(request)):
+            return too_many(request)
+        if form.is_valid():
+            email = form.cleaned_data["email"]
+            if throttle.allow("link-address", email.lower()):
+                subscriber = Subscriber.objects.filter(email__iexact=email).first()
+                state = subscriber.state if subscriber else None
+                if subscriber and state in ("active", "paused", "unsubscribed"):
+                    send_manage_link(subscriber)
+                elif subscriber and state == "unconfirmed":
+                    send_confirmation(subscriber)
+            return redirect("email_link_sent")
+    status = 400 if form.is_bound else 200
+    return render(request, "subscriptions/email_link.html", {"form": form}, status=status)
+
+
+@require_GET
+def email_link_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "subscriptions/email_link_sent.html")
+
+
+@require_http_methods(["GET", "POST"])
+def manage_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The magic link from a digest or the "your link" email: GET shows a button, POST
+    spends the link, signs the browser in and goes to the settings page."""
+    subscriber, counter, error = _linked_subscriber(
+        request, token, MANAGE, settings.MANAGE_LINK_MAX_AGE
+    )
+    if error:
+        return error
+    assert subscriber is not None
+    if request.method == "GET":
+        return render(request, "subscriptions/manage_link.html", {"subscriber": subscriber})
+    if not subscriber.use_link(counter):
+        return bad_link(request, "used")
+    start_session(request, subscriber)
+    return redirect("manage")
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    request.session.flush()
+    return redirect("home")
+
+
+# ---------------------------------------------------------------------------------------
+# The settings page
+
+
+def numbered_filters(subscriber: Subscriber) -> list[tuple[int, Filter]]:
+    return list(enumerate(subscriber.filters.order_by("id"), start=1))
+
+
+def manage_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    *,
+    status: int = 200,
+    add_form: FilterForm | None = None,
+    add_preview: dict[str, Any] | None = None,
+    edit: tuple[int, FilterForm, dict[str, Any] | None] | None = None,
+    topics_form: TopicsForm | None = None,
+    schedule_form: ScheduleForm | None = None,
+) -> HttpResponse:
+    """Render the settings page; a bound form passed in replaces the fresh one (errors
+    and previews shown in place)."""
+    rows = []
+    for number, item in numbered_filters(subscriber):
+        form = FilterForm(initial={"query": item.query}, prefix=f"f{item.pk}")
+        preview = None
+        if edit and edit[0] == item.pk:
+            form, preview = edit[1], edit[2]
+        rows.append({"number": number, "filter": item, "form": form, "preview": preview})
+    context = {
+        "subscriber": subscriber,
+        "rows": rows,
+        "add_form": add_form or FilterForm(prefix="new"),
+        "add_preview": add_preview,
+        "topics_form": topics_form or TopicsForm(initial={"topics": list(subscriber.topics.all())}),
+        "schedule_form": schedule_form or ScheduleForm(instance=subscriber),
+        "feed_url": (
+            settings.SITE_URL + reverse("feed", args=[subscriber.feed_secret])
+            if subscriber.feed_secret
+            else ""
+        ),
+        "digests": [
+            (d, digest_web_url(d))
+            for d in subscriber.digests.filter(status=Digest.SENT).order_by("-sent_at")[:5]
+        ],
+    }
+    return render(request, "subscriptions/manage.html", context, status=status)
+
+
+@require_GET
+@subscriber_required
+def manage(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    return manage_page(request, subscriber)
+
+
+def _filter_action(request: HttpRequest) -> str:
+    return str(request.POST.get("action", "save"))
+
+
+@require_POST
+@subscriber_required
+def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Add a filter (``action=save``) or only show its preview (``action=preview``)."""
+    others = [(n, f.query) for n, f in numbered_filters(subscriber)]
+    form = FilterForm(request.POST, prefix="new", others=others, adding=True)
+    if not form.is_valid():
+        return manage_page(request, subscriber, add_form=form, status=400)
+    query = form.cleaned_data["query"]
+    if _filter_action(request) == "preview":
+        return manage_page(request, subscriber, add_form=form, add_preview=preview_of(query))
+    Filter.objects.create(subscriber=subscriber, query=query)
+    messages.success(request, "Filter added.")
+    return redirect(reverse("manage") + "#filters")
+
+
+@require_POST
+@subscriber_required
+def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpResponse:
+    """Change (``save``), preview (``preview``) or delete (``remove``) one filter."""
+    item = get_object_or_404(Filter, pk=pk, subscriber=subscriber)
+    action = _filter_action(request)
+    if action == "remove":
+        item.delete()
+        messages.success(request, "Filter removed.")
+        return redirect(reverse("manage") + "#filters")
+    others = [(n, f.query) for n, f in numbered_filters(subscriber) if f.pk != item.pk]
+    form = FilterForm(request.POST, prefix=f"f{item.pk}", others=others, adding=False)
+    if not form.is_valid():
+        return manage_page(request, subscriber, edit=(item.pk, form, None), status=400)
+    query = form.cleaned_data["query"]
+    if action == "preview":
+        return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)))
+    item.query = query
+    item.save(update_fields=["query"])
+    messages.success(request, "Filter saved.")
+    return redirect(reverse("manage") + "#filters")
+
+
+@require_POST
+@subscriber_required
+def save_topics(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    form = TopicsForm(request.POST)
+    if not form.is_valid():
+        return manage_page(request, subscriber, topics_form=form, status=400)
+    subscriber.topics.set(form.cleaned_data["topics"])
+    messages.success(request, "Topics saved.")
+    return redirect(reverse("manage") + "#topics")
+
+
+@require_POST
+@subscriber_required
+def save_schedule(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Frequency, weekday, hour and timezone; the next digest moves to the new slot."""
+    form = ScheduleForm(request.POST, instance=subscriber)
+    if not form.is_valid():
+        subscriber.refresh_from_db()
+        return manage_page(request, subscriber, schedule_form=form, status=400)
+    subscriber = form.save()
+    subscriber.reschedule()
+    messages.success(request, "Schedule saved.")
+    return redirect(reverse("manage") + "#schedule")
+
+
+def _state_action(
+    verb: Callable[[Subscriber], Any], message: str
+) -> Callable[[HttpRequest], HttpResponse]:
+    @require_POST
+    @subscriber_required
+    def view(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+        verb(subscriber)
+        messages.success(request, message)
+        return redirect(reverse("manage") + "#status")
+
+    return view
+
+
+pause = _state_action(Subscriber.pause, "Digests paused. Resume whenever you like.")
+resume = _state_action(Subscriber.resume, "Digests resumed.")
+unsubscribe_here = _state_action(
+    Subscriber.unsubscribe, "You are unsubscribed. You can subscribe again here at any time."
+)
+
+
+@require_POST
+@subscriber_required
+def reset_feed(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Make (or replace) the secret feed address; the old one stops working."""
+    had_one = bool(subscriber.feed_secret)
+    subscriber.reset_feed_secret()
+    messages.success(
+        request, "Your feed has a new address." if had_one else "Your feed address is ready."
+    )
+    return redirect(reverse("manage") + "#feed")
+
+
+@require_GET
+@subscriber_required
+def download_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Everything stored about the subscriber, as a JSON attachment."""
+    digests = subscriber.digests.order_by("created_at").prefetch_related("items__paper")
+    data = {
+        "email": subscriber.email,
+        "state": subscriber.state,
+        "created_at": subscriber.created_at.isoformat(),
+        "confirmed_at": subscriber.confirmed_at and subscriber.confirmed_at.isoformat(),
+        "paused_at": subscriber.paused_at and subscriber.paused_at.isoformat(),
+        "unsubscribed_at": subscriber.unsubscribed_at and subscriber.unsubscribed_at.isoformat(),
+        "schedule": {
+            "frequency": subscriber.frequency,
+            "weekday": subscriber.get_weekday_display(),
+            "hour": subscriber.hour,
+            "timezone": subscriber.timezone,
+            "next_digest_at": subscriber.next_digest_at and subscriber.next_digest_at.isoformat(),
+        },
+        "filters": [
+            {"query": f.query, "created_at": f.created_at.isoformat()}
+            for f in subscriber.filters.order_by("id")
+        ],
+        "topics": [{"name": t.name, "slug": t.slug} for t in subscriber.topics.all()],
+        "digests": [
+            {
+                "period": d.period,
+                "status": d.status,
+                "sent_at": d.sent_at and d.sent_at.isoformat(),
+                "papers": [
+                    {"title": i.paper.title, "url": i.paper.url, "reason": i.reason}
+                    for i in d.items.all()
+                ],
+            }
+            for d in digests
+        ],
+    }
+    response = HttpResponse(
+        json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    response["Content-Disposition"] = 'attachment; filename="my-digest-data.json"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@subscriber_required
+def delete_me(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """GET asks; POST erases the address, filters and digests, keeping anonymous counts."""
+    if request.method == "GET":
+        return render(request, "subscriptions/delete.html", {"subscriber": subscriber})
+    subscriber.erase()
+    request.session.flush()
+    return render(request, "subscriptions/deleted.html")
+
+
+# ---------------------------------------------------------------------------------------
+# Preview, digest in the browser
+
+
+@require_GET
+def preview(request: HttpRequest) -> JsonResponse:
+    """``GET /preview.json?q=QUERY`` → ``{"ok": true, "count", "days", "papers": [{"title",
+    "url", "upvotes", "published_on"}]}`` for the recent papers the query matches, or
+    ``{"ok": false, "error": {"message", "position", "column"}}`` for a query that does
+    not parse (``position`` 0-based, ``column`` 1-based). 429 when throttled."""
+    if not throttle.allow("preview-ip", throttle.client_ip(request)):
+        return JsonResponse({"ok": False, "error": {"message": "too many requests"}}, status=429)
+    text = request.GET.get("q", "").strip()
+    try:
+        query = parse_query(text)
+    except QueryError as error:
+        problem = QueryProblem.of(text, error)
+        return JsonResponse(
+            {
+                "ok": False,
+                "error": {
+                    "message": problem.message,
+                    "position": problem.position,
+                    "column": problem.column,
+                },
+            }
+        )
+    count, papers = preview_papers(query)
+    return JsonResponse(
+        {
+            "ok": True,
+            "count": count,
+            "days": PREVIEW_DAYS,
+            "papers": [
+                {
+                    "title": p.title,
+                    "url": p.url,
+                    "upvotes": p.upvotes,
+                    "published_on": p.published_on and p.published_on.isoformat(),
+                }
+                for p in papers
+            ],
+        }
+    )
+
+
+@require_GET
+def digest_web(request: HttpRequest, token: str) -> HttpResponse:
+    """A sent digest as its email's HTML part ("view in browser")."""
+    try:
+        digest_id = read_digest_token(token)
+    except signing.BadSignature:
+        return bad_link(request, "invalid")
+    digest = Digest.objects.select_related("subscriber").filter(pk=digest_id).first()
+    if digest is None or digest.status != Digest.SENT:
+        raise Http404("no such digest")
+    message = digest_message(digest)
+    html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
+    response = HttpResponse(html)
+    response["Content-Security-Policy"] = DIGEST_WEB_POLICY
+    response["X-Robots-Tag"] = "noindex"
+    response["Cache-Control"] = "private"
+    return response
+
+
+# ---------------------------------------------------------------------------------------
+# One-click unsubscribe
 
 
 @csrf_exempt
@@ -27,7 +612,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         subscriber_uuid = read_token(token, UNSUBSCRIBE, settings.UNSUBSCRIBE_LINK_MAX_AGE)
         subscriber = Subscriber.objects.get(uuid=subscriber_uuid)
     except (signing.BadSignature, Subscriber.DoesNotExist):
-        return render(request, "subscriptions/bad_link.html", status=400)
+        return bad_link(request, "invalid")
     if request.method == "POST":
         subscriber.unsubscribe()
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})

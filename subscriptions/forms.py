@@ -1,0 +1,224 @@
+"""Forms of the signup and settings pages.
+
+Filter queries are checked by :mod:`digest.query`; its :class:`~digest.query.QueryError`
+becomes an inline error that says what is wrong and points at the character where it
+starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django import forms
+
+from digest.models import Topic
+from digest.query import MAX_FILTERS, MAX_QUERY_LENGTH, QueryError, parse_query, validate_filters
+
+from .models import Subscriber, validate_timezone
+
+__all__ = [
+    "EmailLinkForm",
+    "FilterForm",
+    "QueryProblem",
+    "ScheduleForm",
+    "SignupForm",
+    "TopicsForm",
+]
+
+HOURS = [(h, f"{h:02d}:00") for h in range(24)]
+
+
+@dataclass(frozen=True)
+class QueryProblem:
+    """A query error ready to show: the message, the 0-based ``position`` and the query
+    cut around it (``before`` + ``at`` + ``after`` == ``text``; ``at`` is the character
+    the problem starts at, empty when it is the end of the query)."""
+
+    message: str
+    position: int
+    text: str
+    filter_number: int | None = None
+
+    @classmethod
+    def of(cls, text: str, error: QueryError) -> QueryProblem:
+        return cls(error.message, min(error.position, len(text)), text, error.filter_number)
+
+    @property
+    def before(self) -> str:
+        return self.text[: self.position]
+
+    @property
+    def at(self) -> str:
+        return self.text[self.position : self.position + 1]
+
+    @property
+    def after(self) -> str:
+        return self.text[self.position + 1 :]
+
+    @property
+    def column(self) -> int:
+        """1-based, as people count characters."""
+        return self.position + 1
+
+    def __str__(self) -> str:
+        where = f"character {self.column}"
+        if self.filter_number is not None:
+            where = f"filter {self.filter_number}, {where}"
+        return f"{self.message} ({where})"
+
+
+def refuse_blocked_terms(text: str) -> None:
+    """Raise :class:`QueryError` at position 0 when ``text`` contains a term moderators
+    blocked (:func:`digest.moderation.blocked_terms_in`)."""
+    from digest.moderation import blocked_terms_in
+
+    blocked = blocked_terms_in(text)
+    if blocked:
+        raise QueryError(f"“{blocked[0]}” is not allowed in filters here", 0)
+
+
+def topic_field() -> forms.ModelMultipleChoiceField:
+    return forms.ModelMultipleChoiceField(
+        queryset=Topic.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Topics",
+    )
+
+
+def clean_timezone(value: str) -> str:
+    value = value.strip()
+    try:
+        validate_timezone(value)
+    except forms.ValidationError:
+        raise forms.ValidationError(
+            "Use an IANA timezone name such as Europe/Paris, America/New_York or UTC."
+        ) from None
+    return value
+
+
+class SignupForm(forms.Form):
+    """Address, first filters (one per line) and/or topics, and daily or weekly.
+
+    ``cleaned_data["filters"]`` is a list of query texts; ``query_problem`` holds the
+    first filter error with its position.
+    """
+
+    email = forms.EmailField(max_length=254, label="Email address")
+    filters = forms.CharField(
+        required=False,
+        label="Filters",
+        help_text="One per line, e.g. diffusion -medical or “state space” OR mamba.",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "data-preview": "lines"}),
+    )
+    frequency = forms.ChoiceField(
+        choices=Subscriber.FREQUENCIES, initial="daily", widget=forms.RadioSelect
+    )
+    timezone = forms.CharField(
+        max_length=64,
+        initial="UTC",
+        label="Timezone",
+        widget=forms.TextInput(attrs={"data-tz-guess": "fill", "autocomplete": "off"}),
+    )
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["topics"] = topic_field()
+        self.query_problem: QueryProblem | None = None
+
+    def clean_filters(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["filters"].splitlines()]
+        queries = [line for line in lines if line]
+        try:
+            validate_filters(queries)
+            for number, text in enumerate(queries, 1):
+                try:
+                    refuse_blocked_terms(text)
+                except QueryError as error:
+                    raise QueryError(error.message, error.position, filter_number=number) from None
+        except QueryError as error:
+            number = error.filter_number or 1
+            text = queries[number - 1] if number <= len(queries) else ""
+            self.query_problem = QueryProblem.of(text, error)
+            raise forms.ValidationError(str(self.query_problem)) from None
+        return queries
+
+    def clean_timezone(self) -> str:
+        return clean_timezone(self.cleaned_data["timezone"])
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if not self.errors and not data.get("filters") and not data.get("topics"):
+            raise forms.ValidationError("Write at least one filter or pick a topic.")
+        return data
+
+
+class FilterForm(forms.Form):
+    """One filter to add (``adding``) or change, checked against the subscriber's other
+    filters ``others`` — ``(number shown, query)`` pairs — for duplicates, and for the
+    :data:`~digest.query.MAX_FILTERS` limit when adding."""
+
+    query = forms.CharField(
+        max_length=MAX_QUERY_LENGTH,
+        label="Filter",
+        widget=forms.TextInput(
+            attrs={"spellcheck": "false", "autocomplete": "off", "data-preview": "one"}
+        ),
+    )
+
+    def __init__(  # type: ignore[no-untyped-def]
+        self, *args, others: Sequence[tuple[int, str]] = (), adding: bool = True, **kwargs
+    ):
+        super().__init__(*args, **kwargs)
+        self.others = list(others)
+        self.adding = adding
+        self.query_problem: QueryProblem | None = None
+
+    def clean_query(self) -> str:
+        text = self.cleaned_data["query"].strip()
+        try:
+            query = parse_query(text)
+            refuse_blocked_terms(text)
+            if self.adding and len(self.others) >= MAX_FILTERS:
+                raise QueryError(f"you already have {MAX_FILTERS} filters, the most allowed", 0)
+            for number, other in self.others:
+                try:
+                    same = parse_query(other) == query
+                except QueryError:  # an old filter written under older rules
+                    same = False
+                if same:
+                    raise QueryError(f"same as filter {number}", 0)
+        except QueryError as error:
+            self.query_problem = QueryProblem.of(text, error)
+            raise forms.ValidationError(str(self.query_problem)) from None
+        return text
+
+
+class TopicsForm(forms.Form):
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["topics"] = topic_field()
+
+
+class ScheduleForm(forms.ModelForm):
+    """Frequency, weekday, local hour and IANA timezone of a subscriber."""
+
+    hour = forms.TypedChoiceField(choices=HOURS, coerce=int, label="Time of day")
+
+    class Meta:
+        model = Subscriber
+        fields = ["frequency", "weekday", "hour", "timezone"]
+        widgets = {
+            "frequency": forms.RadioSelect,
+            "timezone": forms.TextInput(attrs={"data-tz-guess": "offer", "autocomplete": "off"}),
+        }
+        labels = {"weekday": "Day (weekly digests)", "timezone": "Timezone"}
+        help_texts = {"weekday": "", "hour": ""}
+
+    def clean_timezone(self) -> str:
+        return clean_timezone(self.cleaned_data["timezone"])
+
+
+class EmailLinkForm(forms.Form):
+    email = forms.EmailField(max_length=254, label="Email address")

@@ -1,0 +1,108 @@
+"""A digest's "view in browser" page and each subscriber's private Atom feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from digest.delivery import deliver
+from digest.models import Digest
+from subscriptions.models import Subscriber
+from subscriptions.tokens import digest_web_url, manage_url
+
+from .conftest import make_subscriber
+from .test_signup import add_paper, path_of
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+@pytest.fixture(autouse=True)
+def _empty_throttles() -> None:
+    cache.clear()
+
+
+def sent_digest(email: str = "ada@example.org") -> Digest:
+    add_paper("<i>Diffusion</i> & video", "diffusion models", upvotes=9)
+    ada = make_subscriber(email, ["diffusion"])
+    [result] = deliver([ada.pk])
+    assert result.status == "sent"
+    return Digest.objects.get(pk=result.digest_id)
+
+
+@pytest.mark.django_db
+def test_a_sent_digest_opens_in_the_browser_as_its_email(client: Client, outbox: Path) -> None:
+    digest = sent_digest()
+    url = digest_web_url(digest)
+    assert url.startswith("https://papers.example.org/d/")
+    response = client.get(path_of(url))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html == (outbox / f"digest-{digest.pk}.html").read_text()
+    assert "<i>Diffusion" not in html
+    # The email's inline styles are allowed there; scripts and forms are not.
+    policy = response.headers["Content-Security-Policy"]
+    assert "style-src 'unsafe-inline'" in policy and "default-src 'none'" in policy
+    assert "script-src" not in policy
+    assert response.headers["X-Robots-Tag"] == "noindex"
+
+
+@pytest.mark.django_db
+def test_a_tampered_digest_link_is_refused_and_unsent_digests_are_not_shown(
+    client: Client,
+) -> None:
+    digest = sent_digest()
+    path = path_of(digest_web_url(digest))
+    token = path.split("/")[2]
+    assert client.get(f"/d/{token[:-2]}xx/").status_code == 400
+    # Another digest id with this digest's signature.
+    assert client.get(f"/d/{digest.pk + 1}:{token.split(':', 1)[1]}/").status_code == 400
+    Digest.objects.filter(pk=digest.pk).update(status=Digest.PENDING)
+    assert client.get(path).status_code == 404
+
+
+def feed_url_of(client: Client, subscriber: Subscriber) -> str:
+    """Sign in, make the feed address from the settings page and read it back there."""
+    assert client.post(path_of(manage_url(subscriber.uuid))).status_code == 302
+    assert client.post("/manage/feed/")["Location"] == "/manage/#feed"
+    subscriber.refresh_from_db()
+    url = f"https://papers.example.org/feed/{subscriber.feed_secret}/"
+    assert f'value="{url}"'.encode() in client.get("/manage/").content
+    return url
+
+
+@pytest.mark.django_db
+def test_the_private_feed_lists_sent_digests_linking_to_their_pages(client: Client) -> None:
+    digest = sent_digest()
+    url = feed_url_of(client, digest.subscriber)
+    response = Client().get(path_of(url))  # a feed reader: no session
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/atom+xml")
+    feed = ElementTree.fromstring(response.content)
+    [entry] = feed.findall(f"{ATOM}entry")
+    assert entry.find(f"{ATOM}title").text == f"Your daily digest, {digest.period}: 1 paper"
+    assert entry.find(f"{ATOM}link").get("href") == digest_web_url(digest)
+    summary = entry.find(f"{ATOM}summary").text
+    # The entry's HTML is escaped once for HTML, then for XML.
+    assert "&lt;i&gt;Diffusion&lt;/i&gt; &amp; video" in summary
+
+
+@pytest.mark.django_db
+def test_resetting_the_feed_address_retires_the_old_one(client: Client) -> None:
+    digest = sent_digest()
+    old = feed_url_of(client, digest.subscriber)
+    client.post("/manage/feed/")
+    digest.subscriber.refresh_from_db()
+    new = f"/feed/{digest.subscriber.feed_secret}/"
+    assert new != path_of(old)
+    assert client.get(path_of(old)).status_code == 404
+    assert client.get(new).status_code == 200
+
+
+@pytest.mark.django_db
+def test_there_is_no_feed_without_a_secret(client: Client) -> None:
+    make_subscriber("ada@example.org", ["mamba"])
+    assert client.get("/feed/anything/").status_code == 404
