@@ -1,0 +1,127 @@
+"""``/healthz`` reports the database and the broker, on the real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import workers
+from .conftest import ROOT, TEST_BROKER_URL
+from .test_settings import PRODUCTION
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def healthz_in_process(env: dict[str, str], host: str = "testserver") -> tuple[int, dict]:
+    """Status and JSON body of ``GET /healthz`` in a fresh process started with ``env``."""
+    code = (
+        "import django, json; django.setup(); from django.test import Client; "
+        f"r = Client().get('/healthz', HTTP_HOST={host!r}); "
+        "print(json.dumps([r.status_code, json.loads(r.content) if r.status_code != 301 "
+        "else r['Location']]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "digest.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    status, body = json.loads(result.stdout.splitlines()[-1])
+    return status, body
+
+
+@pytest.mark.django_db
+def test_it_answers_200_when_the_database_and_the_broker_are_up(client, settings) -> None:
+    settings.CELERY_BROKER_URL = TEST_BROKER_URL
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "failing": []}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_it_answers_503_naming_the_broker_when_it_is_down(client, settings) -> None:
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    assert body["failing"] == ["broker"]
+    assert body["database"] == "ok"
+    assert body["broker"].startswith("error: ") and "Connection refused" in body["broker"]
+
+
+@pytest.mark.django_db
+def test_without_a_broker_tasks_run_in_process_and_it_is_healthy(client, settings) -> None:
+    settings.CELERY_BROKER_URL = ""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["broker"] == "in-process"
+
+
+@pytest.mark.django_db
+def test_it_only_answers_get(client) -> None:
+    assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_it_answers_503_naming_the_database_when_it_is_down() -> None:
+    dead = f"postgres://postgres@127.0.0.1:{closed_port()}/papers"
+    status, body = healthz_in_process({"DATABASE_URL": dead, "CELERY_BROKER_URL": TEST_BROKER_URL})
+    assert status == 503
+    assert body["failing"] == ["database"]
+    assert body["broker"] == "ok"
+    assert body["database"].startswith("error: OperationalError")
+
+
+@pytest.mark.django_db
+def test_it_names_both_when_both_are_down() -> None:
+    status, body = healthz_in_process(
+        {
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/papers",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{closed_port()}/0",
+        }
+    )
+    assert status == 503
+    assert body["failing"] == ["database", "broker"]
+
+
+@pytest.mark.django_db
+def test_production_answers_over_plain_http_where_other_pages_redirect(tmp_path: Path) -> None:
+    env = {
+        **PRODUCTION,
+        "DATABASE_URL": workers.test_database_url(),
+        "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "STATIC_ROOT": str(tmp_path),
+    }
+    status, body = healthz_in_process(env, host="papers.example.org")
+    assert (status, body["status"]) == (200, "ok")
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "r = Client().get('/unsubscribe/x/', HTTP_HOST='papers.example.org'); "
+        "print(r.status_code, r['Location'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "digest.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["301", "https://papers.example.org/unsubscribe/x/"]
