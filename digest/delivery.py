@@ -1,53 +1,79 @@
 """Plan, render and send each subscriber's digest — claim first, then send.
 
-A :class:`Digest` row, unique per (subscriber, period), is claimed before anything is
-sent; its papers are recorded as :class:`DigestItem` rows, unique per (subscriber,
-paper), so a paper never goes to the same subscriber twice. Sending moves the row
-``pending → sending → sent`` with a conditional UPDATE whose row count says who won, so
-two workers handed the same subscriber send one message.
+The database records what was sent; the broker and the workers only carry ids.
+
+* **Planning** inserts the :class:`Digest` row of each subscriber's edition if absent
+  (unique per (subscriber, period)), then, holding the row lock, chooses its papers —
+  :class:`DigestItem` rows, unique per (subscriber, paper), so a paper never goes to the
+  same subscriber twice — and its Message-ID. Planning again changes nothing.
+* **Sending** moves each digest ``pending → sending`` with a conditional UPDATE (the row
+  count says who won), sends it over the batch's one mail connection, then marks it
+  ``sent``. Two workers handed the same digest send one message.
+* **Errors.** A transient error (:func:`is_transient`: the ESP's API, SMTP, the network)
+  puts the digest back to ``pending`` and the batch is retried with exponential backoff
+  and jitter (:func:`retry_countdown`); after ``DIGEST_MAX_ATTEMPTS`` attempts, or at
+  once for an address the server refuses, it is ``failed`` and its papers are released
+  so a later digest can carry them.
+* **A worker killed while sending** leaves its digest ``sending``. Once
+  ``DIGEST_SENDING_LEASE`` has passed since the attempt began, the digest may be claimed
+  again and is re-sent with the Message-ID stored at planning, so no digest goes missing.
+  The price is a window of one message: if the worker died after the server accepted
+  the message but before the ``sent`` UPDATE committed (a millisecond or so), the
+  recipient gets that message twice, with the same Message-ID.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import smtplib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from subscriptions.models import Filter, Subscriber
 from subscriptions.schedule import WEEKLY
-from subscriptions.tokens import unsubscribe_url
+from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
-from .emails import make_email
-from .matching import Candidate, Selection, SubscriberSpec, select_for_subscribers
+from .emails import make_email, new_message_id
+from .ingest import upvote_growth
+from .matching import Candidate, Selection, SubscriberSpec, select_for_subscribers, trend_score
 from .models import Digest, DigestItem, Paper, Topic
+from .render import PaperCard, Renderer, render_digest, render_nothing
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DeliveryResult",
+    "SendOutcome",
     "deliver",
     "digest_message",
     "due_subscriber_ids",
+    "is_transient",
     "plan_digest",
     "plan_digests",
+    "retry_countdown",
     "send_digest",
+    "send_planned",
+    "stale_digest_ids",
 ]
 
 
 @dataclass
 class DeliveryResult:
-    """What happened to one subscriber: ``sent``, ``empty`` (nothing matched),
-    ``already`` (this period's digest was sent before), ``skipped`` (not deliverable or
-    not due) or ``failed``."""
+    """What happened to one digest of a subscriber: ``sent``, ``empty`` (nothing
+    matched), ``already`` (sent before, or being sent by another worker), ``retrying``
+    (a transient error; a retry is due in ``retry_in`` seconds), ``failed`` (given up)
+    or ``skipped`` (not deliverable or not due; no digest)."""
 
     subscriber_id: int
     email: str
@@ -55,6 +81,23 @@ class DeliveryResult:
     digest_id: int | None = None
     papers: int = 0
     error: str = ""
+    attempts: int = 0
+
+
+@dataclass
+class SendOutcome:
+    """Digest ids by what :func:`send_planned` did with them. ``retry`` are the digests
+    to try again after ``retry_in`` seconds (those that met a transient error and those
+    the batch did not reach); ``errors`` holds the last error of each failed or retried
+    digest."""
+
+    sent: list[int] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    retry_in: float = 0.0
+    errors: dict[int, str] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
 
 
 def window(frequency: str) -> timedelta:
@@ -62,51 +105,59 @@ def window(frequency: str) -> timedelta:
     return timedelta(days=8) if frequency == WEEKLY else timedelta(days=2)
 
 
+# --- Planning ---------------------------------------------------------------------------
+
+
 def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candidate]:
-    """Visible papers seen on the pages within the widest window of ``subscribers``."""
+    """Visible papers seen on the pages within the widest window of ``subscribers``,
+    each with its trend (:func:`digest.matching.trend_score`)."""
     widest = max(window(s.frequency) for s in subscribers)
-    rows = (
+    rows = list(
         Paper.objects.visible()
         .filter(last_seen_at__gte=now - widest)
         .values_list(
-            "id", "title", "abstract", "upvotes", "published_on", "first_seen_at", "last_seen_at"
+            "id",
+            "title",
+            "abstract",
+            "authors",
+            "upvotes",
+            "published_on",
+            "first_seen_at",
+            "last_seen_at",
+            "pinned_at",
         )
     )
+    gained = upvote_growth([row[0] for row in rows])
     return [
         Candidate(
             id=pk,
             title=title,
             abstract=abstract,
-            upvotes=upvotes,
-            recency=(published_on.toordinal() if published_on else 0, seen.timestamp()),
+            authors=tuple(authors or ()),
+            trend=trend_score(upvotes, gained.get(pk, 0), published_on or first_seen.date(), now),
             last_seen_at=last_seen,
+            pinned_at=pinned,
         )
-        for pk, title, abstract, upvotes, published_on, seen, last_seen in rows
+        for (
+            pk,
+            title,
+            abstract,
+            authors,
+            upvotes,
+            published_on,
+            first_seen,
+            last_seen,
+            pinned,
+        ) in (rows)
     ]
 
 
-def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, Digest]:
-    """Claim this period's digest of each subscriber and choose its papers, once.
-
-    Matching runs once for the whole batch. Returns subscriber id → digest; a digest's
-    status is ``empty`` when nothing matched. Planning again in the same period returns
-    the same rows untouched.
-    """
-    digests: dict[int, Digest] = {}
-    to_plan: list[Subscriber] = []
-    for subscriber in subscribers:
-        digest, _ = Digest.objects.get_or_create(
-            subscriber=subscriber, period=subscriber.period_key(now)
-        )
-        digests[subscriber.pk] = digest
-        if digest.status == Digest.PENDING and not digest.items.exists():
-            to_plan.append(subscriber)
-    if not to_plan:
-        return digests
-
-    candidates = _candidates(to_plan, now)
+def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[Selection]]:
+    """Each subscriber's papers for the edition at ``now``: one matching pass per
+    frequency over the papers of its window, skipping papers already sent to them."""
+    candidates = _candidates(subscribers, now)
     candidate_ids = [c.id for c in candidates]
-    ids = [s.pk for s in to_plan]
+    ids = [s.pk for s in subscribers]
     excluded: dict[int, set[int]] = defaultdict(set)
     for sid, pid in DigestItem.objects.filter(
         subscriber_id__in=ids, paper_id__in=candidate_ids
@@ -118,56 +169,108 @@ def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, 
     ):
         topic_ids[sid].append(tid)
     wanted_topics = {t for ts in topic_ids.values() for t in ts}
-    topic_names = dict(Topic.objects.filter(pk__in=wanted_topics).values_list("pk", "name"))
-    topic_papers: dict[int, set[int]] = defaultdict(set)
-    for tid, pid in Paper.topics.through.objects.filter(
-        topic_id__in=wanted_topics, paper_id__in=candidate_ids
-    ).values_list("topic_id", "paper_id"):
-        topic_papers[tid].add(pid)
+    topics = {
+        pk: (name, query)
+        for pk, name, query in Topic.objects.filter(pk__in=wanted_topics).values_list(
+            "pk", "name", "query"
+        )
+    }
     filters: dict[int, list[str]] = defaultdict(list)
     for sid, query in Filter.objects.filter(subscriber_id__in=ids).values_list(
         "subscriber_id", "query"
     ):
         filters[sid].append(query)
 
-    for frequency in {s.frequency for s in to_plan}:
-        group = [s for s in to_plan if s.frequency == frequency]
+    selections: dict[int, list[Selection]] = {}
+    for frequency in {s.frequency for s in subscribers}:
+        group = [s for s in subscribers if s.frequency == frequency]
         since = now - window(frequency)
-        selections = select_for_subscribers(
-            [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group],
-            [c for c in candidates if c.last_seen_at >= since],
-            limit=settings.DIGEST_MAX_PAPERS,
-            excluded=excluded,
-            topic_names=topic_names,
-            topic_papers=topic_papers,
-        )
-        for subscriber in group:
-            digests[subscriber.pk] = _record_plan(
-                digests[subscriber.pk], subscriber, selections[subscriber.pk]
+        selections.update(
+            select_for_subscribers(
+                [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group],
+                [c for c in candidates if c.last_seen_at is None or c.last_seen_at >= since],
+                limit=settings.DIGEST_MAX_PAPERS,
+                excluded=excluded,
+                topics=topics,
             )
+        )
+    return selections
+
+
+def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, Digest]:
+    """Claim this period's digest of each subscriber and choose its papers, once.
+
+    The rows are inserted if absent in one statement; matching runs once for the batch,
+    outside any lock; the choices are recorded under the row locks, skipping rows another
+    worker is planning. Returns subscriber id → digest. A digest with nothing matched is
+    ``empty`` — or ``pending`` with no papers when ``DIGEST_SEND_EMPTY`` is on, and then
+    sends the "nothing matched" note. Planning again in the same period changes nothing.
+    """
+    if not subscribers:
+        return {}
+    periods = {s.pk: s.period_key(now) for s in subscribers}
+    Digest.objects.bulk_create(
+        [Digest(subscriber_id=pk, period=period) for pk, period in periods.items()],
+        ignore_conflicts=True,
+    )
+    digests = {
+        d.subscriber_id: d
+        for d in Digest.objects.filter(
+            subscriber_id__in=list(periods), period__in=set(periods.values())
+        )
+        if d.period == periods[d.subscriber_id]
+    }
+    unplanned = [
+        s
+        for s in subscribers
+        if digests[s.pk].status == Digest.PENDING and digests[s.pk].planned_at is None
+    ]
+    if unplanned:
+        digests.update(_record_plans(unplanned, digests, _select(unplanned, now), now))
     return digests
 
 
-def _record_plan(digest: Digest, subscriber: Subscriber, chosen: list[Selection]) -> Digest:
+def _record_plans(
+    subscribers: Sequence[Subscriber],
+    digests: dict[int, Digest],
+    selections: dict[int, list[Selection]],
+    now: datetime,
+) -> dict[int, Digest]:
     with transaction.atomic():
-        digest = Digest.objects.select_for_update().get(pk=digest.pk)
-        if digest.status != Digest.PENDING or digest.items.exists():
-            return digest  # planned meanwhile by another worker
-        if not chosen:
-            digest.status = Digest.EMPTY
-            digest.save(update_fields=["status"])
-            return digest
-        DigestItem.objects.bulk_create(
-            DigestItem(
-                digest=digest,
-                subscriber=subscriber,
-                paper_id=s.paper_id,
-                rank=rank,
-                reason=s.reason,
+        locked = list(
+            Digest.objects.select_for_update(skip_locked=True).filter(
+                pk__in=[digests[s.pk].pk for s in subscribers],
+                status=Digest.PENDING,
+                planned_at__isnull=True,
             )
-            for rank, s in enumerate(chosen, 1)
         )
-    return digest
+        # Rows planned before ``planned_at`` existed already have their papers.
+        with_items = set(
+            DigestItem.objects.filter(digest__in=locked).values_list("digest_id", flat=True)
+        )
+        items = []
+        for digest in locked:
+            digest.planned_at = now
+            if digest.pk in with_items:
+                continue
+            digest.message_id = new_message_id()
+            chosen = selections.get(digest.subscriber_id, [])
+            if not chosen and not settings.DIGEST_SEND_EMPTY:
+                digest.status = Digest.EMPTY
+            items.extend(
+                DigestItem(
+                    digest=digest,
+                    subscriber_id=digest.subscriber_id,
+                    paper_id=s.paper_id,
+                    rank=rank,
+                    reason=s.reason,
+                )
+                for rank, s in enumerate(chosen, 1)
+            )
+        # A paper recorded meanwhile in another edition of the same subscriber is skipped.
+        DigestItem.objects.bulk_create(items, ignore_conflicts=True)
+        Digest.objects.bulk_update(locked, ["planned_at", "message_id", "status"])
+    return {d.subscriber_id: d for d in locked}
 
 
 def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:
@@ -175,81 +278,300 @@ def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:
     return plan_digests([subscriber], now)[subscriber.pk]
 
 
-def digest_message(digest: Digest):  # type: ignore[no-untyped-def]
-    """The email for ``digest``: multipart text + HTML, with a Message-ID, the digest id
-    in ``X-Digest-ID`` and as anymail metadata, and the one-click unsubscribe headers of
-    RFC 2369 and RFC 8058."""
+# --- Rendering --------------------------------------------------------------------------
+
+
+def _cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str]]]:
+    """Digest id → its papers, in rank order, with the reason each was chosen. A paper
+    carried by several digests is one :class:`PaperCard` object."""
+    cards: dict[int, PaperCard] = {}
+    out: dict[int, list[tuple[PaperCard, str]]] = defaultdict(list)
+    for item in (
+        DigestItem.objects.filter(digest_id__in=list(digest_ids))
+        .select_related("paper")
+        .order_by("digest_id", "rank")
+    ):
+        paper = item.paper
+        if paper.pk not in cards:
+            cards[paper.pk] = PaperCard(
+                id=paper.pk,
+                title=paper.title,
+                url=paper.url,
+                abstract=paper.abstract,
+                upvotes=paper.upvotes,
+                published_on=paper.published_on,
+                authors_count=paper.authors_count,
+            )
+        out[item.digest_id].append((cards[paper.pk], item.reason))
+    return out
+
+
+def digest_message(
+    digest: Digest,
+    *,
+    renderer: Renderer | None = None,
+    papers: Sequence[tuple[PaperCard, str]] | None = None,
+) -> EmailMultiAlternatives:
+    """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
+    it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
+    as anymail metadata and tag, and the one-click unsubscribe headers of RFC 2369 and
+    RFC 8058.
+
+    Without ``renderer`` the email is rendered and inlined on its own; delivery passes
+    the batch's :class:`~digest.render.Renderer` (same HTML, much faster) and the
+    ``papers`` it loaded for the batch.
+    """
     subscriber = digest.subscriber
-    items = list(digest.items.select_related("paper"))
+    if papers is None:
+        papers = _cards([digest.pk]).get(digest.pk, [])
     unsubscribe = unsubscribe_url(subscriber.uuid)
-    papers = [
-        {
-            "title": item.paper.title,
-            "url": item.paper.url,
-            "abstract": item.paper.abstract,
-            "upvotes": item.paper.upvotes,
-            "published_on": item.paper.published_on,
-            "authors_count": item.paper.authors_count,
-            "reason": item.reason,
-        }
-        for item in items
-    ]
-    context = {
-        "papers": papers,
+    common = {
         "email": subscriber.email,
+        "unsubscribe_url": unsubscribe,
+        "manage_url": manage_url_for(subscriber),
+        "web_url": digest_web_url(digest),
         "frequency": subscriber.get_frequency_display().lower(),
         "edition": digest.period,
-        "unsubscribe_url": unsubscribe,
     }
-    message = make_email(
-        "digest",
-        context,
-        subscriber.email,
-        headers={
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            "X-Digest-ID": str(digest.pk),
-        },
-    )
-    # django-anymail reads these; other backends ignore them.
+    if papers:
+        cards, reasons = [p for p, _ in papers], [r for _, r in papers]
+        render = renderer.digest if renderer else render_digest
+        kind, parts = "digest", render(cards, reasons, **common)
+    else:
+        kind, parts = "nothing", (renderer.nothing if renderer else render_nothing)(**common)
+    headers = {
+        "List-Unsubscribe": f"<{unsubscribe}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "X-Digest-ID": str(digest.pk),
+    }
+    if digest.message_id:
+        headers["Message-ID"] = digest.message_id
+    message = make_email(kind, {}, subscriber.email, headers=headers, parts=parts)
+    # django-anymail sends these to the ESP, which returns them in tracking webhooks
+    # (digest.webhooks); other backends ignore them.
     message.metadata = {"digest_id": str(digest.pk), "subscriber_id": str(subscriber.pk)}  # type: ignore[attr-defined]
     message.tags = ["digest"]  # type: ignore[attr-defined]
     return message
 
 
-def send_digest(digest: Digest, connection: BaseEmailBackend, now: datetime) -> bool:
+# --- Sending ----------------------------------------------------------------------------
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a send error may pass if tried again later: errors of the ESP's API
+    (anymail's ``AnymailAPIError`` family: outages, rate limits, timeouts), of SMTP
+    (``smtplib.SMTPException``) and of the network (``OSError``, which includes
+    ``ConnectionError``) — except an address the server refuses for good (5xx reply to
+    RCPT TO, RFC 5321 section 4.2.1; anymail's ``AnymailRecipientsRefused`` and
+    ``AnymailInvalidAddress``)."""
+    if isinstance(exc, AnymailRecipientsRefused | AnymailInvalidAddress):
+        return False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(400 <= code < 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, AnymailAPIError | smtplib.SMTPException | OSError)
+
+
+def retry_countdown(attempts: int) -> float:
+    """Seconds to wait before the next try after ``attempts`` failed ones: exponential
+    (``DIGEST_RETRY_BACKOFF`` × 2^(attempts−1), at most ``DIGEST_RETRY_BACKOFF_MAX``)
+    with "equal jitter" (a random point in the upper half), so batches that failed
+    together do not return together. The settings keep the maximum far below the
+    broker's visibility timeout, after which Redis would hand the waiting task to another
+    worker."""
+    ceiling = min(
+        settings.DIGEST_RETRY_BACKOFF_MAX,
+        settings.DIGEST_RETRY_BACKOFF * 2 ** max(attempts - 1, 0),
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server refused the address for good: trying again cannot help."""
+    refusal = AnymailRecipientsRefused | AnymailInvalidAddress | smtplib.SMTPRecipientsRefused
+    return isinstance(exc, refusal) and not is_transient(exc)
+
+
+def _lease_start() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.DIGEST_SENDING_LEASE)
+
+
+def _claimable() -> Q:
+    """Digests a sender may claim: ``pending``, or ``sending`` past the lease (the worker
+    that claimed it died)."""
+    return Q(status=Digest.PENDING) | Q(status=Digest.SENDING, attempted_at__lt=_lease_start())
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def send_digest(
+    digest: Digest,
+    connection: BaseEmailBackend,
+    now: datetime | None = None,
+    *,
+    renderer: Renderer | None = None,
+    papers: Sequence[tuple[PaperCard, str]] | None = None,
+) -> bool:
     """Send a planned digest once. Returns True when this call sent it.
 
-    The ``pending → sending`` UPDATE is the claim: a second caller updates no row and
-    returns False. On a send error the digest goes back to ``pending`` with the error
-    recorded, and the exception propagates so the task can retry.
+    The ``pending → sending`` UPDATE is the claim (it also takes a ``sending`` digest
+    whose lease ran out); a second caller updates no row and returns False. On a send
+    error the digest goes back to ``pending`` with the error recorded, and the exception
+    propagates: the caller decides whether to retry (:func:`send_planned` does).
+    ``now`` is kept for callers; the claim and ``sent_at`` use the clock.
     """
-    won = Digest.objects.filter(pk=digest.pk, status=Digest.PENDING).update(
-        status=Digest.SENDING, attempts=F("attempts") + 1
+    claimed_at = timezone.now()
+    won = Digest.objects.filter(_claimable(), pk=digest.pk).update(
+        status=Digest.SENDING, attempts=F("attempts") + 1, attempted_at=claimed_at
     )
     if not won:
         return False
-    message = digest_message(digest)
+    digest.attempts += 1
+    if not digest.message_id:
+        # Digests planned before Message-IDs were chosen at planning get one now, kept
+        # for every later attempt.
+        Digest.objects.filter(pk=digest.pk, message_id="").update(message_id=new_message_id())
+        digest.refresh_from_db(fields=["message_id"])
     try:
+        message = digest_message(digest, renderer=renderer, papers=papers)
         connection.send_messages([message])
     except Exception as exc:
-        Digest.objects.filter(pk=digest.pk).update(
-            status=Digest.PENDING, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
+            status=Digest.PENDING, last_error=_error_text(exc)
         )
         raise
+    # This UPDATE is the end of the double-send window (see the module docstring).
     Digest.objects.filter(pk=digest.pk).update(
-        status=Digest.SENT,
-        sent_at=now,
-        message_id=message.extra_headers["Message-ID"],
-        last_error="",
+        status=Digest.SENT, sent_at=timezone.now(), last_error=""
     )
     log.info(
-        "digest_sent digest_id=%s subscriber_id=%s papers=%s",
+        "digest_sent digest_id=%s subscriber_id=%s attempts=%s",
         digest.pk,
         digest.subscriber_id,
-        digest.items.count(),
+        digest.attempts,
     )
     return True
+
+
+def _give_up(digest_ids: Sequence[int], error: str) -> None:
+    """Mark digests ``failed`` and release their papers for a later digest."""
+    with transaction.atomic():
+        Digest.objects.filter(pk__in=digest_ids).exclude(status=Digest.SENT).update(
+            status=Digest.FAILED, last_error=error[:2000]
+        )
+        DigestItem.objects.filter(digest_id__in=digest_ids, digest__status=Digest.FAILED).delete()
+    log.warning("digests_failed digest_ids=%s error=%s", list(digest_ids), error[:200])
+
+
+def _close_quietly(connection: BaseEmailBackend) -> None:
+    try:
+        connection.close()
+    except Exception:  # the connection is already broken; nothing was lost with it
+        log.debug("closing the mail connection failed", exc_info=True)
+
+
+def send_planned(
+    digest_ids: Iterable[int],
+    *,
+    connection: BaseEmailBackend | None = None,
+    renderer: Renderer | None = None,
+) -> SendOutcome:
+    """Send the planned, unsent digests among ``digest_ids`` over one mail connection.
+
+    Digests already sent, or being sent by a live worker, are left alone (``already``).
+    A transient error stops the batch: the digest that met it and every digest not yet
+    reached go into ``retry`` (a connection that cannot be opened counts as an attempt
+    of each). A digest is ``failed`` and its papers released after
+    ``DIGEST_MAX_ATTEMPTS`` attempts, at once when its address is refused, and when its
+    subscriber is no longer active. Any other error is recorded on its digest (back to
+    ``pending``, retried by the beat once the lease passed) and the batch goes on.
+    """
+    outcome = SendOutcome()
+    digests = list(
+        Digest.objects.filter(
+            pk__in=list(digest_ids),
+            status__in=[Digest.PENDING, Digest.SENDING],
+            planned_at__isnull=False,
+        )
+        .select_related("subscriber")
+        .order_by("pk")
+    )
+    if not digests:
+        return outcome
+    gone = [d for d in digests if d.subscriber.state != "active"]
+    if gone:
+        _give_up([d.pk for d in gone], "the subscriber is no longer active")
+        outcome.failed += [d.pk for d in gone]
+        digests = [d for d in digests if d.subscriber.state == "active"]
+    papers = _cards(d.pk for d in digests)
+    renderer = renderer or Renderer()
+    connection = connection or get_connection()
+    try:
+        connection.open()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        _charge_attempt(digests, exc, outcome)
+        return outcome
+    try:
+        for index, digest in enumerate(digests):
+            try:
+                sent = send_digest(digest, connection, renderer=renderer, papers=papers[digest.pk])
+            except Exception as exc:
+                error = _error_text(exc)
+                outcome.errors[digest.pk] = error
+                outcome.attempts[digest.pk] = digest.attempts
+                if _refused(exc) or digest.attempts >= settings.DIGEST_MAX_ATTEMPTS:
+                    _give_up([digest.pk], error)
+                    outcome.failed.append(digest.pk)
+                elif is_transient(exc):
+                    # The connection is likely broken: retry this one and the rest later.
+                    outcome.retry = [d.pk for d in digests[index:]]
+                    outcome.retry_in = retry_countdown(digest.attempts)
+                    log.warning(
+                        "digest_send_retry digest_id=%s attempts=%s error=%s retry_in=%.1f",
+                        digest.pk,
+                        digest.attempts,
+                        error,
+                        outcome.retry_in,
+                    )
+                    break
+                else:
+                    log.exception("digest_send_error digest_id=%s", digest.pk)
+                continue
+            (outcome.sent if sent else outcome.already).append(digest.pk)
+    finally:
+        _close_quietly(connection)
+    return outcome
+
+
+def _charge_attempt(digests: Sequence[Digest], exc: BaseException, outcome: SendOutcome) -> None:
+    """Count a failed connection as an attempt of every digest that waited on it."""
+    error = _error_text(exc)
+    ids = [d.pk for d in digests]
+    Digest.objects.filter(pk__in=ids, status=Digest.PENDING).update(
+        attempts=F("attempts") + 1, attempted_at=timezone.now(), last_error=error
+    )
+    attempts = dict(Digest.objects.filter(pk__in=ids).values_list("pk", "attempts"))
+    spent = [pk for pk in ids if attempts.get(pk, 0) >= settings.DIGEST_MAX_ATTEMPTS]
+    if spent:
+        _give_up(spent, error)
+        outcome.failed += spent
+    outcome.retry = [pk for pk in ids if pk not in spent]
+    outcome.errors.update(dict.fromkeys(ids, error))
+    outcome.attempts.update(attempts)
+    if outcome.retry:
+        outcome.retry_in = retry_countdown(max(attempts[pk] for pk in outcome.retry))
+    log.warning(
+        "mail_connection_failed digests=%s error=%s retry_in=%.1f",
+        len(ids),
+        error,
+        outcome.retry_in,
+    )
+
+
+# --- The pipeline -----------------------------------------------------------------------
 
 
 def deliver(
@@ -261,48 +583,77 @@ def deliver(
 ) -> list[DeliveryResult]:
     """Plan and send the digests of ``subscriber_ids`` over one mail connection.
 
-    Only deliverable subscribers whose ``next_digest_at`` has come are served unless
+    Only deliverable subscribers whose ``next_digest_at`` has come are planned unless
     ``force`` (the demo and a moderator's "send now" ignore the schedule, never the
-    deliverable state). Each served subscriber's ``next_digest_at`` moves to the next
-    slot after ``now``.
+    deliverable state); each one's ``next_digest_at`` then moves to the next slot after
+    ``now``. Planned digests of these subscribers still unsent — from this call or an
+    earlier one that was interrupted — are sent too, so running it again finishes what
+    a killed worker left. Returns a result per digest handled, in subscriber order, and
+    ``skipped`` for a subscriber with none.
     """
     now = now or timezone.now()
-    subscribers = Subscriber.objects.filter(pk__in=list(subscriber_ids)).order_by("pk")
-    results: list[DeliveryResult] = []
-    connection = connection or get_connection()
+    subscribers = list(Subscriber.objects.filter(pk__in=list(subscriber_ids)).order_by("pk"))
+    active = [s for s in subscribers if s.state == "active"]
     served = [
-        s
-        for s in subscribers
-        if s.state == "active"
-        and (force or (s.next_digest_at is not None and s.next_digest_at <= now))
+        s for s in active if force or (s.next_digest_at is not None and s.next_digest_at <= now)
     ]
-    digests = plan_digests(served, now) if served else {}
-    with connection:
-        for subscriber in subscribers:
-            if subscriber.pk not in digests:
-                results.append(DeliveryResult(subscriber.pk, subscriber.email, "skipped"))
-                continue
-            results.append(_send_planned(subscriber, digests[subscriber.pk], now, connection))
+    planned = plan_digests(served, now)
+    for subscriber in served:
+        subscriber.next_digest_at = subscriber.compute_next_digest_at(now)
+    Subscriber.objects.bulk_update(served, ["next_digest_at"])
+
+    unsent = list(
+        Digest.objects.filter(
+            subscriber__in=active,
+            status__in=[Digest.PENDING, Digest.SENDING],
+            planned_at__isnull=False,
+        ).values_list("pk", "subscriber_id")
+    )
+    outcome = send_planned([pk for pk, _ in unsent], connection=connection)
+    counts = dict(
+        DigestItem.objects.filter(
+            digest_id__in=[d.pk for d in planned.values()] + [pk for pk, _ in unsent]
+        )
+        .values_list("digest_id")
+        .annotate(n=Count("id"))
+        .values_list("digest_id", "n")
+    )
+
+    earlier: dict[int, list[int]] = defaultdict(list)
+    current = {d.pk for d in planned.values()}
+    for pk, subscriber_id in unsent:
+        if pk not in current:
+            earlier[subscriber_id].append(pk)
+    results = []
+    for subscriber in subscribers:
+        digest = planned.get(subscriber.pk)
+        if digest is not None:
+            results.append(_result(subscriber, digest, outcome, counts))
+        for pk in earlier[subscriber.pk]:
+            unsent_digest = Digest(pk=pk, subscriber_id=subscriber.pk, status=Digest.PENDING)
+            results.append(_result(subscriber, unsent_digest, outcome, counts))
+        if digest is None and not earlier[subscriber.pk]:
+            results.append(DeliveryResult(subscriber.pk, subscriber.email, "skipped"))
     return results
 
 
-def _send_planned(
-    subscriber: Subscriber, digest: Digest, now: datetime, connection: BaseEmailBackend
+def _result(
+    subscriber: Subscriber, digest: Digest, outcome: SendOutcome, counts: dict[int, int]
 ) -> DeliveryResult:
-    result = DeliveryResult(subscriber.pk, subscriber.email, "skipped", digest_id=digest.pk)
-    result.papers = digest.items.count()
-    if digest.status == Digest.PENDING:
-        try:
-            sent = send_digest(digest, connection, now)
-        except Exception as exc:  # recorded on the digest; the next tick retries it
-            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-            return result
-        result.status = "sent" if sent else "already"
-    else:
-        result.status = "empty" if digest.status == Digest.EMPTY else "already"
-    Subscriber.objects.filter(pk=subscriber.pk).update(
-        next_digest_at=subscriber.compute_next_digest_at(now)
-    )
+    result = DeliveryResult(subscriber.pk, subscriber.email, "already", digest_id=digest.pk)
+    result.papers = counts.get(digest.pk, 0)
+    result.error = outcome.errors.get(digest.pk, "")
+    result.attempts = outcome.attempts.get(digest.pk, 0)
+    if digest.pk in outcome.sent:
+        result.status = "sent"
+    elif digest.pk in outcome.failed:
+        result.status = "failed"
+    elif digest.pk in outcome.retry:
+        result.status = "retrying"
+    elif digest.status == Digest.EMPTY:
+        result.status = "empty"
+    elif digest.pk in outcome.errors:
+        result.status = "failed"
     return result
 
 
@@ -310,4 +661,21 @@ def due_subscriber_ids(now: datetime) -> Sequence[int]:
     """Ids of the subscribers whose digest is due at ``now``, oldest due first."""
     return list(
         Subscriber.objects.due(now).order_by("next_digest_at", "pk").values_list("pk", flat=True)
+    )
+
+
+def stale_digest_ids() -> list[int]:
+    """Planned digests that no worker is looking after: ``sending`` past the lease (its
+    worker died) or ``pending`` with no attempt within the lease (its task was lost).
+    The beat hands them to :func:`send_planned` again."""
+    cutoff = _lease_start()
+    return list(
+        Digest.objects.filter(planned_at__isnull=False)
+        .filter(
+            Q(status=Digest.SENDING, attempted_at__lt=cutoff)
+            | Q(status=Digest.PENDING, attempted_at__lt=cutoff)
+            | Q(status=Digest.PENDING, attempted_at__isnull=True, planned_at__lt=cutoff)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )

@@ -1,83 +1,64 @@
-"""Which papers a subscriber's filters select, and in what order.
+"""Which papers each subscriber gets, in what order, and why.
 
-A filter is a word or a phrase. It matches a paper when its words appear, in order and
-at word boundaries, in the title or the abstract: case-insensitive, singular and plural
-alike (``transformer`` matches ``Transformers``). The selected papers are ranked by
-upvotes, then recency (publication date, then first seen), then id.
+The matching itself is :mod:`digest.engine` (the filter language of :mod:`digest.query`,
+evaluated for a whole batch of subscribers at once). This module turns stored papers into
+the engine's input, computes each paper's ``trend``, puts papers pinned by moderators
+first, and words the reasons shown in the email.
+
+Trend, higher is better (only its order within an edition matters)::
+
+    trend = ln(1 + upvotes) + 2 · ln(1 + gained) − age_days / 7
+
+``upvotes`` is the count last seen, ``gained`` the upvotes won between the paper's last
+two sightings (:func:`digest.ingest.upvote_growth`), ``age_days`` the days since it was
+published (or first seen, when the page gave no date). So a week of age costs as much as
+e ≈ 2.7 times fewer upvotes, and a paper gaining votes now climbs.
+
+Ranking per subscriber (:mod:`digest.engine`): pinned papers first (newest pin first),
+then by points — 2 for each of the subscriber's filters and topics that matches with a
+term in the title or authors, 1 for an abstract-only match — then by trend, then by paper
+id.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from .engine import Match, PaperText, match_edition
 
 __all__ = [
     "Candidate",
     "Selection",
     "SubscriberSpec",
-    "filter_matches",
-    "fold_word",
+    "reason_text",
     "select_for_subscribers",
-    "select_papers",
-    "words",
+    "trend_score",
 ]
 
-_WORD = re.compile(r"[^\W_]+")
+PINNED_REASON = "pinned by the editors"
 
 
-def fold_word(word: str) -> str:
-    """Lower-case ``word`` and drop a plural ``s`` (not ``ss``): ``Transformers`` →
-    ``transformer``, ``attentions`` → ``attention``, ``loss`` → ``loss``."""
-    word = word.lower()
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def words(text: str) -> list[str]:
-    """The folded words of ``text``, in order."""
-    return [fold_word(w) for w in _WORD.findall(text)]
-
-
-def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
-    n = len(needle)
-    first = needle[0]
-    return any(
-        haystack[i] == first and list(haystack[i : i + n]) == list(needle)
-        for i in range(len(haystack) - n + 1)
-    )
-
-
-def filter_matches(query: str, title: str, abstract: str) -> str | None:
-    """Where ``query`` matches: ``"title"``, ``"abstract"`` or ``None`` for no match.
-    A query with no words matches nothing."""
-    needle = words(query)
-    if not needle:
-        return None
-    if _contains(words(title), needle):
-        return "title"
-    if _contains(words(abstract), needle):
-        return "abstract"
-    return None
+def trend_score(upvotes: int, gained: int, published: date | None, now: datetime) -> float:
+    """The trend of a paper (see the module docstring). ``published`` is the publication
+    date, or the first-seen date when unknown; a date in the future counts as today."""
+    age_days = max((now.date() - published).days, 0) if published else 0
+    return math.log1p(max(upvotes, 0)) + 2 * math.log1p(max(gained, 0)) - age_days / 7
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A paper as matching sees it. ``recency`` is any sortable value, larger is newer."""
+    """A paper as matching sees it. ``trend`` from :func:`trend_score`."""
 
     id: int
     title: str
     abstract: str
-    upvotes: int
-    recency: tuple[object, ...]
-    last_seen_at: object = None
-
-
-@dataclass(frozen=True)
-class Selection:
-    paper_id: int
-    reason: str
+    authors: tuple[str, ...] = ()
+    trend: float = 0.0
+    last_seen_at: datetime | None = None
+    pinned_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -89,38 +70,28 @@ class SubscriberSpec:
     topic_ids: tuple[int, ...] = ()
 
 
-def select_papers(
-    filters: Sequence[str],
-    papers: Iterable[Candidate],
-    *,
-    limit: int,
-    topics: Mapping[int, str] | None = None,
-    topic_papers: Mapping[int, set[int]] | None = None,
-) -> list[Selection]:
-    """The top ``limit`` papers any of ``filters`` or ``topics`` (id → name, with
-    ``topic_papers`` giving each topic's paper ids) selects, best first, each with the
-    reason it was chosen (``matched "diffusion" in title``, ``topic "Vision"``)."""
-    topics = topics or {}
-    topic_papers = topic_papers or {}
-    chosen: list[tuple[Candidate, str]] = []
-    for paper in papers:
-        reasons = []
-        for query in filters:
-            where = filter_matches(query, paper.title, paper.abstract)
-            if where:
-                reasons.append(f'matched "{query}" in {where}')
-        for topic_id, name in topics.items():
-            if paper.id in topic_papers.get(topic_id, ()):
-                reasons.append(f'topic "{name}"')
-        if reasons:
-            chosen.append((paper, "; ".join(reasons)))
-    chosen.sort(key=lambda pr: (-pr[0].upvotes, _negate(pr[0].recency), pr[0].id))
-    return [Selection(paper.id, reason) for paper, reason in chosen[:limit]]
+@dataclass(frozen=True)
+class Selection:
+    """A paper chosen for a digest and the sentence that says why."""
+
+    paper_id: int
+    reason: str
+    score: float = 0.0
+    hits: tuple[str, ...] = field(default=(), compare=False)
 
 
-def _negate(recency: tuple[object, ...]) -> tuple[object, ...]:
-    # Newest first: invert each component's order (ordinals and timestamps are numbers).
-    return tuple(-v if isinstance(v, int | float) else v for v in recency)
+def reason_text(match: Match, topic_names: Mapping[int, str]) -> str:
+    """``matched your filter "diffusion video" (diffusion in title); topic "Vision"``."""
+    parts = []
+    for reason in match.reasons:
+        what = (
+            f'your filter "{reason.filter}"'
+            if reason.filter is not None
+            else f'topic "{topic_names.get(reason.topic_id or 0, reason.topic_id)}"'
+        )
+        found = ", ".join(str(h) for h in reason.hits)
+        parts.append(f"matched {what} ({found})" if found else f"matched {what}")
+    return "; ".join(parts)
 
 
 def select_for_subscribers(
@@ -129,20 +100,40 @@ def select_for_subscribers(
     *,
     limit: int,
     excluded: Mapping[int, set[int]],
-    topic_names: Mapping[int, str],
-    topic_papers: Mapping[int, set[int]],
+    topics: Mapping[int, tuple[str, str]],
 ) -> dict[int, list[Selection]]:
-    """Each subscriber's top ``limit`` papers, skipping the paper ids in
-    ``excluded[subscriber id]`` (already sent to them). Returns subscriber id → selections.
+    """Each subscriber's top ``limit`` papers, best first: pinned papers not sent to them
+    yet, then matches. A subscriber nothing matches gets an empty list, pins or not.
+
+    ``excluded[subscriber id]`` holds paper ids already sent to them; ``topics`` maps a
+    topic id to ``(name, query)``. A filter that no longer parses matches nothing (the
+    engine logs it). Returns subscriber id → selections (an empty list: nothing matched).
     """
+    pinned = sorted(
+        (p for p in papers if p.pinned_at is not None),
+        key=lambda p: (p.pinned_at, p.id),
+        reverse=True,
+    )
+    texts = [PaperText(p.id, p.title, p.abstract, p.authors, p.trend) for p in papers]
+    matches = match_edition(
+        texts,
+        [(s.id, s.filters, s.topic_ids) for s in subscribers],
+        {tid: query for tid, (_, query) in topics.items()},
+        excluded=excluded,
+        top_n=limit,
+    )
+    names = {tid: name for tid, (name, _) in topics.items()}
     result: dict[int, list[Selection]] = {}
     for spec in subscribers:
+        found = matches.get(spec.id, [])
+        if not found:  # pinned papers lead a digest; they never make one on their own
+            result[spec.id] = []
+            continue
         skip = excluded.get(spec.id, set())
-        result[spec.id] = select_papers(
-            spec.filters,
-            (p for p in papers if p.id not in skip),
-            limit=limit,
-            topics={t: topic_names[t] for t in spec.topic_ids if t in topic_names},
-            topic_papers=topic_papers,
-        )
+        chosen = [Selection(p.id, PINNED_REASON) for p in pinned if p.id not in skip]
+        taken = {s.paper_id for s in chosen}
+        for match in found:
+            if match.paper_id not in taken:
+                chosen.append(Selection(match.paper_id, reason_text(match, names), match.score))
+        result[spec.id] = chosen[:limit]
     return result

@@ -2,23 +2,73 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import quote_plus
 
+from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 
 HF_PAPERS_URL = "https://huggingface.co/papers"
+ARXIV_URL = "https://arxiv.org"
+
+FORMAT_CHOICES = [("", "Auto-detect"), ("text", "Text"), ("html", "HTML"), ("json", "JSON")]
+
+
+class Source(models.Model):
+    """A papers page or API URL fetched on a schedule (see :mod:`digest.sources`).
+
+    ``etag`` and ``last_modified`` are the validators of the last page ingested, sent
+    back as a conditional GET (RFC 9110 section 13.1) so an unchanged page costs a 304.
+    ``next_fetch_at`` is when the beat next fetches it; ``last_status`` the status of
+    its latest :class:`IngestRun`.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(
+        "URL",
+        max_length=2000,
+        validators=[URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")],
+    )
+    format = models.CharField(
+        max_length=8, choices=FORMAT_CHOICES, blank=True, help_text="Blank: auto-detect."
+    )
+    enabled = models.BooleanField(default=True)
+    interval = models.DurationField(
+        default=timedelta(hours=1),
+        validators=[MinValueValidator(timedelta(minutes=1))],
+        help_text="Time between fetches, e.g. 01:00:00 for hourly.",
+    )
+    etag = models.CharField("ETag", max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    next_fetch_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_fetched_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class IngestRun(models.Model):
     """One page ingested from a file or URL: what it held, what changed, what failed."""
 
-    RUNNING, OK, FAILED = "running", "ok", "failed"
-    STATUSES = [(RUNNING, "Running"), (OK, "OK"), (FAILED, "Failed")]
+    RUNNING, OK, FAILED, NOT_MODIFIED = "running", "ok", "failed", "not_modified"
+    STATUSES = [
+        (RUNNING, "Running"),
+        (OK, "OK"),
+        (FAILED, "Failed"),
+        (NOT_MODIFIED, "Not modified"),
+    ]
 
     source = models.CharField(max_length=2000, help_text="File path or URL.")
+    from_source = models.ForeignKey(
+        Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     format = models.CharField(max_length=8, blank=True)
-    status = models.CharField(max_length=8, choices=STATUSES, default=RUNNING)
+    status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
     page_date = models.DateField(null=True, blank=True)
     papers_parsed = models.PositiveIntegerField(default=0)
     papers_new = models.PositiveIntegerField(default=0)
@@ -66,6 +116,11 @@ class PaperQuerySet(models.QuerySet["Paper"]):
         """Papers that may go out in digests (not hidden by a moderator)."""
         return self.filter(hidden_at__isnull=True)
 
+    def pinned(self) -> PaperQuerySet:
+        """Visible papers a moderator pinned to the top of the next digests, newest pin
+        first."""
+        return self.visible().filter(pinned_at__isnull=False).order_by("-pinned_at", "-id")
+
 
 class Paper(models.Model):
     """A paper, stored once however many pages show it.
@@ -82,10 +137,17 @@ class Paper(models.Model):
     authors_count = models.PositiveIntegerField(null=True, blank=True)
     published_on = models.DateField(null=True, blank=True)
     upvotes = models.IntegerField(default=0)
+    num_comments = models.PositiveIntegerField(null=True, blank=True)
+    ai_keywords = models.JSONField(default=list, blank=True, help_text="Keywords, when known.")
+    github_repo = models.URLField("GitHub repository", max_length=500, blank=True)
+    project_page = models.URLField(max_length=500, blank=True)
     first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
     hidden_at = models.DateTimeField(null=True, blank=True)
     hidden_reason = models.CharField(max_length=200, blank=True)
+    pinned_at = models.DateTimeField(
+        null=True, blank=True, help_text="Pinned papers lead every subscriber's next digest."
+    )
     topics = models.ManyToManyField(Topic, blank=True, related_name="papers")
 
     objects = PaperQuerySet.as_manager()
@@ -102,6 +164,64 @@ class Paper(models.Model):
         if self.arxiv_id:
             return f"{HF_PAPERS_URL}/{self.arxiv_id}"
         return f"{HF_PAPERS_URL}?q={quote_plus(self.title)}"
+
+    # --- Moderation -------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """``hidden``, ``pinned`` or ``visible``."""
+        if self.hidden_at:
+            return "hidden"
+        return "pinned" if self.pinned_at else "visible"
+
+    def hide(self, reason: str, now: datetime | None = None) -> None:
+        """Keep the paper out of every digest from now on, and unpin it.
+
+        ``reason`` (at most 200 characters) is required; hiding a hidden paper again
+        only replaces the reason. Raises ValueError when ``reason`` is blank.
+        """
+        reason = reason.strip()
+        if not reason:
+            raise ValueError("a reason is required to hide a paper")
+        self.hidden_at = self.hidden_at or now or timezone.now()
+        self.hidden_reason = reason[:200]
+        self.pinned_at = None
+        self.save(update_fields=["hidden_at", "hidden_reason", "pinned_at"])
+
+    def unhide(self) -> None:
+        """Let the paper go out in digests again."""
+        self.hidden_at = None
+        self.hidden_reason = ""
+        self.save(update_fields=["hidden_at", "hidden_reason"])
+
+    def pin(self, now: datetime | None = None) -> None:
+        """Put the paper at the top of every subscriber's next digest (see
+        :meth:`PaperQuerySet.pinned`). Raises ValueError for a hidden paper."""
+        if self.hidden_at:
+            raise ValueError("a hidden paper cannot be pinned; unhide it first")
+        self.pinned_at = now or timezone.now()
+        self.save(update_fields=["pinned_at"])
+
+    def unpin(self) -> None:
+        """Stop leading digests with this paper."""
+        self.pinned_at = None
+        self.save(update_fields=["pinned_at"])
+
+    @property
+    def hf_url(self) -> str | None:
+        """The paper's Hugging Face page, or None without an arXiv id."""
+        return f"{HF_PAPERS_URL}/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def arxiv_url(self) -> str | None:
+        """The arXiv abstract page, or None without an arXiv id
+        (https://info.arxiv.org/help/arxiv_identifier_for_services.html)."""
+        return f"{ARXIV_URL}/abs/{self.arxiv_id}" if self.arxiv_id else None
+
+    @property
+    def pdf_url(self) -> str | None:
+        """The latest version's PDF on arXiv, or None without an arXiv id."""
+        return f"{ARXIV_URL}/pdf/{self.arxiv_id}" if self.arxiv_id else None
 
 
 class Sighting(models.Model):
@@ -145,8 +265,23 @@ class Digest(models.Model):
     status = models.CharField(max_length=8, choices=STATUSES, default=PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    message_id = models.CharField(max_length=255, blank=True)
+    message_id = models.CharField(
+        max_length=255,
+        blank=True,
+        db_index=True,
+        help_text="Chosen when planned; every attempt reuses it.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
+    planned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its papers were chosen (unset: not yet)."
+    )
+    attempted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text="When the last send attempt began; a digest left sending past the lease "
+        "is sent again with the same Message-ID.",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -154,6 +289,7 @@ class Digest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["subscriber", "period"], name="digest_once_per_period"),
         ]
+        indexes = [models.Index(fields=["status", "attempted_at"], name="digest_status_attempted")]
 
     def __str__(self) -> str:
         return f"{self.subscriber} {self.period}"
@@ -181,3 +317,74 @@ class DigestItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.paper_id} in digest {self.digest_id}"
+
+
+class BlockedTerm(models.Model):
+    """A word or phrase subscribers may not use in their filters.
+
+    Compared as :func:`digest.moderation.blocked_terms_in` says: folded, token by token,
+    singular and plural alike. Saving one flags the existing filters that contain it for
+    review (:attr:`subscriptions.models.Filter.flagged_for_review`).
+    """
+
+    term = models.CharField(max_length=100, unique=True)
+    note = models.CharField(max_length=200, blank=True, help_text="Why it is blocked.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["term"]
+
+    def __str__(self) -> str:
+        return self.term
+
+    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        from .moderation import flag_filters_containing
+
+        super().save(*args, **kwargs)
+        flag_filters_containing(self.term)
+
+
+class DeliveryEvent(models.Model):
+    """What the ESP reported about a message: delivered, bounced, complained…
+
+    Stored from anymail's normalised ``tracking`` signal (see :mod:`digest.webhooks`),
+    once per ESP event id. ``event_type`` and ``reject_reason`` are anymail's values
+    (https://anymail.dev/en/stable/sending/tracking/#anymail.signals.AnymailTrackingEvent).
+    """
+
+    esp_name = models.CharField(max_length=32)
+    event_id = models.CharField(
+        max_length=255, blank=True, help_text="Blank when the ESP gives none."
+    )
+    event_type = models.CharField(max_length=32, db_index=True)
+    reject_reason = models.CharField(max_length=32, blank=True)
+    description = models.TextField(blank=True)
+    mta_response = models.TextField(blank=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    message_id = models.CharField(max_length=255, blank=True, help_text="As the ESP reports it.")
+    timestamp = models.DateTimeField(null=True, blank=True)
+    digest = models.ForeignKey(
+        Digest, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="delivery_events",
+    )
+    raw = models.JSONField(default=dict, blank=True, help_text="The ESP's payload for the event.")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["esp_name", "event_id"],
+                condition=~models.Q(event_id=""),
+                name="delivery_event_once_per_esp_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.esp_name} {self.event_type} {self.recipient}"

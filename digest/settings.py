@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -43,25 +44,52 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 DEBUG = env_bool("DEBUG", True)
+# What production (DEBUG off) refuses; all of it is reported at once at the end.
+PRODUCTION_PROBLEMS: list[str] = []
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        PRODUCTION_PROBLEMS.append("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-local-development-key-do-not-use-in-production"
+elif not DEBUG and (
+    len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")
+):
+    # The thresholds of Django's own deploy check (security.W009).
+    PRODUCTION_PROBLEMS.append(
+        "SECRET_KEY is too weak: use 50 or more random characters, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 SITE_NAME = env_str("SITE_NAME", "Trending papers")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "")
 if not DEBUG and not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off")
+    PRODUCTION_PROBLEMS.append("ALLOWED_HOSTS must be set when DEBUG is off")
+# Links in emails leave the machine, so they must be https; plain http is accepted only
+# for a loopback SITE_URL (trying the containers out on one machine).
+_site = urlsplit(SITE_URL)
+SITE_IS_LOOPBACK = _site.hostname in {"localhost", "127.0.0.1", "::1"}
+if not DEBUG and not (_site.scheme == "https" or (_site.scheme == "http" and SITE_IS_LOOPBACK)):
+    PRODUCTION_PROBLEMS.append(f"SITE_URL={SITE_URL!r} must be an https:// URL when DEBUG is off")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the moderation dashboard and throttled login (digest/dashboard.py).
+    "digest.dashboard.ModerationAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,6 +102,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files from gunicorn itself, before sessions or auth run.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,6 +139,16 @@ DATABASES = {
         conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A dead or unreachable server fails fast (/healthz, start-up) instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
+        "DB_CONNECT_TIMEOUT", 5
+    )
+if not DEBUG and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    PRODUCTION_PROBLEMS.append(
+        "DATABASE_URL must name a PostgreSQL database when DEBUG is off "
+        "(SQLite cannot be shared by the web server and the workers)"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -117,7 +157,34 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Production serves hashed, compressed copies made by collectstatic (the image runs it).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# Locally, static files are found in the apps on each request, with no collectstatic.
+WHITENOISE_AUTOREFRESH = WHITENOISE_USE_FINDERS = DEBUG
+
+# --- HTTPS (see `manage.py check --deploy`) ----------------------------------------
+if not DEBUG:
+    # Set BEHIND_PROXY=true only when a proxy that terminates TLS sets X-Forwarded-Proto;
+    # otherwise a client could claim https by sending the header itself.
+    if env_bool("BEHIND_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not SITE_IS_LOOPBACK)
+    # The container's health check asks over plain http from inside.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", f"{_site.scheme}://{_site.netloc}")
 
 # --- Mail -------------------------------------------------------------------------
 # Any Django or django-anymail backend by name, e.g.
@@ -145,15 +212,50 @@ ANYMAIL = {
 }
 if env_str("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
+if not DEBUG:
+    if not env_str("EMAIL_BACKEND"):
+        PRODUCTION_PROBLEMS.append(
+            "EMAIL_BACKEND must be set when DEBUG is off (the default only writes files), "
+            "e.g. anymail.backends.postmark.EmailBackend"
+        )
+    # The credential each ESP backend cannot send without (django-anymail's docs).
+    for _esp, _key in (("postmark", "POSTMARK_SERVER_TOKEN"), ("mailgun", "MAILGUN_API_KEY")):
+        if EMAIL_BACKEND.startswith(f"anymail.backends.{_esp}.") and _key not in ANYMAIL:
+            PRODUCTION_PROBLEMS.append(f"{_key} must be set to send through {EMAIL_BACKEND}")
+    # Bounces and complaints arrive on anymail's tracking webhooks, guarded by basic auth.
+    if EMAIL_BACKEND.startswith("anymail.") and ":" not in env_str("ANYMAIL_WEBHOOK_SECRET"):
+        PRODUCTION_PROBLEMS.append(
+            "ANYMAIL_WEBHOOK_SECRET must be set to user:password (random) so the ESP's "
+            "bounce webhooks are accepted"
+        )
 
 # --- Digests ----------------------------------------------------------------------
 DIGEST_MAX_PAPERS = env_int("DIGEST_MAX_PAPERS", 10)
 # Unsubscribe links in old emails keep working this long (seconds).
 UNSUBSCRIBE_LINK_MAX_AGE = env_int("UNSUBSCRIBE_LINK_MAX_AGE", 365 * 24 * 3600)
+# --- Delivery (digest/delivery.py; README "Delivery") ------------------------------
+# An edition where nothing matched sends a short "nothing matched" note instead of nothing.
+DIGEST_SEND_EMPTY = env_bool("DIGEST_SEND_EMPTY", False)
+# Due subscribers per send_digests task.
+DIGEST_CHUNK_SIZE = env_int("DIGEST_CHUNK_SIZE", 500)
+# A digest is given up (failed, its papers released) after this many send attempts.
+DIGEST_MAX_ATTEMPTS = env_int("DIGEST_MAX_ATTEMPTS", 8)
+# Retries after transient errors wait BACKOFF × 2^(attempt−1) seconds, at most
+# BACKOFF_MAX, with jitter.
+DIGEST_RETRY_BACKOFF = env_float("DIGEST_RETRY_BACKOFF", 30.0)
+DIGEST_RETRY_BACKOFF_MAX = env_float("DIGEST_RETRY_BACKOFF_MAX", 600.0)
+# Seconds after which a digest left "sending" (its worker died) is sent again, with the
+# same Message-ID. Must be far longer than one message takes to send.
+DIGEST_SENDING_LEASE = env_float("DIGEST_SENDING_LEASE", 900.0)
 
 # --- Celery -----------------------------------------------------------------------
 # With no broker configured every task runs in-process, so the demo needs no server.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+if not DEBUG and not CELERY_BROKER_URL:
+    PRODUCTION_PROBLEMS.append(
+        "CELERY_BROKER_URL must be set when DEBUG is off (e.g. redis://redis:6379/0); "
+        "without it every task would run inside the web server"
+    )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
@@ -161,17 +263,123 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Redis hands an unacknowledged task to another worker after this many seconds. Tasks
+# are acknowledged after they ran (acks_late), so a worker killed mid-task has its task
+# redone; retry countdowns stay far below it, or a waiting retry would run twice.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# One task at a time per worker process: a killed worker takes no unstarted tasks with it.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+if DIGEST_RETRY_BACKOFF_MAX * 4 > CELERY_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"DIGEST_RETRY_BACKOFF_MAX={DIGEST_RETRY_BACKOFF_MAX:g} must be at most a quarter of "
+        f"CELERY_VISIBILITY_TIMEOUT={CELERY_VISIBILITY_TIMEOUT}"
+    )
+if DIGEST_SENDING_LEASE <= 2 * EMAIL_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"DIGEST_SENDING_LEASE={DIGEST_SENDING_LEASE:g} must exceed twice "
+        f"EMAIL_TIMEOUT={EMAIL_TIMEOUT}, or a slow send could be taken for a dead one"
+    )
 CELERY_BEAT_SCHEDULE = {
-    "send-due-digests": {"task": "digest.tasks.send_due_digests", "schedule": 300.0},
-    "ingest-sources": {"task": "digest.tasks.ingest_sources", "schedule": 900.0},
+    "send-due-digests": {
+        "task": "digest.tasks.send_due_digests",
+        "schedule": float(env_int("SEND_DUE_DIGESTS_EVERY", 300)),
+    },
+    "ingest-sources": {
+        "task": "digest.tasks.ingest_sources",
+        "schedule": float(env_int("INGEST_SOURCES_EVERY", 900)),
+    },
+    # Each Source (managed in the admin) has its own interval; this finds the due ones.
+    "fetch-due-sources": {
+        "task": "digest.tasks.fetch_due_sources",
+        "schedule": float(env_int("FETCH_DUE_SOURCES_EVERY", 60)),
+    },
 }
-# Paths or URLs the beat ingests every 15 minutes.
+# One queue per stage, so each is given its own workers (`celery worker -Q sending`)
+# and sending can be scaled alone. A worker started without -Q consumes them all;
+# "celery" takes tasks sent by name from elsewhere without a route.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {name: {} for name in ("celery", "ingest", "matching", "sending")}
+CELERY_TASK_ROUTES = {
+    "digest.tasks.ingest_*": {"queue": "ingest"},
+    "digest.tasks.fetch_*": {"queue": "ingest"},
+    "digest.tasks.send_due_digests": {"queue": "matching"},
+    "digest.tasks.plan_*": {"queue": "matching"},
+    "digest.tasks.send_digests": {"queue": "sending"},
+    "digest.tasks.send_planned_digests": {"queue": "sending"},
+}
+# Workers log through LOGGING below (JSON lines in production), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Paths or URLs the beat ingests every 15 minutes, whole each time; for URLs fetched
+# with conditional GETs on their own intervals, add Sources in the admin instead.
 INGEST_SOURCES = env_list("INGEST_SOURCES")
 
+# --- Web pages (signup, manage, feeds) ---------------------------------------------
+# Double opt-in links work once, for this long (seconds).
+CONFIRM_LINK_MAX_AGE = env_int("CONFIRM_LINK_MAX_AGE", 3 * 24 * 3600)
+# Magic links to the settings page (in every digest, and emailed on request) work once,
+# for this long: a weekly digest's link must outlive the week.
+MANAGE_LINK_MAX_AGE = env_int("MANAGE_LINK_MAX_AGE", 30 * 24 * 3600)
+# The throttles count in the cache, so several web processes share one count: Redis when
+# one is configured, else memory of this process.
+REDIS_URL = env_str("REDIS_URL") or CELERY_BROKER_URL
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "papers",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# (requests, seconds) per client IP (an IPv6 /64 counts as one client) and per address.
+THROTTLES = {
+    "signup-ip": (env_int("THROTTLE_SIGNUP_PER_IP", 20), 3600),
+    "signup-address": (env_int("THROTTLE_SIGNUP_PER_ADDRESS", 3), 3600),
+    "link-ip": (env_int("THROTTLE_LINK_PER_IP", 20), 3600),
+    "link-address": (env_int("THROTTLE_LINK_PER_ADDRESS", 3), 3600),
+    "preview-ip": (env_int("THROTTLE_PREVIEW_PER_IP", 120), 60),
+}
+# The request.META key holding the client address; behind a reverse proxy that sets it,
+# e.g. HTTP_X_REAL_IP. Never a header clients can set themselves.
+CLIENT_IP_META = env_str("CLIENT_IP_META", "REMOTE_ADDR")
+# Sent on every response that sets no policy of its own (the "view in browser" digest page
+# allows the email's inline styles). Pages load only our own static JS and CSS.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+MIDDLEWARE += ["subscriptions.middleware.ContentSecurityPolicyMiddleware"]
+
+# --- Admin ------------------------------------------------------------------------
+# A client address and username pair is locked out of the admin login for
+# ADMIN_LOGIN_LOCKOUT_SECONDS after ADMIN_LOGIN_MAX_FAILURES failed attempts (counted in
+# the cache above).
+ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", 5)
+ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+
+# One line per event on stderr; LOG_FORMAT=json writes JSON lines (digest/logs.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "digest.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {
+        "handlers": ["console"],
+        "level": env_str("LOG_LEVEL", "WARNING" if DEBUG else "INFO"),
+    },
 }
+
+if PRODUCTION_PROBLEMS:
+    raise ImproperlyConfigured(
+        "Unsafe or incomplete production settings (DEBUG is off):\n"
+        + "\n".join(f"  - {problem}" for problem in PRODUCTION_PROBLEMS)
+    )

@@ -3,15 +3,17 @@ idempotent: a task run twice does no harm (the database records what was done)."
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import delivery
+from . import delivery, sources
 from .ingest import ingest_source
 
-CHUNK_SIZE = 500
+log = logging.getLogger(__name__)
 
 
 @shared_task
@@ -29,21 +31,82 @@ def ingest_sources() -> int:
 
 
 @shared_task
-def send_due_digests() -> int:
-    """Find the subscribers whose digest is due and enqueue them in chunks of
-    ``CHUNK_SIZE``, after the transaction commits. Returns how many are due."""
-    ids = list(delivery.due_subscriber_ids(timezone.now()))
-    for start in range(0, len(ids), CHUNK_SIZE):
-        chunk = ids[start : start + CHUNK_SIZE]
-        transaction.on_commit(lambda chunk=chunk: send_digests.delay(chunk))
+def fetch_due_sources() -> int:
+    """Claim the sources due now and enqueue ``fetch_source`` for each, after the claims
+    commit. Returns how many were due."""
+    with transaction.atomic():
+        ids = sources.claim_due_sources(timezone.now())
+        for source_id in ids:
+            transaction.on_commit(lambda source_id=source_id: fetch_source.delay(source_id))
     return len(ids)
+
+
+@shared_task
+def fetch_source(source_id: int) -> dict[str, object] | None:
+    """Fetch one source (conditional GET) and ingest its page; returns the page summary
+    of ``ingest --json``, or ``None`` when the source was deleted."""
+    result = sources.fetch_source(source_id)
+    return result.as_dict() if result is not None else None
+
+
+@shared_task
+def send_due_digests() -> int:
+    """The beat's tick: enqueue the due subscribers in chunks of ``DIGEST_CHUNK_SIZE``
+    (one task per chunk, never one per subscriber), and hand the planned digests no
+    worker is looking after (:func:`digest.delivery.stale_digest_ids`) back to
+    ``send_planned_digests``. Tasks are enqueued once the transaction commits.
+    Returns how many subscribers were due."""
+    size = settings.DIGEST_CHUNK_SIZE
+    due = list(delivery.due_subscriber_ids(timezone.now()))
+    for start in range(0, len(due), size):
+        send_digests.delay_on_commit(due[start : start + size])
+    stale = delivery.stale_digest_ids()
+    for start in range(0, len(stale), size):
+        send_planned_digests.delay_on_commit(stale[start : start + size])
+    if stale:
+        log.warning("stale_digests_resent count=%s", len(stale))
+    return len(due)
+
+
+def _counts(results: list[delivery.DeliveryResult]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return counts
+
+
+def _schedule_retry(digest_ids: list[int], countdown: float) -> None:
+    send_planned_digests.apply_async_on_commit((digest_ids,), countdown=countdown)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
-    """Deliver the due digests of ``subscriber_ids`` over one mail connection.
-    Returns counts by outcome (``sent``, ``empty``, ``skipped``, ``already``, ``failed``)."""
-    counts: dict[str, int] = {}
-    for result in delivery.deliver(subscriber_ids):
-        counts[result.status] = counts.get(result.status, 0) + 1
-    return counts
+    """Plan and send the due digests of ``subscriber_ids`` over one mail connection
+    (:func:`digest.delivery.deliver`); digests that met a transient error are retried by
+    ``send_planned_digests`` after a backoff. Returns counts by outcome (``sent``,
+    ``empty``, ``skipped``, ``already``, ``retrying``, ``failed``).
+
+    Acknowledged only after it ran, and requeued if its worker dies: running it again
+    sends what is still unsent and nothing twice.
+    """
+    results = delivery.deliver(subscriber_ids)
+    retry = [r for r in results if r.status == "retrying"]
+    if retry:
+        countdown = delivery.retry_countdown(max(r.attempts for r in retry))
+        _schedule_retry([r.digest_id for r in retry if r.digest_id is not None], countdown)
+    return _counts(results)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
+    """Send planned digests by id (a retry, or digests a dead worker left); schedules
+    its own retry for those that meet a transient error. Returns counts by outcome."""
+    outcome = delivery.send_planned(digest_ids)
+    if outcome.retry:
+        _schedule_retry(outcome.retry, outcome.retry_in)
+    return {
+        "sent": len(outcome.sent),
+        "already": len(outcome.already),
+        "failed": len(outcome.failed),
+        "retrying": len(outcome.retry),
+    }

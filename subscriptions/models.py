@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import datetime
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils.timezone import now as utcnow
 
@@ -27,6 +29,10 @@ def _timezones() -> set[str]:
     if not _TZ_CACHE:
         _TZ_CACHE.update(available_timezones())
     return _TZ_CACHE
+
+
+# Temporary failures in a row after which an address is suppressed.
+SOFT_BOUNCE_LIMIT = 3
 
 
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
@@ -68,13 +74,26 @@ class Subscriber(models.Model):
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     suppressed_at = models.DateTimeField(null=True, blank=True)
     suppressed_reason = models.CharField(max_length=200, blank=True)
+    soft_bounces = models.PositiveSmallIntegerField(
+        default=0, help_text="Soft bounces in a row; a delivery resets it."
+    )
     topics = models.ManyToManyField("digest.Topic", blank=True, related_name="subscribers")
+    # Part of every confirmation and manage link; using a link bumps it, so each link
+    # works once (as django.contrib.auth.tokens does with the password hash).
+    link_counter = models.PositiveIntegerField(default=0, editable=False)
+    # The secret path of the private Atom feed; empty until first asked for.
+    feed_secret = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = SubscriberQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_unique_ci"),
+            models.UniqueConstraint(
+                fields=["feed_secret"],
+                condition=~Q(feed_secret=""),
+                name="subscriber_feed_secret_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -114,6 +133,29 @@ class Subscriber(models.Model):
         self.next_digest_at = self.compute_next_digest_at(now)
         self.save(update_fields=["confirmed_at", "next_digest_at"])
 
+    def suppress(self, reason: str, now: datetime | None = None) -> bool:
+        """Stop all digests because the address cannot or must not receive them (a hard
+        bounce, a rejection, a spam complaint). Returns False when already suppressed."""
+        updated = Subscriber.objects.filter(pk=self.pk, suppressed_at__isnull=True).update(
+            suppressed_at=now or utcnow(), suppressed_reason=reason[:200]
+        )
+        self.refresh_from_db(fields=["suppressed_at", "suppressed_reason"])
+        return bool(updated)
+
+    def record_soft_bounce(self, reason: str, now: datetime | None = None) -> bool:
+        """Count a temporary delivery failure; the ``SOFT_BOUNCE_LIMIT``-th in a row
+        suppresses the address. Returns True when this call suppressed it."""
+        Subscriber.objects.filter(pk=self.pk).update(soft_bounces=F("soft_bounces") + 1)
+        self.refresh_from_db(fields=["soft_bounces"])
+        if self.soft_bounces >= SOFT_BOUNCE_LIMIT:
+            return self.suppress(f"{self.soft_bounces} soft bounces in a row: {reason}", now)
+        return False
+
+    def record_delivery(self) -> None:
+        """A message reached the mailbox: the soft-bounce run is over."""
+        if Subscriber.objects.filter(pk=self.pk, soft_bounces__gt=0).update(soft_bounces=0):
+            self.soft_bounces = 0
+
     def unsubscribe(self, now: datetime | None = None) -> bool:
         """Stop all digests. Returns False when already unsubscribed (nothing changed)."""
         updated = Subscriber.objects.filter(pk=self.pk, unsubscribed_at__isnull=True).update(
@@ -122,6 +164,109 @@ class Subscriber(models.Model):
         self.refresh_from_db(fields=["unsubscribed_at"])
         return bool(updated)
 
+    SUSPENDED = "suspended by a moderator"
+
+    def suspend(self, reason: str = "", now: datetime | None = None) -> bool:
+        """Stop all digests on a moderator's decision, whatever the subscriber does.
+
+        Recorded as a suppression whose ``suppressed_reason`` starts with
+        :attr:`SUSPENDED`. Returns False when the subscriber was already suppressed
+        (for any reason; nothing changed).
+        """
+        text = f"{self.SUSPENDED}: {reason.strip()}" if reason.strip() else self.SUSPENDED
+        updated = Subscriber.objects.filter(pk=self.pk, suppressed_at__isnull=True).update(
+            suppressed_at=now or utcnow(), suppressed_reason=text[:200]
+        )
+        self.refresh_from_db(fields=["suppressed_at", "suppressed_reason"])
+        return bool(updated)
+
+    def unsuspend(self, now: datetime | None = None) -> bool:
+        """Lift a moderator's :meth:`suspend` and schedule the next digest from ``now``.
+
+        Returns False when the subscriber was not suspended; a suppression for another
+        reason (a hard bounce, a complaint) is left alone.
+        """
+        now = now or utcnow()
+        updated = Subscriber.objects.filter(
+            pk=self.pk,
+            suppressed_at__isnull=False,
+            suppressed_reason__startswith=self.SUSPENDED,
+        ).update(
+            suppressed_at=None,
+            suppressed_reason="",
+            next_digest_at=self.compute_next_digest_at(now) if self.confirmed_at else None,
+        )
+        self.refresh_from_db(fields=["suppressed_at", "suppressed_reason", "next_digest_at"])
+        return bool(updated)
+
+    def use_link(self, counter: int) -> bool:
+        """Spend a single-use link made when ``link_counter`` was ``counter``.
+
+        The conditional UPDATE is the claim: of two requests with the same link, one
+        wins and gets True; an older link (any other counter) gets False.
+        """
+        won = Subscriber.objects.filter(pk=self.pk, link_counter=counter).update(
+            link_counter=F("link_counter") + 1
+        )
+        self.refresh_from_db(fields=["link_counter"])
+        return bool(won)
+
+    def restart_signup(self) -> None:
+        """Make an unsubscribed address unconfirmed again, for a new double opt-in.
+
+        Nothing is sent to it until the new confirmation.
+        """
+        self.unsubscribed_at = None
+        self.confirmed_at = None
+        self.paused_at = None
+        self.next_digest_at = None
+        self.save(update_fields=["unsubscribed_at", "confirmed_at", "paused_at", "next_digest_at"])
+
+    def pause(self, now: datetime | None = None) -> None:
+        """Hold digests until :meth:`resume`; filters and schedule are kept."""
+        self.paused_at = self.paused_at or now or utcnow()
+        self.save(update_fields=["paused_at"])
+
+    def resume(self, now: datetime | None = None) -> None:
+        """Undo :meth:`pause` (or an unsubscribe, the subscriber asking from the manage
+        page) and schedule the next digest from ``now``; papers seen meanwhile are not
+        sent in a burst, the next digest looks back only over its usual window."""
+        now = now or utcnow()
+        self.paused_at = None
+        self.unsubscribed_at = None
+        self.next_digest_at = self.compute_next_digest_at(now) if self.confirmed_at else None
+        self.save(update_fields=["paused_at", "unsubscribed_at", "next_digest_at"])
+
+    def reschedule(self, now: datetime | None = None) -> None:
+        """Recompute ``next_digest_at`` after the frequency, weekday, hour or timezone
+        changed (only a confirmed subscriber has one)."""
+        if self.confirmed_at:
+            self.next_digest_at = self.compute_next_digest_at(now or utcnow())
+            self.save(update_fields=["next_digest_at"])
+
+    def reset_feed_secret(self) -> str:
+        """A new secret path for the Atom feed (the old feed URL stops working)."""
+        self.feed_secret = secrets.token_urlsafe(32)
+        self.save(update_fields=["feed_secret"])
+        return self.feed_secret
+
+    def erase(self, now: datetime | None = None) -> None:
+        """Delete the subscriber with their address, filters and digests ("delete me").
+
+        Only anonymous monthly counts survive, in :class:`ErasureCount`.
+        """
+        from digest.models import Digest
+
+        now = now or utcnow()
+        sent = Digest.objects.filter(subscriber=self, status=Digest.SENT).count()
+        with transaction.atomic():
+            month = now.date().replace(day=1)
+            ErasureCount.objects.get_or_create(month=month)
+            ErasureCount.objects.filter(month=month).update(
+                subscribers=F("subscribers") + 1, digests_sent=F("digests_sent") + sent
+            )
+            self.delete()
+
 
 class Filter(models.Model):
     """One keyword query of a subscriber; a paper matching any filter is a candidate."""
@@ -129,9 +274,27 @@ class Filter(models.Model):
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="filters")
     query = models.CharField(max_length=300)
     created_at = models.DateTimeField(default=utcnow)
+    # Set when a moderator blocks a term this filter contains
+    # (digest.moderation.flag_filters_containing); cleared when a moderator keeps it.
+    flagged_for_review = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return self.query
+
+
+class ErasureCount(models.Model):
+    """What is left of subscribers who deleted themselves: counts per calendar month,
+    with nothing that names a person."""
+
+    month = models.DateField(unique=True, help_text="First day of the month.")
+    subscribers = models.PositiveIntegerField(default=0)
+    digests_sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-month"]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.subscribers} erased"

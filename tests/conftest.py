@@ -31,7 +31,7 @@ def _check_services() -> None:
                 port=db["PORT"] or 5432,
                 user=db["USER"],
                 password=db["PASSWORD"],
-                dbname=db["NAME"],
+                dbname="postgres",  # the server, whatever database the tests create
                 connect_timeout=5,
             ).close()
         except psycopg.OperationalError as exc:

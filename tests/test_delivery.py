@@ -97,17 +97,30 @@ def test_the_beat_task_sends_only_due_digests(outbox: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_a_chosen_topic_selects_its_tagged_papers(outbox: Path) -> None:
+def test_a_chosen_topic_selects_its_papers_with_the_reason(outbox: Path) -> None:
     from digest.models import Topic
 
+    brains = Topic.objects.create(name="Brains", slug="brains", query="title:brain")
     ingest_source(str(PAGE_004))
-    brains = Topic.objects.create(name="Brains", slug="brains", query="brain")
-    tagged = list(Paper.objects.filter(title__icontains="brain"))
-    assert len(tagged) == 4
-    brains.papers.set(tagged)
+    tagged = set(brains.papers.values_list("pk", flat=True))
+    assert len(tagged) == 4  # four titles on the page have the word "brain"
     ada = make_subscriber("ada@example.org", [])
     ada.topics.add(brains)
     [result] = deliver([ada.pk])
     items = Digest.objects.get(pk=result.digest_id).items.all()
-    assert {i.paper_id for i in items} == {p.pk for p in tagged}
-    assert {i.reason for i in items} == {'topic "Brains"'}
+    assert {i.paper_id for i in items} == tagged
+    assert {i.reason for i in items} == {'matched topic "Brains" (brain in title)'}
+
+
+@pytest.mark.django_db
+def test_a_pinned_paper_leads_every_digest_that_has_matches(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    pinned = Paper.objects.get(title="Visio-Linguistic Brain Encoding")
+    pinned.pin()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    nobody = make_subscriber("nobody@example.org", ["protein folding"])
+    results = {r.subscriber_id: r for r in deliver([ada.pk, nobody.pk])}
+    items = list(Digest.objects.get(pk=results[ada.pk].digest_id).items.all())
+    assert (items[0].paper_id, items[0].reason) == (pinned.pk, "pinned by the editors")
+    assert len(items) == 4  # the pin, then the three papers that mention mamba
+    assert results[nobody.pk].status == "empty"

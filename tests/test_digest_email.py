@@ -48,7 +48,9 @@ def test_a_digest_is_multipart_with_both_unsubscribe_headers(outbox: Path) -> No
     html = msg.get_body(("html",)).get_content()
     assert "Diffusion Transformers at scale" in text and url in text
     assert "Diffusion Transformers at scale" in html and f'href="{url}"' in html
-    assert 'matched "diffusion" in title' in text
+    assert (
+        'Why: matched your filter "diffusion" (diffusion in title, diffusion in abstract)' in text
+    )
     # CSS is inlined: no <style> block survives, the rules sit on the elements.
     assert "<style" not in html and 'style="' in html
     assert Digest.objects.get(pk=result.digest_id).message_id == msg["Message-ID"]
