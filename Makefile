@@ -6,7 +6,20 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test bench lint services
+.PHONY: demo test bench lint system-packages
+
+# Debian packages the tests and benchmarks drive: Chromium (browser tests through
+# Playwright), docker-compose (validates docker/compose.yaml), wrk (web load bench).
+SYSTEM_PACKAGES := chromium:/usr/bin/chromium docker-compose:docker-compose wrk:wrk
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+		command -v $${pair#*:} >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +37,14 @@ demo: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py demo
 
-test: $(VENV)/.dev
+test: $(VENV)/.dev system-packages
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	$(BIN)/python -m pytest
 
 # `make bench` runs every benchmark; `make bench NAME` runs one (e.g. `make bench match`).
 BENCHES := $(filter-out bench,$(MAKECMDGOALS))
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev system-packages
 	@for name in $(or $(BENCHES),$(patsubst bench/%.py,%,$(filter-out bench/__init__.py bench/common.py,$(wildcard bench/*.py)))); do \
 		DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 		$(BIN)/python bench/$$name.py || exit 1; \

@@ -664,6 +664,8 @@ def match_edition(
     edition = papers if isinstance(papers, Edition) else index_papers(papers)
     ranking = rank_subscribers(edition, subscribers, topics, excluded=excluded, top_n=top_n)
     bank = ranking.bank
+    # Subscribers share queries and papers: explain each (query, paper) pair once.
+    explained: dict[tuple[str, int], tuple[Hit, ...]] = {}
     result: dict[int, list[Match]] = {}
     for row, (sid, filter_texts, topic_ids) in enumerate(subscribers):
         # (filter text or None, topic id or None, query text) for each of their items.
@@ -681,9 +683,13 @@ def match_edition(
                 i = bank.by_text[query_text]
                 strong = bool(bank.strong[i] >> rank & 1)
                 if strong or bank.weak[i] >> rank & 1:
-                    query = parse_query(query_text)
-                    hits = explain(query, paper.title, paper.abstract, paper.authors)
-                    reasons.append(Reason(text, tid, strong, tuple(hits)))
+                    key = (query_text, rank)
+                    if key not in explained:
+                        query = parse_query(query_text)
+                        explained[key] = tuple(
+                            explain(query, paper.title, paper.abstract, paper.authors)
+                        )
+                    reasons.append(Reason(text, tid, strong, explained[key]))
             matches.append(Match(paper_id, score, tuple(reasons)))
         result[sid] = matches
     return result
