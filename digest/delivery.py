@@ -36,6 +36,7 @@ from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRe
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import connection as db
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -51,6 +52,15 @@ from .models import Digest, DigestItem, Paper, Topic
 from .render import PaperCard, Renderer, render_digest, render_nothing
 
 log = logging.getLogger(__name__)
+
+# The two statements every digest runs, written once in SQL: through the ORM, compiling
+# them cost more than executing them (about 1 ms each at hundreds of digests a second).
+_TABLE = Digest._meta.db_table
+_CLAIM_SQL = (
+    f"UPDATE {_TABLE} SET status = %s, attempts = attempts + 1, attempted_at = %s "
+    f"WHERE id = %s AND (status = %s OR (status = %s AND attempted_at < %s))"
+)
+_SENT_SQL = f"UPDATE {_TABLE} SET status = %s, sent_at = %s, last_error = '' WHERE id = %s"
 
 __all__ = [
     "DeliveryResult",
@@ -269,7 +279,11 @@ def _record_plans(
             )
         # A paper recorded meanwhile in another edition of the same subscriber is skipped.
         DigestItem.objects.bulk_create(items, ignore_conflicts=True)
-        Digest.objects.bulk_update(locked, ["planned_at", "message_id", "status"])
+        with db.cursor() as cursor:  # bulk_update's CASE per row costs ~1 ms a digest
+            cursor.executemany(
+                f"UPDATE {_TABLE} SET planned_at = %s, message_id = %s, status = %s WHERE id = %s",
+                [(d.planned_at, d.message_id, d.status, d.pk) for d in locked],
+            )
     return {d.subscriber_id: d for d in locked}
 
 
@@ -395,10 +409,21 @@ def _lease_start() -> datetime:
     return timezone.now() - timedelta(seconds=settings.DIGEST_SENDING_LEASE)
 
 
-def _claimable() -> Q:
-    """Digests a sender may claim: ``pending``, or ``sending`` past the lease (the worker
-    that claimed it died)."""
-    return Q(status=Digest.PENDING) | Q(status=Digest.SENDING, attempted_at__lt=_lease_start())
+def _claim(digest_id: int, now: datetime) -> bool:
+    """Claim a digest to send it: one UPDATE of a row that is ``pending``, or ``sending``
+    past the lease (the worker that claimed it died), to ``sending``, counting the
+    attempt. True when this caller won the row."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            [Digest.SENDING, now, digest_id, Digest.PENDING, Digest.SENDING, _lease_start()],
+        )
+        return cursor.rowcount == 1
+
+
+def _mark_sent(digest_id: int, now: datetime) -> None:
+    with db.cursor() as cursor:
+        cursor.execute(_SENT_SQL, [Digest.SENT, now, digest_id])
 
 
 def _error_text(exc: BaseException) -> str:
@@ -421,11 +446,7 @@ def send_digest(
     propagates: the caller decides whether to retry (:func:`send_planned` does).
     ``now`` is kept for callers; the claim and ``sent_at`` use the clock.
     """
-    claimed_at = timezone.now()
-    won = Digest.objects.filter(_claimable(), pk=digest.pk).update(
-        status=Digest.SENDING, attempts=F("attempts") + 1, attempted_at=claimed_at
-    )
-    if not won:
+    if not _claim(digest.pk, timezone.now()):
         return False
     digest.attempts += 1
     if not digest.message_id:
@@ -442,9 +463,7 @@ def send_digest(
         )
         raise
     # This UPDATE is the end of the double-send window (see the module docstring).
-    Digest.objects.filter(pk=digest.pk).update(
-        status=Digest.SENT, sent_at=timezone.now(), last_error=""
-    )
+    _mark_sent(digest.pk, timezone.now())
     log.info(
         "digest_sent digest_id=%s subscriber_id=%s attempts=%s",
         digest.pk,
