@@ -27,7 +27,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from digest.render import PaperCard, Renderer, render_digest  # noqa: E402
+from digest.render import PaperCard, Recipient, Renderer, render_digest  # noqa: E402
 
 EMAILS, PAPERS_PER_EMAIL, EDITION_PAPERS, BASELINE_SAMPLE = 10_000, 10, 200, 200
 WORDS = (
@@ -59,10 +59,12 @@ def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[
             {
                 "papers": chosen,
                 "reasons": [f'matched "{rng.choice(WORDS)}" in title' for _ in chosen],
-                "email": f"reader{n}@example.org",
-                "unsubscribe_url": f"https://papers.example.org/unsubscribe/tok{n:06d}:sig-_{n}/",
-                "manage_url": f"https://papers.example.org/manage/link/tok{n:06d}.0:sig-_{n}/",
-                "web_url": f"https://papers.example.org/d/{n}:sig-_{n}/",
+                "recipient": Recipient(
+                    email=f"reader{n}@example.org",
+                    unsubscribe_url=f"https://papers.example.org/unsubscribe/tok{n:06d}:sig-_{n}/",
+                    manage_url=f"https://papers.example.org/manage/link/tok{n:06d}.0:sig-_{n}/",
+                    web_url=f"https://papers.example.org/d/{n}:sig-_{n}/",
+                ),
                 "frequency": "daily" if n % 4 else "weekly",
                 "edition": "2026-03-08" if n % 4 else "2026-W10",
             }
@@ -76,10 +78,7 @@ def render_all(render, batch: list[dict]) -> int:  # type: ignore[no-untyped-def
         subject, text, html = render(
             r["papers"],
             r["reasons"],
-            email=r["email"],
-            unsubscribe_url=r["unsubscribe_url"],
-            manage_url=r["manage_url"],
-            web_url=r["web_url"],
+            recipient=r["recipient"],
             frequency=r["frequency"],
             edition=r["edition"],
         )

@@ -451,28 +451,31 @@ class IngestRunAdmin(admin.ModelAdmin):
 PROBLEM_EVENTS = ("bounced", "complained", "rejected", "failed")
 
 
-class DigestItemInline(admin.TabularInline):
-    model = DigestItem
+class ReadOnlyInline(admin.TabularInline):
+    """A record shown under another (what a digest carried, what the ESP reported):
+    its ``fields`` are read-only, and nothing is added or deleted from here."""
+
     extra = 0
-    fields = ("rank", "paper", "reason")
-    readonly_fields = ("rank", "paper", "reason")
+    max_num = 0
     can_delete = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
-class DigestEventInline(admin.TabularInline):
+class DigestItemInline(ReadOnlyInline):
+    model = DigestItem
+    fields = ("rank", "paper", "reason")
+
+
+class DigestEventInline(ReadOnlyInline):
     model = DeliveryEvent
     fk_name = "digest"
-    extra = 0
     fields = ("timestamp", "event_type", "recipient", "reject_reason", "description")
-    readonly_fields = fields
-    can_delete = False
     ordering = ("-timestamp",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Digest)

@@ -49,7 +49,7 @@ from .emails import make_email, new_message_id
 from .ingest import upvote_growth
 from .matching import Candidate, Selection, SubscriberSpec, select_for_subscribers, trend_score
 from .models import Digest, DigestItem, Paper, Topic
-from .render import PaperCard, Renderer, render_digest, render_nothing
+from .render import PaperCard, Recipient, Renderer, render_digest, render_nothing
 
 log = logging.getLogger(__name__)
 
@@ -340,10 +340,12 @@ def digest_message(
         papers = _cards([digest.pk]).get(digest.pk, [])
     unsubscribe = unsubscribe_url(subscriber.uuid)
     common = {
-        "email": subscriber.email,
-        "unsubscribe_url": unsubscribe,
-        "manage_url": manage_url_for(subscriber),
-        "web_url": digest_web_url(digest),
+        "recipient": Recipient(
+            email=subscriber.email,
+            unsubscribe_url=unsubscribe,
+            manage_url=manage_url_for(subscriber),
+            web_url=digest_web_url(digest),
+        ),
         "frequency": subscriber.get_frequency_display().lower(),
         "edition": digest.period,
     }

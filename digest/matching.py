@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from .engine import Match, PaperText, match_edition
@@ -77,7 +77,6 @@ class Selection:
     paper_id: int
     reason: str
     score: float = 0.0
-    hits: tuple[str, ...] = field(default=(), compare=False)
 
 
 def reason_text(match: Match, topic_names: Mapping[int, str]) -> str:

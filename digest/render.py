@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
 
@@ -31,7 +31,15 @@ from django.utils.safestring import mark_safe
 
 from .emails import base_context, inline_css
 
-__all__ = ["PaperCard", "Parts", "Piece", "Renderer", "render_digest", "render_nothing"]
+__all__ = [
+    "PaperCard",
+    "Parts",
+    "Piece",
+    "Recipient",
+    "Renderer",
+    "render_digest",
+    "render_nothing",
+]
 
 Parts = tuple[str, str, str]
 """``(subject, text body, inlined HTML body)``."""
@@ -49,6 +57,18 @@ class PaperCard:
     upvotes: int
     published_on: date | None
     authors_count: int | None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who an email goes to and the links that are theirs alone: besides the papers and
+    their reasons, the only values that differ between two subscribers' emails of one
+    edition. Each field is a template variable (and a slot) of the same name."""
+
+    email: str
+    unsubscribe_url: str
+    manage_url: str
+    web_url: str
 
 
 # Slots look like absolute URLs so that premailer, which makes relative links absolute,
@@ -150,10 +170,7 @@ def render_digest(
     papers: Sequence[PaperCard],
     reasons: Sequence[str],
     *,
-    email: str,
-    unsubscribe_url: str,
-    manage_url: str,
-    web_url: str,
+    recipient: Recipient,
     frequency: str,
     edition: str,
 ) -> Parts:
@@ -174,10 +191,7 @@ def render_digest(
         **base_context(),
         "count": len(papers),
         "first_title": papers[0].title if papers else "",
-        "email": email,
-        "unsubscribe_url": unsubscribe_url,
-        "manage_url": manage_url,
-        "web_url": web_url,
+        **asdict(recipient),
         "frequency": frequency,
         "edition": edition,
     }
@@ -187,22 +201,11 @@ def render_digest(
     return subject, text, inline_css(body)
 
 
-def render_nothing(
-    *,
-    email: str,
-    unsubscribe_url: str,
-    manage_url: str,
-    web_url: str,
-    frequency: str,
-    edition: str,
-) -> Parts:
+def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Parts:
     """The "nothing matched" note (``emails/nothing-*``) rendered and inlined on its own."""
     ctx = {
         **base_context(),
-        "email": email,
-        "unsubscribe_url": unsubscribe_url,
-        "manage_url": manage_url,
-        "web_url": web_url,
+        **asdict(recipient),
         "frequency": frequency,
         "edition": edition,
     }
@@ -235,10 +238,7 @@ class Renderer:
         papers: Sequence[PaperCard],
         reasons: Sequence[str],
         *,
-        email: str,
-        unsubscribe_url: str,
-        manage_url: str,
-        web_url: str,
+        recipient: Recipient,
         frequency: str,
         edition: str,
     ) -> Parts:
@@ -252,34 +252,15 @@ class Renderer:
             values = {"reason": reason, "number": str(number)}
             html_cards.append(html_card.fill(values))
             text_cards.append(text_card.fill(values))
-        values = {
-            "email": email,
-            "unsubscribe_url": unsubscribe_url,
-            "manage_url": manage_url,
-            "web_url": web_url,
-        }
+        values = asdict(recipient)
         html = html_layout.fill({**values, "cards_html": "".join(html_cards)})
         text = text_layout.fill({**values, "cards_text": "".join(text_cards)})
         return self._subject(papers), text, html
 
-    def nothing(
-        self,
-        *,
-        email: str,
-        unsubscribe_url: str,
-        manage_url: str,
-        web_url: str,
-        frequency: str,
-        edition: str,
-    ) -> Parts:
+    def nothing(self, *, recipient: Recipient, frequency: str, edition: str) -> Parts:
         """The same as :func:`render_nothing`, from cached pieces."""
         html_layout, text_layout = self._layout("nothing", 0, frequency, edition)
-        values = {
-            "email": email,
-            "unsubscribe_url": unsubscribe_url,
-            "manage_url": manage_url,
-            "web_url": web_url,
-        }
+        values = asdict(recipient)
         key = ("nothing", frequency, edition)
         if key not in self._subjects:
             ctx = {**base_context(), "frequency": frequency, "edition": edition}
@@ -307,10 +288,7 @@ class Renderer:
             "count": count,
             "frequency": frequency,
             "edition": edition,
-            "email": slot("email"),
-            "unsubscribe_url": slot("unsubscribe_url"),
-            "manage_url": slot("manage_url"),
-            "web_url": slot("web_url"),
+            **{f.name: slot(f.name) for f in fields(Recipient)},
             "cards_html": mark_safe(slot("cards_html")),
             "cards_text": slot("cards_text"),
         }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -22,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
+from digest.admin import ReadOnlyInline
 from digest.models import DeliveryEvent, Digest
 from digest.moderation import blocked_terms_in, preview_next_digest, resend_digest
 
@@ -85,15 +85,11 @@ class FilterInline(admin.TabularInline):
     readonly_fields = ("created_at",)
 
 
-class DigestInline(admin.TabularInline):
+class DigestInline(ReadOnlyInline):
     model = Digest
-    extra = 0
     fields = ("period", "status", "papers", "sent_at", "attempts", "last_error")
-    readonly_fields = fields
-    can_delete = False
     show_change_link = True
     ordering = ("-created_at",)
-    max_num = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Digest]:
         return super().get_queryset(request).annotate(n_items=Count("items"))
@@ -102,22 +98,12 @@ class DigestInline(admin.TabularInline):
     def papers(self, digest: Digest) -> int:
         return digest.n_items  # type: ignore[attr-defined]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class DeliveryEventInline(admin.TabularInline):
+class DeliveryEventInline(ReadOnlyInline):
     model = DeliveryEvent
     fk_name = "subscriber"
-    extra = 0
     fields = ("timestamp", "event_type", "reject_reason", "description", "digest")
-    readonly_fields = fields
-    can_delete = False
     ordering = ("-timestamp",)
-    max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Subscriber)

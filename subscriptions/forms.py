@@ -68,12 +68,19 @@ class QueryProblem:
         return f"{self.message} ({where})"
 
 
-def refuse_blocked_terms(text: str) -> None:
-    """Raise :class:`QueryError` at position 0 when ``text`` contains a term moderators
-    blocked (:func:`digest.moderation.blocked_terms_in`)."""
+def blocked_terms() -> list[str]:
+    """Every term moderators blocked, read once per form."""
+    from digest.models import BlockedTerm
+
+    return list(BlockedTerm.objects.values_list("term", flat=True))
+
+
+def refuse_blocked_terms(text: str, terms: list[str]) -> None:
+    """Raise :class:`QueryError` at position 0 when ``text`` contains one of ``terms``
+    (:func:`digest.moderation.blocked_terms_in`)."""
     from digest.moderation import blocked_terms_in
 
-    blocked = blocked_terms_in(text)
+    blocked = blocked_terms_in(text, terms)
     if blocked:
         raise QueryError(f"“{blocked[0]}” is not allowed in filters here", 0)
 
@@ -132,9 +139,10 @@ class SignupForm(forms.Form):
         queries = [line for line in lines if line]
         try:
             validate_filters(queries)
+            terms = blocked_terms()
             for number, text in enumerate(queries, 1):
                 try:
-                    refuse_blocked_terms(text)
+                    refuse_blocked_terms(text, terms)
                 except QueryError as error:
                     raise QueryError(error.message, error.position, filter_number=number) from None
         except QueryError as error:
@@ -179,7 +187,7 @@ class FilterForm(forms.Form):
         text = self.cleaned_data["query"].strip()
         try:
             query = parse_query(text)
-            refuse_blocked_terms(text)
+            refuse_blocked_terms(text, blocked_terms())
             if self.adding and len(self.others) >= MAX_FILTERS:
                 raise QueryError(f"you already have {MAX_FILTERS} filters, the most allowed", 0)
             for number, other in self.others:

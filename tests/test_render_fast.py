@@ -13,7 +13,7 @@ import pytest
 from digest import render
 from digest.delivery import deliver, digest_message
 from digest.models import Digest, Paper
-from digest.render import PaperCard, Renderer, render_digest, render_nothing
+from digest.render import PaperCard, Recipient, Renderer, render_digest, render_nothing
 
 from .conftest import make_subscriber
 
@@ -72,10 +72,12 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
         renderer.digest(
             other[1],
             [other[2]] * len(other[1]),
-            email=other[0],
-            unsubscribe_url="https://papers.example.org/unsubscribe/warm/",
-            manage_url="https://papers.example.org/manage/link/warm/",
-            web_url="https://papers.example.org/d/warm/",
+            recipient=Recipient(
+                email=other[0],
+                unsubscribe_url="https://papers.example.org/unsubscribe/warm/",
+                manage_url="https://papers.example.org/manage/link/warm/",
+                web_url="https://papers.example.org/d/warm/",
+            ),
             frequency=other[3],
             edition=other[4],
         )
@@ -85,11 +87,10 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
         "unsubscribe_url": f"https://papers.example.org/unsubscribe/{address.split('@')[0]}:tok-_1/",
         "manage_url": f"https://papers.example.org/manage/link/{address.split('@')[0]}:m-_2/",
         "web_url": f"https://papers.example.org/d/{len(address)}:w-_3/",
-        "frequency": frequency,
-        "edition": edition,
     }
-    fast_subject, fast_text, fast_html = renderer.digest(papers, reasons, **kwargs)
-    subject, text, html = render_digest(papers, reasons, **kwargs)
+    edition_of = {"recipient": Recipient(**kwargs), "frequency": frequency, "edition": edition}
+    fast_subject, fast_text, fast_html = renderer.digest(papers, reasons, **edition_of)
+    subject, text, html = render_digest(papers, reasons, **edition_of)
     assert squeeze(fast_html) == squeeze(html)
     assert fast_text == text and fast_subject == subject
     # The values really are there, escaped where HTML needs it.
@@ -105,14 +106,13 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
 
 
 def test_the_nothing_matched_note_is_composed_alike() -> None:
-    kwargs = {
-        "email": "a&b@example.org",
-        "unsubscribe_url": "https://papers.example.org/unsubscribe/t/",
-        "manage_url": "https://papers.example.org/manage/link/m/",
-        "web_url": "https://papers.example.org/d/w/",
-        "frequency": "weekly",
-        "edition": "2026-W10",
-    }
+    recipient = Recipient(
+        email="a&b@example.org",
+        unsubscribe_url="https://papers.example.org/unsubscribe/t/",
+        manage_url="https://papers.example.org/manage/link/m/",
+        web_url="https://papers.example.org/d/w/",
+    )
+    kwargs = {"recipient": recipient, "frequency": "weekly", "edition": "2026-W10"}
     renderer = Renderer()
     assert renderer.nothing(**kwargs) == renderer.nothing(**kwargs)
     fast, reference = renderer.nothing(**kwargs), render_nothing(**kwargs)
