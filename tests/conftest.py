@@ -10,6 +10,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from .pageserver import PageServer
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES_DIR = ROOT / "examples" / "pages"
 PAGE_000 = PAGES_DIR / "000_10bdf60bb6b29d6a.txt"
@@ -17,6 +19,16 @@ PAGE_002 = PAGES_DIR / "002_13c422168dbf86c0.txt"
 PAGE_004 = PAGES_DIR / "004_39ec653689168d0b.txt"
 ALL_PAGES = [PAGE_000, PAGE_002, PAGE_004]
 TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+SCREENSHOTS = ROOT / "var" / "screenshots"
+# Debian's Chromium, headless, kept off the network it cannot reach here.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def _check_services() -> None:
@@ -84,3 +96,30 @@ def make_subscriber(email: str, filters: list[str], **fields: object):  # type: 
     subscriber = Subscriber.objects.create(email=email, **values)
     Filter.objects.bulk_create(Filter(subscriber=subscriber, query=q) for q in filters)
     return subscriber
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium (``/usr/bin/chromium``) driven by Playwright's sync API, one per
+    test module; screenshots go to :data:`SCREENSHOTS`."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls tests make
+    # between page actions are still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server() -> Iterator[PageServer]:
+    """A :class:`~tests.pageserver.PageServer` on 127.0.0.1 for the test's duration."""
+    pages = PageServer()
+    pages.thread.start()
+    yield pages
+    pages.httpd.shutdown()
+    pages.httpd.server_close()

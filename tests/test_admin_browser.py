@@ -5,9 +5,7 @@ server, with the real example pages ingested and a month of history. Screenshots
 from __future__ import annotations
 
 import io
-import os
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,34 +16,10 @@ from django.utils import timezone
 from digest.models import DeliveryEvent, Digest, Paper, Source, Topic
 from subscriptions.models import Subscriber
 
-from .conftest import ALL_PAGES, ROOT, make_subscriber
+from .conftest import ALL_PAGES, SCREENSHOTS, make_subscriber
 from .test_admin_roles import PASSWORD, make_moderator
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made here
-# between page actions are still plain synchronous calls.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 sync_api = pytest.importorskip("playwright.sync_api")
-
-SCREENSHOTS = ROOT / "var" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 def _history() -> None:
@@ -106,7 +80,6 @@ def _history() -> None:
 @pytest.fixture
 def site(live_server, outbox):  # type: ignore[no-untyped-def]
     cache.clear()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     call_command("ingest", *map(str, ALL_PAGES), stdout=io.StringIO())
     Topic.objects.create(name="State space models", slug="ssm", query='mamba OR "state space"')
     _history()

@@ -5,9 +5,7 @@ screenshot under ``var/screenshots/``."""
 from __future__ import annotations
 
 import io
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,35 +19,12 @@ from digest.models import Digest, Topic
 from subscriptions.models import Subscriber
 from subscriptions.tokens import digest_web_url
 
-from .conftest import ALL_PAGES, ROOT, make_subscriber
+from .conftest import ALL_PAGES, SCREENSHOTS, make_subscriber
 from .test_signup import sent
-
-# Playwright's sync API runs an event loop in this thread; the ORM calls made here
-# between page actions are still plain synchronous calls.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-SCREENSHOTS = ROOT / "var" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -57,7 +32,6 @@ def site(live_server, settings, outbox: Path):  # type: ignore[no-untyped-def]
     """The live server with links in emails pointing at it, and real papers stored."""
     settings.SITE_URL = live_server.url
     cache.clear()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     call_command("ingest", *map(str, ALL_PAGES), stdout=io.StringIO())
     Topic.objects.create(
         name="Vision-language models",

@@ -22,9 +22,10 @@ import pytest
 import yaml
 from django.db import connection
 
+from bench.common import free_port
+
 from . import workers
 from .conftest import ROOT, TEST_BROKER_URL
-from .test_health import closed_port
 from .test_settings import PRODUCTION
 
 DOCKER = ROOT / "docker"
@@ -260,7 +261,7 @@ def test_unsafe_settings_stop_the_container_before_anything_runs(
 def test_it_gives_up_naming_the_database_when_it_stays_unreachable(
     fake_bin: Path, tmp_path: Path
 ) -> None:
-    port = closed_port()
+    port = free_port()
     env = {
         **PRODUCTION,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{port}/papers",
@@ -290,12 +291,6 @@ def test_collectstatic_writes_hashed_compressed_files(fake_bin: Path, tmp_path: 
 
 
 # --- gunicorn with docker/gunicorn.conf.py ----------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from bench.common import free_port
+
 from . import workers
 from .conftest import ROOT, TEST_BROKER_URL
 from .test_settings import PRODUCTION
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def healthz_in_process(env: dict[str, str], host: str = "testserver") -> tuple[int, dict]:
@@ -56,7 +50,7 @@ def test_it_answers_200_when_the_database_and_the_broker_are_up(client, settings
 
 @pytest.mark.django_db
 def test_it_answers_503_naming_the_broker_when_it_is_down(client, settings) -> None:
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port()}/0"
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -81,7 +75,7 @@ def test_it_only_answers_get(client) -> None:
 
 @pytest.mark.django_db
 def test_it_answers_503_naming_the_database_when_it_is_down() -> None:
-    dead = f"postgres://postgres@127.0.0.1:{closed_port()}/papers"
+    dead = f"postgres://postgres@127.0.0.1:{free_port()}/papers"
     status, body = healthz_in_process({"DATABASE_URL": dead, "CELERY_BROKER_URL": TEST_BROKER_URL})
     assert status == 503
     assert body["failing"] == ["database"]
@@ -93,8 +87,8 @@ def test_it_answers_503_naming_the_database_when_it_is_down() -> None:
 def test_it_names_both_when_both_are_down() -> None:
     status, body = healthz_in_process(
         {
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{closed_port()}/papers",
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{closed_port()}/0",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/papers",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
         }
     )
     assert status == 503

@@ -4,7 +4,6 @@ one row per paper across formats, richer details, bad input, progress, upvote gr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -22,7 +21,8 @@ from digest.ingest import ingest_bytes, ingest_source, upvote_growth
 from digest.models import IngestRun, Paper, Sighting
 
 from .conftest import PAGE_000, PAGE_002, PAGE_004, PAGES_DIR, make_subscriber
-from .test_sources import FIXTURES, Page, PageServer
+from .pageserver import Page, PageServer
+from .test_sources import FIXTURES
 
 HTML = FIXTURES / "html"
 JSON = FIXTURES / "json"
@@ -39,15 +39,6 @@ FIXTURE_PAGES = [
     (JSON / "papers_search_diffusion.json", "json", 2),
     (PAGE_004, "text", 53),
 ]
-
-
-@pytest.fixture
-def server() -> Iterator[PageServer]:
-    pages = PageServer()
-    pages.thread.start()
-    yield pages
-    pages.httpd.shutdown()
-    pages.httpd.server_close()
 
 
 def ingest_json(*sources: str, **options: Any) -> tuple[dict[str, Any], int]:

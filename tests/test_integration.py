@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,13 +19,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.utils import timezone
 
+from bench.common import free_port
 from digest.models import Digest, IngestRun, Paper
 from subscriptions.models import Subscriber
 
 from .conftest import PAGE_000, PAGE_004, ROOT, make_subscriber
-from .test_docker import free_port
-from .test_health import closed_port
-from .workers import celery_worker, purge_broker, wait_for, worker_env
+from .workers import celery_process, celery_worker, purge_broker, wait_for
 
 # Papers on PAGE_000 and PAGE_004 together, each stored once.
 PAPERS_ON_BOTH_PAGES = 98
@@ -52,37 +50,6 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
-
-
-@contextmanager
-def celery_beat(outbox: Path, *, log: Path, schedule: Path, **env: str) -> Iterator[None]:
-    """Run ``celery -A digest beat`` (the one beat) until the block ends."""
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "digest",
-                "beat",
-                "--loglevel=INFO",
-                f"--schedule={schedule}",
-            ],
-            cwd=ROOT,
-            env=worker_env(outbox, **env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def json_events(log: Path, event: str) -> list[dict]:
@@ -117,7 +84,13 @@ def test_beat_and_a_worker_per_queue_ingest_and_deliver_over_smtp(
                 celery_worker(outbox, log=log, args=("-Q", queue, "-n", f"{queue}@%h"), **env)
             )
         stack.enter_context(
-            celery_beat(outbox, log=tmp_path / "beat.log", schedule=tmp_path / "beat", **env)
+            celery_process(
+                "beat",
+                outbox,
+                log=tmp_path / "beat.log",
+                args=(f"--schedule={tmp_path / 'beat'}",),
+                **env,
+            )
         )
 
         wait_for(
@@ -190,7 +163,7 @@ def run_suite(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_suite_stops_naming_postgresql_when_it_is_unreachable() -> None:
-    port = closed_port()
+    port = free_port()
     result = run_suite(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/test")
     assert result.returncode == 3
     assert f"PostgreSQL is unreachable at 127.0.0.1:{port}" in result.stdout + result.stderr
@@ -198,7 +171,7 @@ def test_the_suite_stops_naming_postgresql_when_it_is_unreachable() -> None:
 
 
 def test_the_suite_stops_naming_redis_when_it_is_unreachable() -> None:
-    port = closed_port()
+    port = free_port()
     result = run_suite(TEST_BROKER_URL=f"redis://127.0.0.1:{port}/0")
     assert result.returncode == 3
     assert f"Redis is unreachable at redis://127.0.0.1:{port}/0" in result.stdout + result.stderr

@@ -5,11 +5,7 @@ Pages are served from a real HTTP server on 127.0.0.1 (:class:`PageServer`).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -25,85 +21,13 @@ from digest import tasks
 from digest.models import IngestRun, Paper, Sighting, Source
 from digest.sources import claim_due_sources, fetch_source
 
+from .pageserver import Page, PageServer
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAILY_HTML = FIXTURES / "html" / "daily_2025-03-11.html"
 SEARCH_HTML = FIXTURES / "html" / "search_diffusion.html"
 DAILY_JSON = FIXTURES / "json" / "daily_papers_2025-03-11.json"
 LAST_MODIFIED = "Tue, 11 Mar 2025 08:00:00 GMT"
-
-
-@dataclass
-class Page:
-    """What the server answers for one path."""
-
-    body: bytes
-    status: int = 200
-    etag: str | None = None
-    last_modified: str | None = None
-    content_type: str = "text/html; charset=utf-8"
-
-
-class PageServer:
-    """Serves :class:`Page` values by path on 127.0.0.1 and records every request as
-    ``(path, headers)`` (header names lower-cased). A GET whose ``If-None-Match`` equals
-    the page's ETag, or whose ``If-Modified-Since`` equals its Last-Modified, gets a 304
-    (RFC 9110 section 13.1). Unknown paths get a 404."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, Page] = {}
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    def url(self, path: str) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}{path}"
-
-    def serve(self, path: str, page: Page) -> str:
-        self.pages[path] = page
-        return self.url(path)
-
-    def paths_requested(self) -> list[str]:
-        return [path for path, _ in self.requests]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                server.requests.append((self.path, headers))
-                page = server.pages.get(self.path, Page(b"not found", status=404))
-                unchanged = (page.etag and headers.get("if-none-match") == page.etag) or (
-                    page.last_modified and headers.get("if-modified-since") == page.last_modified
-                )
-                status = 304 if page.status == 200 and unchanged else page.status
-                body = b"" if status == 304 else page.body
-                self.send_response(status)
-                if page.etag:
-                    self.send_header("ETag", page.etag)
-                if page.last_modified:
-                    self.send_header("Last-Modified", page.last_modified)
-                self.send_header("Content-Type", page.content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
-
-
-@pytest.fixture
-def server() -> Iterator[PageServer]:
-    pages = PageServer()
-    pages.thread.start()
-    yield pages
-    pages.httpd.shutdown()
-    pages.httpd.server_close()
 
 
 @pytest.fixture

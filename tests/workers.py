@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from celery import Celery
@@ -50,26 +50,14 @@ def worker_env(outbox: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def celery_worker(
-    outbox: Path, *, log: Path, args: tuple[str, ...] = (), **env: str
+def celery_process(
+    command: str, outbox: Path, *, log: Path, args: tuple[str, ...] = (), **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``celery -A digest worker`` until the block ends (SIGTERM, then SIGKILL)."""
+    """Run ``celery -A digest COMMAND`` (``worker`` or ``beat``) until the block ends
+    (SIGTERM, then SIGKILL), its output appended to ``log``."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "digest",
-                "worker",
-                "--loglevel=INFO",
-                "--pool=solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                *args,
-            ],
+            [sys.executable, "-m", "celery", "-A", "digest", command, "--loglevel=INFO", *args],
             cwd=ROOT,
             env=worker_env(outbox, **env),
             stdout=out,
@@ -85,6 +73,14 @@ def celery_worker(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def celery_worker(
+    outbox: Path, *, log: Path, args: tuple[str, ...] = (), **env: str
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """A single-process worker (``--pool=solo``) that skips cluster chatter."""
+    quiet = ("--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat")
+    return celery_process("worker", outbox, log=log, args=(*quiet, *args), **env)
 
 
 def wait_for(
