@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime
+from functools import cache
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError
@@ -22,13 +23,9 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known IANA timezone")
 
 
-_TZ_CACHE: set[str] = set()
-
-
-def _timezones() -> set[str]:
-    if not _TZ_CACHE:
-        _TZ_CACHE.update(available_timezones())
-    return _TZ_CACHE
+@cache
+def _timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
 
 
 # Temporary failures in a row after which an address is suppressed.
