@@ -10,6 +10,16 @@ from django.db import models
 from django.utils import timezone
 
 HF_PAPERS_URL = "https://huggingface.co/papers"
+
+
+def paper_url(arxiv_id: str, title: str) -> str:
+    """A paper's Hugging Face page (``/papers/<arXiv id>``), or a Hugging Face papers
+    search for its title when it has no arXiv id."""
+    if arxiv_id:
+        return f"{HF_PAPERS_URL}/{arxiv_id}"
+    return f"{HF_PAPERS_URL}?q={quote_plus(title)}"
+
+
 ARXIV_URL = "https://arxiv.org"
 
 FORMAT_CHOICES = [("", "Auto-detect"), ("text", "Text"), ("html", "HTML"), ("json", "JSON")]
@@ -161,9 +171,7 @@ class Paper(models.Model):
     @property
     def url(self) -> str:
         """The paper's Hugging Face page, or a Hugging Face search for its title."""
-        if self.arxiv_id:
-            return f"{HF_PAPERS_URL}/{self.arxiv_id}"
-        return f"{HF_PAPERS_URL}?q={quote_plus(self.title)}"
+        return paper_url(self.arxiv_id, self.title)
 
     # --- Moderation -------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
@@ -47,8 +48,8 @@ Parts = tuple[str, str, str]
 
 @dataclass(frozen=True)
 class PaperCard:
-    """What a digest shows of one paper; ``id`` keys the card cache of a :class:`Renderer`
-    (the same id must carry the same values within one renderer)."""
+    """What a digest shows of one paper; the whole value keys the card cache of a
+    :class:`Renderer`."""
 
     id: int
     title: str
@@ -216,6 +217,12 @@ def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Par
 
 # --- The fast path ----------------------------------------------------------------------
 
+
+def _site() -> tuple[str, str]:
+    """What every cached piece also depends on (:func:`digest.emails.base_context`)."""
+    return settings.SITE_NAME, settings.SITE_URL
+
+
 _CARDS = frozenset({"cards_html", "cards_text"})
 _CARD_START, _CARD_END = slot("card_start"), slot("card_end")
 
@@ -223,15 +230,30 @@ _CARD_START, _CARD_END = slot("card_start"), slot("card_end")
 class Renderer:
     """Renders many digests, inlining each layout and each paper card once.
 
-    Keep one renderer for a batch of emails (a task's chunk); it caches pieces by paper
-    id and by (paper count, frequency, edition), so it must not outlive a change of the
-    papers or the templates. Not thread-safe.
+    Pieces are cached by what they show: a card by the whole :class:`PaperCard` (a
+    paper whose title, abstract or upvotes changed gets a new card), a layout by (paper
+    count, frequency, edition), all of them by ``SITE_NAME`` and ``SITE_URL``. So one
+    renderer may serve a worker process for its lifetime (delivery keeps one:
+    :func:`digest.delivery.shared_renderer`), as long as the templates do not change
+    under it. Each cache holds at most ``max_pieces`` entries, emptied when full.
+    Not thread-safe.
     """
 
-    def __init__(self) -> None:
-        self._layouts: dict[tuple[str, int, str, str], tuple[Piece, Piece]] = {}
-        self._cards: dict[int, tuple[Piece, Piece]] = {}
+    def __init__(self, max_pieces: int = 4096) -> None:
+        self.max_pieces = max_pieces
+        self._layouts: dict[tuple[object, ...], tuple[Piece, Piece]] = {}
+        self._cards: dict[tuple[object, ...], tuple[Piece, Piece]] = {}
         self._subjects: dict[tuple[object, ...], str] = {}
+
+    def clear(self) -> None:
+        """Forget every cached piece."""
+        self._layouts.clear()
+        self._cards.clear()
+        self._subjects.clear()
+
+    def _room(self, cache: dict[tuple[object, ...], Any]) -> None:
+        if len(cache) >= self.max_pieces:
+            cache.clear()
 
     def digest(
         self,
@@ -261,8 +283,9 @@ class Renderer:
         """The same as :func:`render_nothing`, from cached pieces."""
         html_layout, text_layout = self._layout("nothing", 0, frequency, edition)
         values = asdict(recipient)
-        key = ("nothing", frequency, edition)
+        key = (_site(), "nothing", frequency, edition)
         if key not in self._subjects:
+            self._room(self._subjects)
             ctx = {**base_context(), "frequency": frequency, "edition": edition}
             self._subjects[key] = " ".join(
                 render_to_string("emails/nothing-subject.txt", ctx).split()
@@ -270,8 +293,9 @@ class Renderer:
         return self._subjects[key], text_layout.fill(values), html_layout.fill(values)
 
     def _layout(self, kind: str, count: int, frequency: str, edition: str) -> tuple[Piece, Piece]:
-        key = (kind, count, frequency, edition)
+        key = (_site(), kind, count, frequency, edition)
         if key not in self._layouts:
+            self._room(self._layouts)
             ctx = self._layout_context(count, frequency, edition)
             html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
             text = render_to_string(f"emails/{kind}-body.txt", ctx)
@@ -294,7 +318,9 @@ class Renderer:
         }
 
     def _card(self, paper: PaperCard) -> tuple[Piece, Piece]:
-        if paper.id not in self._cards:
+        key = (_site(), paper)
+        if key not in self._cards:
+            self._room(self._cards)
             ctx = _card_context(paper, slot("reason"), slot("number"))
             card = render_to_string("emails/digest-paper.html", ctx)
             # Inline the card inside a real layout so rules on its ancestors apply too,
@@ -305,15 +331,16 @@ class Renderer:
             start = inlined.index(_CARD_START) + len(_CARD_START)
             html = inlined[start : inlined.index(_CARD_END, start)]
             text = render_to_string("emails/digest-paper.txt", ctx)
-            self._cards[paper.id] = (
+            self._cards[key] = (
                 Piece.parse(html, html=True),
                 Piece.parse(text, html=False),
             )
-        return self._cards[paper.id]
+        return self._cards[key]
 
     def _subject(self, papers: Sequence[PaperCard]) -> str:
-        key = ("digest", len(papers), papers[0].id if papers else None)
+        key = (_site(), "digest", len(papers), papers[0].title if papers else None)
         if key not in self._subjects:
+            self._room(self._subjects)
             ctx = {
                 **base_context(),
                 "count": len(papers),

@@ -69,8 +69,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _outbox_and_eager(settings, tmp_path: Path) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Every test writes mail into its own folder and runs tasks in-process."""
+    """Every test writes mail into its own folder, runs tasks in-process and starts
+    with no rendered pieces cached."""
     from digest.celery import app
+    from digest.delivery import shared_renderer
+
+    shared_renderer().clear()
 
     settings.OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "digest.mail.OutboxEmailBackend"

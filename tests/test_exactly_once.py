@@ -108,6 +108,60 @@ def test_a_digest_left_sending_past_the_lease_is_sent_again_with_its_message_id(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_each_sent_mark_commits_with_the_next_claim_or_at_the_end(
+    settings,
+    monkeypatch,
+    vendor: str,  # type: ignore[no-untyped-def]
+) -> None:
+    from django.db import connection
+
+    if vendor == "other":  # the two-statement transaction other databases run
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    ingest_source(str(PAGE_004))
+    now = timezone.now()
+    digests = [
+        plan_digest(make_subscriber(f"r{n}@example.org", [FILTERS[n % 5]]), now) for n in range(4)
+    ]
+    ids = [d.pk for d in digests]
+    # Another live worker holds the third: its claim fails, the second's mark still lands.
+    Digest.objects.filter(pk=ids[2]).update(status=Digest.SENDING, attempted_at=timezone.now())
+    with SmtpSink() as sink:
+        smtp_settings(settings, sink)
+        outcome = send_planned(ids)
+    assert (outcome.sent, outcome.already) == ([ids[0], ids[1], ids[3]], [ids[2]])
+    rows = dict(Digest.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert rows == {
+        ids[0]: Digest.SENT,
+        ids[1]: Digest.SENT,
+        ids[2]: Digest.SENDING,
+        ids[3]: Digest.SENT,  # the last one, marked at the end of the batch
+    }
+    assert all(
+        d.sent_at is not None and d.attempts == 1
+        for d in Digest.objects.filter(pk__in=[ids[0], ids[1], ids[3]])
+    )
+    assert sorted(sink.copies_by_digest()) == sorted(str(pk) for pk in outcome.sent)
+
+
+@pytest.mark.django_db
+def test_a_failed_send_keeps_the_previous_digests_sent_mark(settings) -> None:  # type: ignore[no-untyped-def]
+    ingest_source(str(PAGE_004))
+    now = timezone.now()
+    first, second = (
+        plan_digest(make_subscriber(address, ["mamba"]), now)
+        for address in ("ada@example.org", "gone@example.org")
+    )
+    with SmtpSink(refuse=("gone@example.org",)) as sink:
+        smtp_settings(settings, sink)
+        outcome = send_planned([first.pk, second.pk])
+    assert (outcome.sent, outcome.failed) == ([first.pk], [second.pk])
+    assert Digest.objects.get(pk=first.pk).status == Digest.SENT
+    assert Digest.objects.get(pk=second.pk).status == Digest.FAILED
+    assert len(sink) == 1
+
+
+@pytest.mark.django_db
 def test_an_interrupted_run_is_finished_by_running_it_again(settings) -> None:  # type: ignore[no-untyped-def]
     ingest_source(str(PAGE_004))
     now = timezone.now()

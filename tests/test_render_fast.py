@@ -160,3 +160,30 @@ def test_delivery_inlines_css_once_per_piece_not_per_recipient(
         reference = digest_message(Digest.objects.get(pk=result.digest_id))
         assert squeeze(html) == squeeze(reference.alternatives[0][0])
         assert sent["Message-ID"] == reference.extra_headers["Message-ID"]
+
+
+def test_a_renderer_shows_a_papers_new_values_and_keeps_at_most_its_pieces() -> None:
+    renderer = Renderer(max_pieces=3)
+    recipient = Recipient(
+        email="ada@example.org",
+        unsubscribe_url="https://papers.example.org/unsubscribe/t/",
+        manage_url="https://papers.example.org/manage/t/",
+        web_url="https://papers.example.org/d/t/",
+    )
+    kwargs = {"recipient": recipient, "frequency": "daily", "edition": "2026-11-21"}
+    before = card(7, "Sparse attention, first version", upvotes=3)
+    after = card(7, "Sparse attention, revised", upvotes=40)
+    _, _, html = renderer.digest([before], ["r"], **kwargs)  # type: ignore[arg-type]
+    assert "first version" in html
+    subject, text, html = renderer.digest([after], ["r"], **kwargs)  # type: ignore[arg-type]
+    # Same paper id, new values: a new card, the same as rendering on its own.
+    assert "revised" in html and "first version" not in html and "40 upvotes" in text
+    alone = render_digest([after], ["r"], **kwargs)  # type: ignore[arg-type]
+    assert (subject, squeeze(text), squeeze(html)) == (
+        alone[0],
+        squeeze(alone[1]),
+        squeeze(alone[2]),
+    )
+    for n in range(10):
+        renderer.digest([card(100 + n, f"Paper {n}")], ["r"], **kwargs)  # type: ignore[arg-type]
+        assert len(renderer._cards) <= 3 and len(renderer._subjects) <= 3
