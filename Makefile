@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test bench lint system-packages
+.PHONY: demo test bench lint system-packages bench-packages
 
 # Debian packages the tests and benchmarks drive: Chromium (browser tests through
 # Playwright), docker-compose (validates docker/compose.yaml), wrk (web load bench).
@@ -18,7 +18,17 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# Only the benchmarks need Postfix: its smtp-sink is the mail provider of `make bench
+# deliver`. Preseeded "No configuration", so no mail server is configured or started.
+bench-packages:
+	@if [ ! -x /usr/sbin/smtp-sink ]; then \
+		echo "installing Debian packages: postfix"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections && \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null; \
 	fi
 
 $(BIN)/python:
@@ -44,7 +54,7 @@ test: $(VENV)/.dev system-packages
 
 # `make bench` runs every benchmark; `make bench NAME` runs one (e.g. `make bench match`).
 BENCHES := $(filter-out bench,$(MAKECMDGOALS))
-bench: $(VENV)/.dev system-packages
+bench: $(VENV)/.dev system-packages bench-packages
 	@for name in $(or $(BENCHES),$(patsubst bench/%.py,%,$(filter-out bench/__init__.py bench/common.py,$(wildcard bench/*.py)))); do \
 		DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 		$(BIN)/python bench/$$name.py || exit 1; \
