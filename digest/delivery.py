@@ -604,6 +604,7 @@ def send_planned(
         digests = [d for d in digests if d.subscriber.state == "active"]
     papers = _cards(d.pk for d in digests)
     renderer = renderer or shared_renderer()
+    renderer.prepare(card for cards in papers.values() for card, _ in cards)
     connection = connection or get_connection()
     try:
         connection.open()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date
 from typing import Any
@@ -268,6 +268,7 @@ class Renderer:
         cached pieces (microseconds once the pieces exist)."""
         count = len(papers)
         html_layout, text_layout = self._layout("digest", count, frequency, edition)
+        self.prepare(papers)
         html_cards, text_cards = [], []
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
             html_card, text_card = self._card(paper)
@@ -317,24 +318,42 @@ class Renderer:
             "cards_text": slot("cards_text"),
         }
 
+    def prepare(self, papers: Iterable[PaperCard]) -> None:
+        """Inline the cards of ``papers`` not cached yet, all in one premailer run (one
+        run costs ~10 ms and a little more per card: a batch's ~60 new cards cost ~0.1 s
+        instead of ~0.6 s). :meth:`digest` calls it for its own papers; a caller about to
+        render many digests passes all their papers first."""
+        site = _site()
+        new = list({p: None for p in papers if (site, p) not in self._cards})
+        if not new:
+            return
+        contexts = [_card_context(p, slot("reason"), slot("number")) for p in new]
+        # Inline the cards inside a real layout, side by side as in an email, so rules
+        # on their ancestors apply too; then cut each out between its two markers.
+        frame = self._layout_context(len(new), "daily", "")
+        frame["cards_html"] = mark_safe(
+            "".join(
+                _CARD_START + render_to_string("emails/digest-paper.html", ctx) + _CARD_END
+                for ctx in contexts
+            )
+        )
+        inlined = inline_css(render_to_string("emails/digest-body.html", frame))
+        at = 0
+        if len(self._cards) + len(new) > self.max_pieces:
+            self._cards.clear()
+        for paper, ctx in zip(new, contexts, strict=True):
+            start = inlined.index(_CARD_START, at) + len(_CARD_START)
+            at = inlined.index(_CARD_END, start)
+            text = render_to_string("emails/digest-paper.txt", ctx)
+            self._cards[(site, paper)] = (
+                Piece.parse(inlined[start:at], html=True),
+                Piece.parse(text, html=False),
+            )
+
     def _card(self, paper: PaperCard) -> tuple[Piece, Piece]:
         key = (_site(), paper)
         if key not in self._cards:
-            self._room(self._cards)
-            ctx = _card_context(paper, slot("reason"), slot("number"))
-            card = render_to_string("emails/digest-paper.html", ctx)
-            # Inline the card inside a real layout so rules on its ancestors apply too,
-            # then cut it out between two markers.
-            frame = self._layout_context(1, "daily", "")
-            frame["cards_html"] = mark_safe(_CARD_START + card + _CARD_END)
-            inlined = inline_css(render_to_string("emails/digest-body.html", frame))
-            start = inlined.index(_CARD_START) + len(_CARD_START)
-            html = inlined[start : inlined.index(_CARD_END, start)]
-            text = render_to_string("emails/digest-paper.txt", ctx)
-            self._cards[key] = (
-                Piece.parse(html, html=True),
-                Piece.parse(text, html=False),
-            )
+            self.prepare([paper])
         return self._cards[key]
 
     def _subject(self, papers: Sequence[PaperCard]) -> str:

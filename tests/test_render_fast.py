@@ -148,8 +148,12 @@ def test_delivery_inlines_css_once_per_piece_not_per_recipient(
     monkeypatch.setattr(render, "inline_css", lambda html: calls.append(1) or inline(html))
     results = deliver([s.pk for s in subscribers])
     assert [r.status for r in results] == ["sent"] * 25
-    # Ten cards and one layout, for 25 emails (one premailer run each would be 25).
-    assert len(calls) == 11
+    # The batch's ten cards in one run and one layout, for 25 emails (one premailer
+    # run each would be 25); a second batch of the same papers inlines nothing.
+    assert len(calls) == 2
+    later = [make_subscriber(f"later{n}@example.org", ["diffusion"]) for n in range(5)]
+    assert [r.status for r in deliver([s.pk for s in later])] == ["sent"] * 5
+    assert len(calls) == 2
     # What went out is what the "view in browser" page shows, rendered on its own.
     monkeypatch.setattr(render, "inline_css", inline)
     for result in results[:3]:
