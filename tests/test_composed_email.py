@@ -177,3 +177,40 @@ def test_the_smtp_backend_sends_the_composed_bytes(settings) -> None:  # type: i
     [content] = sink.contents
     assert summary(content) == summary(message_bytes(message, "\r\n"))
     assert summary(content) == summary(message.message().as_bytes(linesep="\r\n"))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(
+    address=st.from_regex(
+        r"\A[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}){0,2}"
+        r"@[A-Za-z0-9]([A-Za-z0-9-]{0,8}[A-Za-z0-9])?(\.[A-Za-z0-9]{1,8}){1,3}\Z"
+    )
+)
+def test_plain_addresses_skip_sanitize_address_because_it_returns_them_unchanged(
+    address: str,
+) -> None:
+    from django.core.mail.message import sanitize_address
+
+    from digest.mail import _PLAIN_ADDRESS, _sanitize
+
+    assert _PLAIN_ADDRESS.fullmatch(address)
+    assert _sanitize(address, "utf-8") == sanitize_address(address, "utf-8") == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Ada Lovelace <ada@example.org>",
+        "ada@exämple.org",
+        '"odd..local"@example.org',
+        "a..b@example.org",
+        "ünï@example.org",
+        "ada@localhost",
+    ],
+)
+def test_other_addresses_go_through_sanitize_address(address: str) -> None:
+    from django.core.mail.message import sanitize_address
+
+    from digest.mail import _sanitize
+
+    assert _sanitize(address, "utf-8") == sanitize_address(address, "utf-8")
