@@ -4,17 +4,18 @@ exactly once.
 
 10,000 due subscribers (one keyword filter each, over the papers of the example pages)
 are handed to ``send_due_digests``, which enqueues chunks of ``DIGEST_CHUNK_SIZE``;
-``celery worker`` processes (prefork, one per core) plan, render and send them to
-Postfix's ``smtp-sink``, which dumps every message to a file; the files are read after
-the workers stop. The SMTP server stands in for the mail provider (ESP or MTA), which in
-production runs on another machine: the aiosmtpd server of the tests would run in this
-process and take ~1.6 ms of CPU per 30 KB message from the 2 cores under test,
-smtp-sink (C) takes ~0.25 ms. The clock runs from the beat task's
-enqueue to the last digest marked sent. The baseline, measured in the same run with the
-same workers and server on 500 more subscribers, is one task (and one SMTP connection)
-per subscriber. ``send_only_rate`` is the same workers rendering and sending 2,000
-digests planned beforehand (matching excluded). Prints one JSON line; the goal is ≥ 500
-digests/s on a 2-core machine.
+``celery worker`` processes (prefork, one more than the cores; ``BENCH_WORKERS``
+overrides) on production settings (``DEBUG`` off, ``digest.mail.SmtpEmailBackend``)
+plan, render and send them to Postfix's ``smtp-sink``, which dumps every message to a
+file; the files are read after the workers stop. The SMTP server stands in for the mail
+provider (ESP or MTA), which in production runs on another machine: the aiosmtpd server
+of the tests would run in this process and take ~1.6 ms of CPU per 30 KB message from
+the 2 cores under test, smtp-sink (C) takes ~0.25 ms. The clock runs from the beat
+task's enqueue to the last digest marked sent. The baseline, measured in the same run
+with the same workers and server on 500 more subscribers, is one task (and one SMTP
+connection) per subscriber. ``send_only_rate`` is the same workers rendering and
+sending 2,000 digests planned beforehand (matching excluded). Prints one JSON line; the
+goal is ≥ 500 digests/s on a 2-core machine.
 
 Needs ``/usr/sbin/smtp-sink`` (Debian's ``postfix``; ``make bench`` installs it). Uses its
 own database, ``bench_deliver``, on the server of ``DATABASE_URL`` (PostgreSQL),
@@ -46,8 +47,10 @@ import dj_database_url  # noqa: E402
 
 BENCH_DB = "bench_deliver"
 SUBSCRIBERS, BASELINE_SUBSCRIBERS, SEND_ONLY, GOAL = 10_000, 500, 2_000, 500
-# Worker processes (prefork pool); BENCH_WORKERS overrides.
-WORKERS = int(os.environ.get("BENCH_WORKERS") or os.cpu_count() or 2)
+# Worker processes (prefork pool): one more than the cores, since a sending worker spends
+# part of each digest waiting on the database's commit and the SMTP server's reply (the
+# README runs sending workers with more processes still). BENCH_WORKERS overrides.
+WORKERS = int(os.environ.get("BENCH_WORKERS") or (os.cpu_count() or 2) + 1)
 FILTERS = ["transformer", "model", "language model", "neural", "learning", "brain", "diffusion"]
 SOURCE_URL = os.environ.get("DATABASE_URL", "")
 BROKER_URL = (
