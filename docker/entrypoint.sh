@@ -80,7 +80,7 @@ collectstatic() {
         SITE_URL=https://build.invalid \
         DATABASE_URL=postgres://build@build.invalid/build \
         CELERY_BROKER_URL=redis://build.invalid:6379/0 \
-        EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend \
+        EMAIL_BACKEND=digest.mail.SmtpEmailBackend \
         "$PYTHON" manage.py collectstatic --noinput -v0
 }
 

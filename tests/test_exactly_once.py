@@ -46,7 +46,7 @@ def unfinished_task(log: Path) -> str:
 
 
 def smtp_settings(settings, sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "digest.mail.SmtpEmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", sink.port, 5
 
 
@@ -223,7 +223,7 @@ def test_a_worker_killed_mid_send_loses_no_digest_and_doubles_none(
     app = broker()
     with SmtpSink(delay=0.004) as sink:
         env = {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": "digest.mail.SmtpEmailBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(sink.port),
             "EMAIL_TIMEOUT": "1",

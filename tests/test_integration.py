@@ -71,7 +71,7 @@ def test_beat_and_a_worker_per_queue_ingest_and_deliver_over_smtp(
 
     with smtp_server() as (inbox, smtp_port), ExitStack() as stack:
         env = {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": "digest.mail.SmtpEmailBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(smtp_port),
             "LOG_FORMAT": "json",

@@ -22,7 +22,7 @@ from .workers import broker, celery_worker, purge_broker, wait_for
 
 
 def use_smtp(settings, port: int) -> None:  # type: ignore[no-untyped-def]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "digest.mail.SmtpEmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 5
 
 
@@ -115,7 +115,7 @@ def test_a_refused_address_fails_at_once_and_the_batch_goes_on(settings) -> None
 
 
 WORKER_ENV = {
-    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "EMAIL_BACKEND": "digest.mail.SmtpEmailBackend",
     "EMAIL_HOST": "127.0.0.1",
     "EMAIL_TIMEOUT": "1",
     "DIGEST_CHUNK_SIZE": "40",
