@@ -40,6 +40,15 @@ def card(pk: int, title: str, **fields: object) -> PaperCard:
     return PaperCard(**values)  # type: ignore[arg-type]
 
 
+def recipient(email: str) -> Recipient:
+    return Recipient(
+        email=email,
+        unsubscribe_url="https://papers.example.org/unsubscribe/t/",
+        manage_url="https://papers.example.org/manage/link/m/",
+        web_url="https://papers.example.org/d/w/",
+    )
+
+
 def squeeze(html: str) -> str:
     """Whitespace runs collapsed, and none left between tags."""
     return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", html)).strip()
@@ -106,13 +115,11 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
 
 
 def test_the_nothing_matched_note_is_composed_alike() -> None:
-    recipient = Recipient(
-        email="a&b@example.org",
-        unsubscribe_url="https://papers.example.org/unsubscribe/t/",
-        manage_url="https://papers.example.org/manage/link/m/",
-        web_url="https://papers.example.org/d/w/",
-    )
-    kwargs = {"recipient": recipient, "frequency": "weekly", "edition": "2026-W10"}
+    kwargs = {
+        "recipient": recipient("a&b@example.org"),
+        "frequency": "weekly",
+        "edition": "2026-W10",
+    }
     renderer = Renderer()
     assert renderer.nothing(**kwargs) == renderer.nothing(**kwargs)
     fast, reference = renderer.nothing(**kwargs), render_nothing(**kwargs)
@@ -168,13 +175,11 @@ def test_delivery_inlines_css_once_per_piece_not_per_recipient(
 
 def test_a_renderer_shows_a_papers_new_values_and_keeps_at_most_its_pieces() -> None:
     renderer = Renderer(max_pieces=3)
-    recipient = Recipient(
-        email="ada@example.org",
-        unsubscribe_url="https://papers.example.org/unsubscribe/t/",
-        manage_url="https://papers.example.org/manage/t/",
-        web_url="https://papers.example.org/d/t/",
-    )
-    kwargs = {"recipient": recipient, "frequency": "daily", "edition": "2026-11-21"}
+    kwargs = {
+        "recipient": recipient("ada@example.org"),
+        "frequency": "daily",
+        "edition": "2026-11-21",
+    }
     before = card(7, "Sparse attention, first version", upvotes=3)
     after = card(7, "Sparse attention, revised", upvotes=40)
     _, _, html = renderer.digest([before], ["r"], **kwargs)  # type: ignore[arg-type]
