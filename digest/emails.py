@@ -101,7 +101,7 @@ class AlternativeEmail(EmailMultiAlternatives):
             or len(self.alternatives) != 1
             or self.alternatives[0][1] != "text/html"
             or any(
-                name.lower() in {"from", "to", "content-type", "mime-version"}
+                name.lower() in {"from", "to", "cc", "reply-to", "content-type", "mime-version"}
                 for name in self.extra_headers
             )
         ):

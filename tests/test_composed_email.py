@@ -138,6 +138,10 @@ def test_messages_outside_the_fast_path_are_serialised_by_django() -> None:
     message = email_of("Hi", "text", "<p>h</p>")
     message.attach("notes.txt", "attached", "text/plain")
     assert parse(message.to_bytes()).get_content_type() == "multipart/mixed"
+    for name in ("Cc", "Reply-To", "From", "To"):
+        message = email_of("Hi", "text", "<p>h</p>")
+        message.extra_headers[name] = "other@example.org"
+        assert_same_message(message, "\r\n")
     plain = AlternativeEmail(subject="Hi", body="only text", to=["ada@example.org"])
     assert parse(plain.to_bytes()).get_content() == "only text"
 
