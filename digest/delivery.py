@@ -42,6 +42,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection as db
 from django.db import transaction
 from django.db.models import Count, F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions.models import Filter, Subscriber
@@ -363,6 +364,7 @@ def digest_message(
     *,
     renderer: Renderer | None = None,
     papers: Sequence[tuple[PaperCard, str]] | None = None,
+    personal_links: bool = True,
 ) -> EmailMultiAlternatives:
     """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
     it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
@@ -371,17 +373,21 @@ def digest_message(
 
     Without ``renderer`` the email is rendered and inlined on its own; delivery passes
     the batch's :class:`~digest.render.Renderer` (same HTML, much faster) and the
-    ``papers`` it loaded for the batch.
+    ``papers`` it loaded for the batch. Without ``personal_links`` the body's
+    unsubscribe and settings links lead to the "email me my link" page instead of
+    carrying the subscriber's tokens (the settings link signs them in): the copy shown
+    to whoever holds the "view in browser" address.
     """
     subscriber = digest.subscriber
     if papers is None:
         papers = _cards([digest.pk]).get(digest.pk, [])
     unsubscribe = unsubscribe_url(subscriber.uuid)
+    link_page = settings.SITE_URL + reverse("email_link")
     common = {
         "recipient": Recipient(
             email=subscriber.email,
-            unsubscribe_url=unsubscribe,
-            manage_url=manage_url_for(subscriber),
+            unsubscribe_url=unsubscribe if personal_links else link_page,
+            manage_url=manage_url_for(subscriber) if personal_links else link_page,
             web_url=digest_web_url(digest),
         ),
         "frequency": subscriber.get_frequency_display().lower(),

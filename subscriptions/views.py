@@ -577,7 +577,9 @@ def preview(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def digest_web(request: HttpRequest, token: str) -> HttpResponse:
-    """A sent digest as its email's HTML part ("view in browser")."""
+    """A sent digest as its email's HTML part ("view in browser"), without the links
+    that act for the subscriber: its unsubscribe and settings links lead to the "email
+    me my link" page, since anyone given this address can open it."""
     try:
         digest_id = read_digest_token(token)
     except signing.BadSignature:
@@ -585,7 +587,7 @@ def digest_web(request: HttpRequest, token: str) -> HttpResponse:
     digest = Digest.objects.select_related("subscriber").filter(pk=digest_id).first()
     if digest is None or digest.status != Digest.SENT:
         raise Http404("no such digest")
-    message = digest_message(digest)
+    message = digest_message(digest, personal_links=False)
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)
     response["Content-Security-Policy"] = DIGEST_WEB_POLICY
