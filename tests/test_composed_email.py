@@ -183,7 +183,7 @@ def test_the_smtp_backend_sends_the_composed_bytes(settings) -> None:  # type: i
     assert summary(content) == summary(message.message().as_bytes(linesep="\r\n"))
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     address=st.from_regex(
         r"\A[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,8}){0,2}"
