@@ -269,9 +269,10 @@ class Renderer:
         count = len(papers)
         html_layout, text_layout = self._layout("digest", count, frequency, edition)
         self.prepare(papers)
+        site = _site()
         html_cards, text_cards = [], []
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
-            html_card, text_card = self._card(paper)
+            html_card, text_card = self._cards[(site, paper)]
             values = {"reason": reason, "number": str(number)}
             html_cards.append(html_card.fill(values))
             text_cards.append(text_card.fill(values))
@@ -319,14 +320,18 @@ class Renderer:
         }
 
     def prepare(self, papers: Iterable[PaperCard]) -> None:
-        """Inline the cards of ``papers`` not cached yet, all in one premailer run (one
-        run costs ~10 ms and a little more per card: a batch's ~60 new cards cost ~0.1 s
-        instead of ~0.6 s). :meth:`digest` calls it for its own papers; a caller about to
-        render many digests passes all their papers first."""
+        """Make sure the cards of all ``papers`` are cached, inlining those that are not
+        in one premailer run (one run costs ~10 ms and a little more per card: a batch's
+        ~60 new cards cost ~0.1 s instead of ~0.6 s). :meth:`digest` calls it for its own
+        papers; a caller about to render many digests passes all their papers first."""
         site = _site()
-        new = list({p: None for p in papers if (site, p) not in self._cards})
+        wanted = {(site, p): p for p in papers}
+        new = [p for key, p in wanted.items() if key not in self._cards]
         if not new:
             return
+        if len(self._cards) + len(new) > self.max_pieces:
+            self._cards.clear()  # and inline every wanted card, cached or not before
+            new = list(wanted.values())
         contexts = [_card_context(p, slot("reason"), slot("number")) for p in new]
         # Inline the cards inside a real layout, side by side as in an email, so rules
         # on their ancestors apply too; then cut each out between its two markers.
@@ -339,8 +344,6 @@ class Renderer:
         )
         inlined = inline_css(render_to_string("emails/digest-body.html", frame))
         at = 0
-        if len(self._cards) + len(new) > self.max_pieces:
-            self._cards.clear()
         for paper, ctx in zip(new, contexts, strict=True):
             start = inlined.index(_CARD_START, at) + len(_CARD_START)
             at = inlined.index(_CARD_END, start)
@@ -349,12 +352,6 @@ class Renderer:
                 Piece.parse(inlined[start:at], html=True),
                 Piece.parse(text, html=False),
             )
-
-    def _card(self, paper: PaperCard) -> tuple[Piece, Piece]:
-        key = (_site(), paper)
-        if key not in self._cards:
-            self.prepare([paper])
-        return self._cards[key]
 
     def _subject(self, papers: Sequence[PaperCard]) -> str:
         key = (_site(), "digest", len(papers), papers[0].title if papers else None)

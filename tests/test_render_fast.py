@@ -196,3 +196,8 @@ def test_a_renderer_shows_a_papers_new_values_and_keeps_at_most_its_pieces() -> 
     for n in range(10):
         renderer.digest([card(100 + n, f"Paper {n}")], ["r"], **kwargs)  # type: ignore[arg-type]
         assert len(renderer._cards) <= 3 and len(renderer._subjects) <= 3
+    # Two cached cards and two new ones overflow the cache: all four are inlined again.
+    papers = [card(108, "Paper 8"), card(109, "Paper 9"), card(200, "New A"), card(201, "New B")]
+    _, text, html = renderer.digest(papers, ["r"] * 4, **kwargs)  # type: ignore[arg-type]
+    alone = render_digest(papers, ["r"] * 4, **kwargs)  # type: ignore[arg-type]
+    assert (squeeze(text), squeeze(html)) == (squeeze(alone[1]), squeeze(alone[2]))
