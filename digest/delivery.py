@@ -382,12 +382,15 @@ def digest_message(
     if papers is None:
         papers = _cards([digest.pk]).get(digest.pk, [])
     unsubscribe = unsubscribe_url(subscriber.uuid)
-    link_page = settings.SITE_URL + reverse("email_link")
+    if personal_links:
+        body_unsubscribe, body_manage = unsubscribe, manage_url_for(subscriber)
+    else:
+        body_unsubscribe = body_manage = settings.SITE_URL + reverse("email_link")
     common = {
         "recipient": Recipient(
             email=subscriber.email,
-            unsubscribe_url=unsubscribe if personal_links else link_page,
-            manage_url=manage_url_for(subscriber) if personal_links else link_page,
+            unsubscribe_url=body_unsubscribe,
+            manage_url=body_manage,
             web_url=digest_web_url(digest),
         ),
         "frequency": subscriber.get_frequency_display().lower(),
