@@ -35,7 +35,6 @@ __all__ = [
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # what the email package splits lines on
 _SOFT_LIMIT = 78  # RFC 5322 section 2.1.1: lines SHOULD be at most 78 characters
-_ADDRESS_HEADERS = ("From", "To")  # set from the message's fields, not extra_headers
 _PART_HEADERS = 'Content-Type: text/{subtype}; charset="utf-8"{nl}MIME-Version: 1.0{nl}'
 
 
