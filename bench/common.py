@@ -80,7 +80,31 @@ class _Recorder:
         return "250 Message accepted for delivery"
 
 
-class SmtpSink:
+class _Messages:
+    """What both sinks answer about the messages in :attr:`received`."""
+
+    received: list[Received]
+
+    def _snapshot(self) -> list[Received]:
+        return list(self.received)
+
+    def __len__(self) -> int:
+        return len(self.received)
+
+    def copies_by_digest(self) -> Counter[str]:
+        """How many messages arrived for each ``X-Digest-ID``."""
+        return Counter(m.digest_id for m in self._snapshot())
+
+    def message_ids_by_recipient(self) -> dict[str, list[str]]:
+        """Recipient address → the Message-IDs it received, in order of arrival."""
+        out: dict[str, list[str]] = {}
+        for message in self._snapshot():
+            for address in message.to:
+                out.setdefault(address, []).append(message.message_id)
+        return out
+
+
+class SmtpSink(_Messages):
     """An SMTP server on ``127.0.0.1:port`` recording every message it accepts.
 
     ``delay`` is seconds spent on each message before it is accepted; addresses in
@@ -111,8 +135,9 @@ class SmtpSink:
         with self._lock:
             self.received.append(message)
 
-    def __len__(self) -> int:
-        return len(self.received)
+    def _snapshot(self) -> list[Received]:
+        with self._lock:  # the server thread appends meanwhile
+            return list(self.received)
 
     def start(self) -> SmtpSink:
         """Listen (again). Raises OSError when the port is taken."""
@@ -137,20 +162,6 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def copies_by_digest(self) -> Counter[str]:
-        """How many messages arrived for each ``X-Digest-ID``."""
-        with self._lock:
-            return Counter(m.digest_id for m in self.received)
-
-    def message_ids_by_recipient(self) -> dict[str, list[str]]:
-        """Recipient address → the Message-IDs it received, in order of arrival."""
-        out: dict[str, list[str]] = {}
-        with self._lock:
-            for message in self.received:
-                for address in message.to:
-                    out.setdefault(address, []).append(message.message_id)
-        return out
 
 
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
@@ -195,7 +206,7 @@ def _parse_dump(path: Path) -> Received:
     )
 
 
-class PostfixSmtpSink:
+class PostfixSmtpSink(_Messages):
     """Postfix's smtp-sink(1) on ``127.0.0.1:port``, each message it accepts recorded.
 
     smtp-sink runs as a subprocess and dumps each mail transaction to its own file
@@ -232,9 +243,6 @@ class PostfixSmtpSink:
         self._proc: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
         self._name = "smtp-sink"
-
-    def __len__(self) -> int:
-        return len(self.received)
 
     def start(self) -> PostfixSmtpSink:
         """Start smtp-sink and return once it answers with its 220 greeting on :attr:`port`."""
@@ -327,15 +335,3 @@ class PostfixSmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def copies_by_digest(self) -> Counter[str]:
-        """How many messages arrived for each ``X-Digest-ID``."""
-        return Counter(m.digest_id for m in self.received)
-
-    def message_ids_by_recipient(self) -> dict[str, list[str]]:
-        """Recipient address → the Message-IDs it received, in order of arrival."""
-        out: dict[str, list[str]] = {}
-        for message in self.received:
-            for address in message.to:
-                out.setdefault(address, []).append(message.message_id)
-        return out
