@@ -184,19 +184,39 @@ class QueryError(ValueError):
 # then costs nothing per use.
 
 
+class _Node:
+    """What every node of the tree shares: ``str(node)`` is its canonical text."""
+
+    __slots__ = ()
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _Leaf(_Node):
+    """A word, phrase or prefix: its canonical text is its ``display`` form, written
+    with its field unless the field is ``any``."""
+
+    __slots__ = ()
+    field: FieldName
+
+    @property
+    def display(self) -> str:
+        """The node as written, without its field."""
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _with_field(self.field, self.display))
+
+
 @dataclass(frozen=True, slots=True)
-class Term:
+class Term(_Leaf):
     """One word, compared by key (:func:`word_key`) in ``field``."""
 
     key: str
     field: FieldName = "any"
     text: str = dc_field(default="", compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", _with_field(self.field, self.display))
-
-    def __str__(self) -> str:
-        return self.text
 
     @property
     def display(self) -> str:
@@ -204,7 +224,7 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
-class Phrase:
+class Phrase(_Leaf):
     """Two or more words that must be consecutive tokens (compared by key) in one field
     (in one author name for ``author``)."""
 
@@ -212,30 +232,18 @@ class Phrase:
     field: FieldName = "any"
     text: str = dc_field(default="", compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", _with_field(self.field, self.display))
-
-    def __str__(self) -> str:
-        return self.text
-
     @property
     def display(self) -> str:
         return '"' + " ".join(self.keys) + '"'
 
 
 @dataclass(frozen=True, slots=True)
-class Prefix:
+class Prefix(_Leaf):
     """Any token whose folded form (no plural stripping) starts with ``stem``."""
 
     stem: str
     field: FieldName = "any"
     text: str = dc_field(default="", compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", _with_field(self.field, self.display))
-
-    def __str__(self) -> str:
-        return self.text
 
     @property
     def display(self) -> str:
@@ -243,7 +251,7 @@ class Prefix:
 
 
 @dataclass(frozen=True, slots=True)
-class Not:
+class Not(_Node):
     child: Node
     text: str = dc_field(default="", compare=False, repr=False)
 
@@ -252,12 +260,9 @@ class Not:
         grouped = isinstance(self.child, And | Or)
         object.__setattr__(self, "text", "-(" + inner + ")" if grouped else "-" + inner)
 
-    def __str__(self) -> str:
-        return self.text
-
 
 @dataclass(frozen=True, slots=True)
-class And:
+class And(_Node):
     """All children match. Children are distinct, sorted by canonical text, never ``And``."""
 
     children: tuple[Node, ...]
@@ -267,12 +272,9 @@ class And:
         parts = ("(" + c.text + ")" if isinstance(c, Or) else c.text for c in self.children)
         object.__setattr__(self, "text", " ".join(parts))
 
-    def __str__(self) -> str:
-        return self.text
-
 
 @dataclass(frozen=True, slots=True)
-class Or:
+class Or(_Node):
     """Some child matches. Children are distinct, sorted by canonical text, never ``Or``."""
 
     children: tuple[Node, ...]
@@ -280,9 +282,6 @@ class Or:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", " OR ".join(c.text for c in self.children))
-
-    def __str__(self) -> str:
-        return self.text
 
 
 Leaf: TypeAlias = Term | Phrase | Prefix
