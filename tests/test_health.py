@@ -17,16 +17,11 @@ from .conftest import ROOT, TEST_BROKER_URL
 from .test_settings import PRODUCTION
 
 
-def healthz_in_process(env: dict[str, str], host: str = "testserver") -> tuple[int, dict]:
-    """Status and JSON body of ``GET /healthz`` in a fresh process started with ``env``."""
-    code = (
-        "import django, json; django.setup(); from django.test import Client; "
-        f"r = Client().get('/healthz', HTTP_HOST={host!r}); "
-        "print(json.dumps([r.status_code, json.loads(r.content) if r.status_code != 301 "
-        "else r['Location']]))"
-    )
+def in_process(code: str, env: dict[str, str]) -> str:
+    """What ``code`` prints, run with Django set up in a fresh process started with
+    ``env`` (settings are read once, at start-up)."""
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", "import django; django.setup(); " + code],
         cwd=ROOT,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "digest.settings", **env},
         capture_output=True,
@@ -34,7 +29,18 @@ def healthz_in_process(env: dict[str, str], host: str = "testserver") -> tuple[i
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    status, body = json.loads(result.stdout.splitlines()[-1])
+    return result.stdout
+
+
+def healthz_in_process(env: dict[str, str], host: str = "testserver") -> tuple[int, dict]:
+    """Status and JSON body of ``GET /healthz`` in a fresh process started with ``env``."""
+    code = (
+        "import json; from django.test import Client; "
+        f"r = Client().get('/healthz', HTTP_HOST={host!r}); "
+        "print(json.dumps([r.status_code, json.loads(r.content) if r.status_code != 301 "
+        "else r['Location']]))"
+    )
+    status, body = json.loads(in_process(code, env).splitlines()[-1])
     return status, body
 
 
@@ -106,16 +112,8 @@ def test_production_answers_over_plain_http_where_other_pages_redirect(tmp_path:
     status, body = healthz_in_process(env, host="papers.example.org")
     assert (status, body["status"]) == (200, "ok")
     code = (
-        "import django; django.setup(); from django.test import Client; "
+        "from django.test import Client; "
         "r = Client().get('/unsubscribe/x/', HTTP_HOST='papers.example.org'); "
         "print(r.status_code, r['Location'])"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "digest.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.stdout.split() == ["301", "https://papers.example.org/unsubscribe/x/"]
+    assert in_process(code, env).split() == ["301", "https://papers.example.org/unsubscribe/x/"]
