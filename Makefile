@@ -55,9 +55,9 @@ test: $(VENV)/.dev system-packages
 # `make bench` runs every benchmark; `make bench NAME` runs one (e.g. `make bench match`).
 BENCHES := $(filter-out bench,$(MAKECMDGOALS))
 bench: $(VENV)/.dev system-packages bench-packages
-	@for name in $(or $(BENCHES),$(patsubst bench/%.py,%,$(filter-out bench/__init__.py bench/common.py,$(wildcard bench/*.py)))); do \
+	@for name in $(or $(BENCHES),$(patsubst bench/%.py,%,$(filter-out bench/__init__.py,$(wildcard bench/*.py)))); do \
 		DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
-		$(BIN)/python bench/$$name.py || exit 1; \
+		$(BIN)/python -m bench.$$name || exit 1; \
 	done
 ifneq ($(filter bench,$(MAKECMDGOALS)),)
 $(BENCHES):

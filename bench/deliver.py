@@ -22,7 +22,7 @@ own database, ``bench_deliver``, on the server of ``DATABASE_URL`` (PostgreSQL),
 created afresh and dropped at the end, and the Redis of ``TEST_BROKER_URL`` (else
 ``CELERY_BROKER_URL``, else ``redis://127.0.0.1:6379/15``).
 
-Run: ``DATABASE_URL=postgres://… .venv/bin/python bench/deliver.py``
+Run: ``DATABASE_URL=postgres://… .venv/bin/python -m bench.deliver``
 """
 
 from __future__ import annotations
@@ -39,11 +39,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
-
-import dj_database_url  # noqa: E402
+from tests.support import PAGES_DIR, ROOT
+from tests.support.benchdb import drop_database, setup_bench_django
 
 BENCH_DB = "bench_deliver"
 SUBSCRIBERS, BASELINE_SUBSCRIBERS, SEND_ONLY, GOAL = 10_000, 500, 2_000, 500
@@ -52,7 +49,6 @@ SUBSCRIBERS, BASELINE_SUBSCRIBERS, SEND_ONLY, GOAL = 10_000, 500, 2_000, 500
 # README runs sending workers with more processes still). BENCH_WORKERS overrides.
 WORKERS = int(os.environ.get("BENCH_WORKERS") or (os.cpu_count() or 2) + 1)
 FILTERS = ["transformer", "model", "language model", "neural", "learning", "brain", "diffusion"]
-SOURCE_URL = os.environ.get("DATABASE_URL", "")
 BROKER_URL = (
     os.environ.get("TEST_BROKER_URL")
     or os.environ.get("CELERY_BROKER_URL")
@@ -60,55 +56,14 @@ BROKER_URL = (
 )
 
 
-def _server_dsn(dbname: str) -> str:
-    db = dj_database_url.parse(SOURCE_URL)
-    if not db["ENGINE"].endswith("postgresql"):
-        sys.exit("bench/deliver.py needs DATABASE_URL to name a PostgreSQL server")
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{dbname}"
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(_server_dsn("postgres"), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 # The bench process and its workers use the bench database.
-_recreate_database()
-os.environ["DATABASE_URL"] = _server_dsn(BENCH_DB)
-
-import django  # noqa: E402
-
-django.setup()
+setup_bench_django(BENCH_DB)
 
 from django.conf import settings  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from bench.common import PostfixSmtpSink  # noqa: E402
-
-
-def _create_schema() -> None:
-    """``migrate``; while model changes have no migration yet, the tables are made from
-    the models directly (as ``pytest --nomigrations`` does)."""
-    try:
-        call_command("makemigrations", "--check", "--dry-run", verbosity=0)
-    except SystemExit:
-        settings.MIGRATION_MODULES = {app.label: None for app in django.apps.apps.get_app_configs()}
-        call_command("migrate", run_syncdb=True, verbosity=0)
-    else:
-        call_command("migrate", verbosity=0)
+from tests.support.smtp import PostfixSmtpSink  # noqa: E402
 
 
 def _create_subscribers(count: int, prefix: str) -> list[int]:
@@ -215,11 +170,10 @@ def _stop_workers(proc: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     from celery import Celery
 
-    from digest.ingest import ingest_source
+    from digest.ingest.store import ingest_source
     from digest.models import Digest
 
-    _create_schema()
-    for page in sorted((ROOT / "examples" / "pages").glob("*.txt")):
+    for page in sorted(PAGES_DIR.glob("*.txt")):
         ingest_source(str(page))
     papers = connection.cursor()
     papers.execute("SELECT count(*) FROM digest_paper")
@@ -227,7 +181,7 @@ def main() -> None:
     main_ids = _create_subscribers(SUBSCRIBERS, "reader")
     base_ids = _create_subscribers(BASELINE_SUBSCRIBERS, "baseline")
     # Planned here, untimed, so their run measures rendering and sending alone.
-    from digest.delivery import plan_digests
+    from digest.delivery.plan import plan_digests
     from subscriptions.models import Subscriber
 
     send_only_ids = _create_subscribers(SEND_ONLY, "planned")
@@ -315,7 +269,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        _drop_database()
+        drop_database(BENCH_DB)

@@ -3,11 +3,11 @@
 Renders 10,000 personalised digests of 10 papers each (subject, text and HTML), each
 subscriber with their own address, unsubscribe link, papers and reasons drawn from an
 edition of 200 papers, in one process (so the rate is per core). The baseline,
-premailer run on every email (``digest.render.render_digest``), is measured in the same
+premailer run on every email (``digest.delivery.render.render_digest``), is measured in the same
 run on a sample of 200 emails and scaled. Prints one JSON line; the goal is ≥ 2,000
 emails/s per core.
 
-Run: ``.venv/bin/python bench/render.py`` (no database needed).
+Run: ``.venv/bin/python -m bench.render`` (no database needed).
 """
 
 from __future__ import annotations
@@ -15,61 +15,18 @@ from __future__ import annotations
 import json
 import os
 import random
-import sys
 import time
-from datetime import date, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
 
 import django  # noqa: E402
 
 django.setup()
 
-from digest.render import PaperCard, Recipient, Renderer, render_digest  # noqa: E402
+from digest.delivery.render import Renderer, render_digest  # noqa: E402
+from tests.support.synthetic import EDITION_PAPERS, PAPERS_PER_EMAIL, edition, recipients  # noqa: E402
 
-EMAILS, PAPERS_PER_EMAIL, EDITION_PAPERS, BASELINE_SAMPLE = 10_000, 10, 200, 200
-WORDS = (
-    "diffusion transformer attention sparse mixture experts video segmentation "
-    '<b>markup</b> & "quotes" state space mamba reasoning benchmark agents'
-).split()
-
-
-def edition(rng: random.Random) -> list[PaperCard]:
-    return [
-        PaperCard(
-            id=n,
-            title=" ".join(rng.choices(WORDS, k=rng.randint(5, 14))).capitalize(),
-            url=f"https://huggingface.co/papers/2503.{n:05d}",
-            abstract=" ".join(rng.choices(WORDS, k=rng.randint(80, 160))),
-            upvotes=rng.randint(0, 400),
-            published_on=date(2026, 3, 1) - timedelta(days=rng.randint(0, 9)),
-            authors_count=rng.randint(1, 30),
-        )
-        for n in range(1, EDITION_PAPERS + 1)
-    ]
-
-
-def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[dict]:
-    out = []
-    for n in range(count):
-        chosen = rng.sample(papers, PAPERS_PER_EMAIL)
-        out.append(
-            {
-                "papers": chosen,
-                "reasons": [f'matched "{rng.choice(WORDS)}" in title' for _ in chosen],
-                "recipient": Recipient(
-                    email=f"reader{n}@example.org",
-                    unsubscribe_url=f"https://papers.example.org/unsubscribe/tok{n:06d}:sig-_{n}/",
-                    manage_url=f"https://papers.example.org/manage/link/tok{n:06d}.0:sig-_{n}/",
-                    web_url=f"https://papers.example.org/d/{n}:sig-_{n}/",
-                ),
-                "frequency": "daily" if n % 4 else "weekly",
-                "edition": "2026-03-08" if n % 4 else "2026-W10",
-            }
-        )
-    return out
+EMAILS, BASELINE_SAMPLE = 10_000, 200
 
 
 def render_all(render, batch: list[dict]) -> int:  # type: ignore[no-untyped-def]
@@ -109,7 +66,7 @@ def main() -> None:
                 "rate": round(rate, 1),
                 "unit": "emails/s per core",
                 "ratio": round(rate / baseline_rate, 1),
-                "baseline": "premailer per email (digest.render.render_digest)",
+                "baseline": "premailer per email (digest.delivery.render.render_digest)",
                 "baseline_rate": round(baseline_rate, 1),
                 "baseline_sample": BASELINE_SAMPLE,
                 "baseline_seconds_scaled": round(baseline_seconds * EMAILS / BASELINE_SAMPLE, 1),

@@ -34,12 +34,11 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.common import free_port  # noqa: E402
+from tests.support import ROOT
+from tests.support.benchdb import recreate_database
+from tests.support.net import free_port
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
@@ -68,24 +67,6 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.status + e.timeout))
 end
 """
-
-
-def bench_database_url() -> str:
-    """``DATABASE_URL`` (default: the local server) with the database renamed."""
-    url = urlsplit(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/postgres")
-    if not url.scheme.startswith("postgres"):
-        sys.exit("bench/web.py needs a PostgreSQL DATABASE_URL")
-    return urlunsplit(url._replace(path=f"/{DATABASE}"))
-
-
-def create_database(url: str) -> None:
-    import psycopg
-
-    server = urlsplit(url)._replace(scheme="postgresql", path="/postgres")
-    with psycopg.connect(urlunsplit(server), autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
-        if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
 
 def seed() -> dict[str, list[dict[str, str]]]:
@@ -205,8 +186,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench/web.py needs wrk (apt-get install wrk)")
     started = time.monotonic()
-    database_url = bench_database_url()
-    create_database(database_url)
+    database_url = recreate_database(DATABASE)
     tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
     env = {
         **os.environ,

@@ -1,9 +1,11 @@
-"""Trending papers in your inbox: the Django project and the papers pipeline.
+"""Trending papers in your inbox: the Django project and the papers app.
 
-Ingest (:mod:`digest.ingest`, :mod:`digest.parsers`), match (:mod:`digest.matching`),
-render (:mod:`digest.emails`) and send (:mod:`digest.delivery`).
+A page becomes an email in three stages, one package each: :mod:`digest.ingest` (parse
+and store pages), :mod:`digest.matching` (the filter language, the engine, ranking) and
+:mod:`digest.delivery` (plan, render, compose and send digests). ``docs/architecture.md``
+follows a paper from page to inbox.
 """
 
-from .celery import app as celery_app
+from digest.celery import app as celery_app
 
 __all__ = ["celery_app"]

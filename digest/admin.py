@@ -15,9 +15,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from subscriptions.models import Filter
-
-from .models import (
+from digest.matching.blocked import flag_filters_containing
+from digest.matching.query import QueryError, parse_query
+from digest.matching.topics import PREVIEW_DAYS, preview_topic_query, retag_topic
+from digest.models import (
     BlockedTerm,
     DeliveryEvent,
     Digest,
@@ -28,14 +29,7 @@ from .models import (
     Source,
     Topic,
 )
-from .moderation import (
-    PREVIEW_DAYS,
-    merge_papers,
-    preview_topic_query,
-    query_error_text,
-    retag_topic,
-)
-from .query import QueryError, parse_query
+from subscriptions.models import Filter
 
 # --- Moderation: papers, topics, blocked terms ------------------------------------------
 # Styles of the state badges and the dashboard; a stylesheet, since the Content Security
@@ -240,7 +234,7 @@ class PaperAdmin(admin.ModelAdmin):
             keep = by_id.pop(keep_id)
             [drop] = by_id.values()
             dropped = f"{drop.title} (#{drop.pk})"
-            merge_papers(keep, drop)
+            keep.merge(drop)
             self.log_change(request, keep, f"Merged {dropped} into this paper")
             self.message_user(request, f"Merged {dropped} into “{keep.title}”.", messages.SUCCESS)
             return None
@@ -282,7 +276,7 @@ class TopicForm(forms.ModelForm):
         try:
             parse_query(text)
         except QueryError as error:
-            raise forms.ValidationError(query_error_text(text, error), code="query") from None
+            raise forms.ValidationError(error.describe(text), code="query") from None
         return text
 
 
@@ -372,7 +366,8 @@ class BlockedTermAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: BlockedTerm, form: forms.ModelForm, change: bool
     ) -> None:
-        super().save_model(request, obj, form, change)  # flags the filters containing it
+        super().save_model(request, obj, form, change)
+        flag_filters_containing(obj.term)
         flagged = Filter.objects.filter(flagged_for_review=True).count()
         if flagged:
             url = reverse("admin:subscriptions_filter_changelist") + "?flagged_for_review__exact=1"
@@ -414,7 +409,7 @@ class SourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fetch now")
     def fetch_now(self, request: HttpRequest, queryset: QuerySet[Source]) -> None:
-        from .tasks import fetch_source
+        from digest.tasks import fetch_source
 
         ids = list(queryset.values_list("pk", flat=True))
         for source_id in ids:

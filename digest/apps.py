@@ -1,10 +1,20 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class DigestConfig(AppConfig):
+    default = True  # of the two configs here, the one INSTALLED_APPS' "digest" means
     name = "digest"
     verbose_name = "Papers and digests"
 
     def ready(self) -> None:
         # Connects the anymail ``tracking`` signal receiver (bounces, complaints).
-        from . import webhooks  # noqa: F401
+        from digest.delivery import tracking  # noqa: F401
+
+
+class ModerationAdminConfig(admin_apps.AdminConfig):
+    """``django.contrib.admin`` with :class:`digest.admin_site.ModerationAdminSite` as
+    ``admin.site``."""
+
+    default = False
+    default_site = "digest.admin_site.ModerationAdminSite"

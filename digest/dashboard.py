@@ -1,14 +1,9 @@
-"""The admin site of the service: a moderation dashboard, a throttled login, and the
-models listed in the order moderators work through them.
+"""The moderation dashboard's numbers and charts.
 
 ``/admin/dashboard/`` shows the last :data:`DAYS` days at a glance: papers ingested,
 digests sent, bounces, complaints and unsubscribes per day, the most common filter terms
 and the state of the sources. Charts are inline SVG drawn by a template
 (``admin/dashboard.html``); this module only computes the numbers and the bar geometry.
-
-This module is named in ``INSTALLED_APPS`` (:class:`ModerationAdminConfig`), which
-Django imports before any model exists: models are looked up through the app registry
-inside the functions that use them.
 """
 
 from __future__ import annotations
@@ -18,21 +13,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.apps import apps
-from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
 from django.db.models import Count
 from django.db.models.functions import TruncDate
-from django.http import HttpRequest
-from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
+
+from digest.matching.query import QueryError, iter_leaves, parse_query
+from digest.models import DeliveryEvent, Digest, IngestRun, Paper, Source
+from subscriptions.models import Filter, Subscriber
 
 __all__ = [
     "DAYS",
     "BarChart",
-    "ModerationAdminConfig",
-    "ModerationAdminSite",
     "dashboard_data",
     "daily_counts",
     "top_filter_terms",
@@ -40,73 +31,6 @@ __all__ = [
 
 DAYS = 30
 """Days the dashboard looks back, today included."""
-
-# Where each model appears in its app on the index; the others follow by name.
-MODEL_ORDER = {
-    "digest": ["paper", "topic", "blockedterm", "source", "ingestrun", "digest", "deliveryevent"],
-    "subscriptions": ["subscriber", "filter"],
-}
-APP_ORDER = ["digest", "subscriptions"]
-
-
-class ModerationAdminSite(admin.AdminSite):
-    """The default admin site with the dashboard at ``dashboard/`` (URL name
-    ``admin:dashboard``), login attempts throttled
-    (:class:`digest.moderation.ThrottledAdminLoginForm`) and moderation models first."""
-
-    site_header = "Trending papers: moderation"
-    site_title = "Trending papers admin"
-    index_title = "Moderation"
-
-    def __init__(self, name: str = "admin") -> None:
-        super().__init__(name)
-        # Imported here: the form needs the auth models, which this module cannot
-        # import when INSTALLED_APPS is read.
-        from .moderation import ThrottledAdminLoginForm
-
-        self.login_form = ThrottledAdminLoginForm
-
-    def get_urls(self):  # type: ignore[no-untyped-def]
-        return [
-            path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard"),
-            *super().get_urls(),
-        ]
-
-    def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
-        app_list = super().get_app_list(request, app_label)
-        app_list.sort(
-            key=lambda a: (
-                APP_ORDER.index(a["app_label"]) if a["app_label"] in APP_ORDER else 99,
-                a["name"],
-            )
-        )
-        for app in app_list:
-            order = MODEL_ORDER.get(app["app_label"], [])
-            app["models"].sort(
-                key=lambda m: (
-                    order.index(m["object_name"].lower())
-                    if m["object_name"].lower() in order
-                    else 99,
-                    m["name"],
-                )
-            )
-        return app_list
-
-    def dashboard_view(self, request: HttpRequest) -> TemplateResponse:
-        """The dashboard page; any staff member may see it (counts only, no addresses)."""
-        context = {
-            **self.each_context(request),
-            "title": f"The last {DAYS} days",
-            **dashboard_data(),
-        }
-        request.current_app = self.name
-        return TemplateResponse(request, "admin/dashboard.html", context)
-
-
-class ModerationAdminConfig(AdminConfig):
-    """``django.contrib.admin`` with :class:`ModerationAdminSite` as ``admin.site``."""
-
-    default_site = "digest.dashboard.ModerationAdminSite"
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,15 +58,12 @@ def top_filter_terms(limit: int = 12) -> list[tuple[str, int]]:
     """The words, phrases and prefixes most used in the filters of subscribers who
     have not unsubscribed, most used first (ties by name), as ``(term, filters using it)``.
 
-    Terms are counted in canonical form (:func:`digest.query.parse_query`), so
+    Terms are counted in canonical form (:func:`digest.matching.query.parse_query`), so
     ``Transformers`` and ``transformer`` are one; excluded terms (``-medical``) and
     filters that do not parse are not counted.
     """
-    from .query import QueryError, iter_leaves, parse_query
-
-    filter_model = apps.get_model("subscriptions", "Filter")
     counts: Counter[str] = Counter()
-    queries = filter_model.objects.filter(subscriber__unsubscribed_at__isnull=True).values_list(
+    queries = Filter.objects.filter(subscriber__unsubscribed_at__isnull=True).values_list(
         "query", flat=True
     )
     for text in queries.iterator(chunk_size=5000):
@@ -296,16 +217,9 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
     runs), ``flagged_filters`` and ``hidden_papers`` counts, and ``days``."""
     today = today or timezone.localdate()
     days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
-    paper = apps.get_model("digest", "Paper")
-    digest = apps.get_model("digest", "Digest")
-    subscriber = apps.get_model("subscriptions", "Subscriber")
-    filter_model = apps.get_model("subscriptions", "Filter")
-    ingest_run = apps.get_model("digest", "IngestRun")
-    event = apps.get_model("digest", "DeliveryEvent")
-    source = apps.get_model("digest", "Source")
 
     def events(kind: str) -> list[int]:
-        return daily_counts(event.objects.filter(event_type=kind), "timestamp", days)
+        return daily_counts(DeliveryEvent.objects.filter(event_type=kind), "timestamp", days)
 
     charts = [
         daily_chart(
@@ -314,7 +228,7 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             "new papers",
             "papers",
             days,
-            daily_counts(paper.objects.all(), "first_seen_at", days),
+            daily_counts(Paper.objects.all(), "first_seen_at", days),
         ),
         daily_chart(
             "digests",
@@ -322,7 +236,7 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             "digests",
             "digests",
             days,
-            daily_counts(digest.objects.filter(status="sent"), "sent_at", days),
+            daily_counts(Digest.objects.filter(status=Digest.SENT), "sent_at", days),
         ),
         daily_chart("bounces", "Bounces", "bounces", "bounces", days, events("bounced")),
         daily_chart(
@@ -334,10 +248,10 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             "unsubscribes",
             "unsubscribes",
             days,
-            daily_counts(subscriber.objects.all(), "unsubscribed_at", days),
+            daily_counts(Subscriber.objects.all(), "unsubscribed_at", days),
         ),
     ]
-    sources = list(source.objects.order_by("name")[:20])
+    sources = list(Source.objects.order_by("name")[:20])
     return {
         "days": DAYS,
         "charts": charts,
@@ -345,8 +259,10 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             "terms", "Most common filter terms", "filters", "terms", top_filter_terms()
         ),
         "sources": sources,
-        "failed_runs": list(ingest_run.objects.filter(status="failed").order_by("-started_at")[:5]),
-        "flagged_filters": filter_model.objects.filter(flagged_for_review=True).count(),
-        "hidden_papers": paper.objects.filter(hidden_at__isnull=False).count(),
-        "pinned_papers": paper.objects.pinned().count(),
+        "failed_runs": list(
+            IngestRun.objects.filter(status=IngestRun.FAILED).order_by("-started_at")[:5]
+        ),
+        "flagged_filters": Filter.objects.filter(flagged_for_review=True).count(),
+        "hidden_papers": Paper.objects.filter(hidden_at__isnull=False).count(),
+        "pinned_papers": Paper.objects.pinned().count(),
     }

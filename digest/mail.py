@@ -1,7 +1,7 @@
 """Mail backends of our own.
 
 * :class:`SmtpEmailBackend` — Django's SMTP backend, sending the bytes our emails
-  compose themselves (:class:`digest.emails.AlternativeEmail`); the SMTP choice for
+  compose themselves (:class:`digest.delivery.compose.AlternativeEmail`); the SMTP choice for
   production.
 * :class:`OutboxEmailBackend` — the local one: each message written to ``OUTBOX_DIR``
   as a ``.eml`` file, with its HTML alternative beside it as ``.html`` so a person can
@@ -22,13 +22,13 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpEmailBackend
 from django.core.mail.message import sanitize_address
 
-from .emails import AlternativeEmail
+from digest.delivery.compose import AlternativeEmail
 
 __all__ = ["OutboxEmailBackend", "SmtpEmailBackend", "message_bytes", "outbox_name"]
 
 
 def message_bytes(message: EmailMessage, linesep: str = "\n") -> bytes:
-    """The message as sent: what an :class:`~digest.emails.AlternativeEmail` composes,
+    """The message as sent: what an :class:`~digest.delivery.compose.AlternativeEmail` composes,
     else Django's ``message().as_bytes()``."""
     if isinstance(message, AlternativeEmail):
         return message.to_bytes(linesep)
@@ -52,7 +52,7 @@ def _sanitize(address: str, encoding: str) -> str:
 
 class SmtpEmailBackend(DjangoSmtpEmailBackend):
     """Django's SMTP backend (same settings: ``EMAIL_HOST``, ``EMAIL_PORT``,
-    ``EMAIL_USE_TLS``…), sending each :class:`~digest.emails.AlternativeEmail` from the
+    ``EMAIL_USE_TLS``…), sending each :class:`~digest.delivery.compose.AlternativeEmail` from the
     bytes it composes — the same message, ~1 ms less of CPU a digest — and any other
     message as Django does. Errors are Django's: ``smtplib.SMTPException`` and
     ``OSError`` unless ``fail_silently``."""

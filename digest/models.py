@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
 
 from django.core.validators import MinValueValidator, URLValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
+
+from digest.formats import FORMAT_CHOICES
+
+log = logging.getLogger(__name__)
 
 HF_PAPERS_URL = "https://huggingface.co/papers"
 
 
-def paper_url(arxiv_id: str, title: str) -> str:
+def paper_url(arxiv_id: str | None, title: str) -> str:
     """A paper's Hugging Face page (``/papers/<arXiv id>``), or a Hugging Face papers
     search for its title when it has no arXiv id."""
     if arxiv_id:
@@ -22,11 +27,9 @@ def paper_url(arxiv_id: str, title: str) -> str:
 
 ARXIV_URL = "https://arxiv.org"
 
-FORMAT_CHOICES = [("", "Auto-detect"), ("text", "Text"), ("html", "HTML"), ("json", "JSON")]
-
 
 class Source(models.Model):
-    """A papers page or API URL fetched on a schedule (see :mod:`digest.sources`).
+    """A papers page or API URL fetched on a schedule (see :mod:`digest.ingest.sources`).
 
     ``etag`` and ``last_modified`` are the validators of the last page ingested, sent
     back as a conditional GET (RFC 9110 section 13.1) so an unchanged page costs a 304.
@@ -132,11 +135,15 @@ class PaperQuerySet(models.QuerySet["Paper"]):
         return self.visible().filter(pinned_at__isnull=False).order_by("-pinned_at", "-id")
 
 
+# Moderation state and identity of the row kept are never taken from the duplicate (Paper.merge).
+_NOT_FILLED = {"id", "title", "title_key", "arxiv_id", "hidden_at", "hidden_reason", "pinned_at"}
+
+
 class Paper(models.Model):
     """A paper, stored once however many pages show it.
 
     Identity is the arXiv id (version dropped) when a source gives one, else
-    ``title_key``, the normalised title (:func:`digest.parsers.normalise_title`).
+    ``title_key``, the normalised title (:func:`digest.ingest.parsers.normalise_title`).
     """
 
     arxiv_id = models.CharField(max_length=32, null=True, blank=True, unique=True)
@@ -214,6 +221,62 @@ class Paper(models.Model):
         """Stop leading digests with this paper."""
         self.pinned_at = None
         self.save(update_fields=["pinned_at"])
+
+    @transaction.atomic
+    def merge(self, drop: Paper) -> Paper:
+        """Fold ``drop`` into this paper, ``keep`` (two rows that are the same paper), and
+        delete ``drop``.
+
+        ``keep`` keeps its id, title and moderation state, and gains: ``drop``'s arXiv id
+        when it has none, the higher upvotes, the earlier first-seen and later last-seen
+        times, any detail it lacks (abstract, authors, dates...), ``drop``'s topics, its
+        sightings and its digest items. Where both rows have a sighting in the same ingest
+        run, or both went to the same subscriber (a paper goes to a subscriber once), the
+        duplicate's row is dropped. A pin on ``drop`` carries over unless ``keep`` is
+        hidden. Returns this paper, refreshed. Raises ValueError when both are the same row.
+        """
+        keep = self
+        if keep.pk == drop.pk:
+            raise ValueError("cannot merge a paper with itself")
+        keep, drop = (
+            Paper.objects.select_for_update().get(pk=keep.pk),
+            Paper.objects.select_for_update().get(pk=drop.pk),
+        )
+        Sighting.objects.filter(
+            paper=drop, run_id__in=Sighting.objects.filter(paper=keep).values("run_id")
+        ).delete()
+        Sighting.objects.filter(paper=drop).update(paper=keep)
+        DigestItem.objects.filter(
+            paper=drop,
+            subscriber_id__in=DigestItem.objects.filter(paper=keep).values("subscriber_id"),
+        ).delete()
+        DigestItem.objects.filter(paper=drop).update(paper=keep)
+        keep.topics.add(*drop.topics.all())
+
+        if drop.arxiv_id and not keep.arxiv_id:
+            keep.arxiv_id = drop.arxiv_id
+            drop.arxiv_id = None
+            drop.save(update_fields=["arxiv_id"])  # the column is unique
+        keep.upvotes = max(keep.upvotes, drop.upvotes)
+        keep.first_seen_at = min(keep.first_seen_at, drop.first_seen_at)
+        keep.last_seen_at = max(keep.last_seen_at, drop.last_seen_at)
+        if drop.pinned_at and not keep.pinned_at and not keep.hidden_at:
+            keep.pinned_at = drop.pinned_at
+        for f in Paper._meta.concrete_fields:
+            if f.name in _NOT_FILLED or f.name in {"upvotes", "first_seen_at", "last_seen_at"}:
+                continue
+            if getattr(keep, f.attname) in (None, "", [], {}) and getattr(drop, f.attname) not in (
+                None,
+                "",
+                [],
+                {},
+            ):
+                setattr(keep, f.attname, getattr(drop, f.attname))
+        drop.delete()
+        keep.save()
+        log.info("papers_merged kept=%s dropped=%s", keep.pk, drop.pk)
+        self.refresh_from_db()
+        return self
 
     @property
     def hf_url(self) -> str | None:
@@ -330,9 +393,9 @@ class DigestItem(models.Model):
 class BlockedTerm(models.Model):
     """A word or phrase subscribers may not use in their filters.
 
-    Compared as :func:`digest.moderation.blocked_terms_in` says: folded, token by token,
-    singular and plural alike. Saving one flags the existing filters that contain it for
-    review (:attr:`subscriptions.models.Filter.flagged_for_review`).
+    Compared as :func:`digest.matching.blocked.blocked_terms_in` says: folded, token by
+    token, singular and plural alike. The admin flags the existing filters that contain a
+    term it saves for review (:func:`digest.matching.blocked.flag_filters_containing`).
     """
 
     term = models.CharField(max_length=100, unique=True)
@@ -345,17 +408,11 @@ class BlockedTerm(models.Model):
     def __str__(self) -> str:
         return self.term
 
-    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        from .moderation import flag_filters_containing
-
-        super().save(*args, **kwargs)
-        flag_filters_containing(self.term)
-
 
 class DeliveryEvent(models.Model):
     """What the ESP reported about a message: delivered, bounced, complained…
 
-    Stored from anymail's normalised ``tracking`` signal (see :mod:`digest.webhooks`),
+    Stored from anymail's normalised ``tracking`` signal (see :mod:`digest.delivery.tracking`),
     once per ESP event id. ``event_type`` and ``reject_reason`` are anymail's values
     (https://anymail.dev/en/stable/sending/tracking/#anymail.signals.AnymailTrackingEvent).
     """

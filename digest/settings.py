@@ -88,8 +88,8 @@ if not DEBUG and not (_site.scheme == "https" or (_site.scheme == "http" and SIT
     PRODUCTION_PROBLEMS.append(f"SITE_URL={SITE_URL!r} must be an https:// URL when DEBUG is off")
 
 INSTALLED_APPS = [
-    # The admin with the moderation dashboard and throttled login (digest/dashboard.py).
-    "digest.dashboard.ModerationAdminConfig",
+    # The admin with the moderation dashboard and throttled login (digest/admin_site.py).
+    "digest.apps.ModerationAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -299,12 +299,13 @@ CELERY_BEAT_SCHEDULE = {
 # and sending can be scaled alone. A worker started without -Q consumes them all;
 # "celery" takes tasks sent by name from elsewhere without a route.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = {name: {} for name in ("celery", "ingest", "matching", "sending")}
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {
+    name: {} for name in ("celery", "ingest", "matching", "sending")
+}
 CELERY_TASK_ROUTES = {
     "digest.tasks.ingest_*": {"queue": "ingest"},
     "digest.tasks.fetch_*": {"queue": "ingest"},
     "digest.tasks.send_due_digests": {"queue": "matching"},
-    "digest.tasks.plan_*": {"queue": "matching"},
     "digest.tasks.send_digests": {"queue": "sending"},
     "digest.tasks.send_planned_digests": {"queue": "sending"},
 }

@@ -10,8 +10,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import delivery, sources
-from .ingest import ingest_source
+from digest.delivery.pipeline import DeliveryResult, deliver, due_subscriber_ids
+from digest.delivery.send import retry_countdown, send_planned, stale_digest_ids
+from digest.ingest import sources
+from digest.ingest.store import ingest_source
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,14 @@ def fetch_source(source_id: int) -> dict[str, object] | None:
 def send_due_digests() -> int:
     """The beat's tick: enqueue the due subscribers in chunks of ``DIGEST_CHUNK_SIZE``
     (one task per chunk, never one per subscriber), and hand the planned digests no
-    worker is looking after (:func:`digest.delivery.stale_digest_ids`) back to
+    worker is looking after (:func:`~digest.delivery.send.stale_digest_ids`) back to
     ``send_planned_digests``. Tasks are enqueued once the transaction commits.
     Returns how many subscribers were due."""
     size = settings.DIGEST_CHUNK_SIZE
-    due = list(delivery.due_subscriber_ids(timezone.now()))
+    due = list(due_subscriber_ids(timezone.now()))
     for start in range(0, len(due), size):
         send_digests.delay_on_commit(due[start : start + size])
-    stale = delivery.stale_digest_ids()
+    stale = stale_digest_ids()
     for start in range(0, len(stale), size):
         send_planned_digests.delay_on_commit(stale[start : start + size])
     if stale:
@@ -68,7 +70,7 @@ def send_due_digests() -> int:
     return len(due)
 
 
-def _counts(results: list[delivery.DeliveryResult]) -> dict[str, int]:
+def _counts(results: list[DeliveryResult]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
@@ -82,17 +84,17 @@ def _schedule_retry(digest_ids: list[int], countdown: float) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
     """Plan and send the due digests of ``subscriber_ids`` over one mail connection
-    (:func:`digest.delivery.deliver`); digests that met a transient error are retried by
+    (:func:`~digest.delivery.pipeline.deliver`); digests that met a transient error are retried by
     ``send_planned_digests`` after a backoff. Returns counts by outcome (``sent``,
     ``empty``, ``skipped``, ``already``, ``retrying``, ``failed``).
 
     Acknowledged only after it ran, and requeued if its worker dies: running it again
     sends what is still unsent and nothing twice.
     """
-    results = delivery.deliver(subscriber_ids)
+    results = deliver(subscriber_ids)
     retry = [r for r in results if r.status == "retrying"]
     if retry:
-        countdown = delivery.retry_countdown(max(r.attempts for r in retry))
+        countdown = retry_countdown(max(r.attempts for r in retry))
         _schedule_retry([r.digest_id for r in retry if r.digest_id is not None], countdown)
     return _counts(results)
 
@@ -101,7 +103,7 @@ def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
 def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
     """Send planned digests by id (a retry, or digests a dead worker left); schedules
     its own retry for those that meet a transient error. Returns counts by outcome."""
-    outcome = delivery.send_planned(digest_ids)
+    outcome = send_planned(digest_ids)
     if outcome.retry:
         _schedule_retry(outcome.retry, outcome.retry_in)
     return {

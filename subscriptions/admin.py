@@ -12,7 +12,7 @@ import logging
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,39 +22,13 @@ from django.utils.html import format_html
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from digest.admin import ReadOnlyInline
+from digest.delivery.preview import preview_next_digest
+from digest.delivery.send import resend_digest
+from digest.matching.blocked import blocked_terms_in
 from digest.models import DeliveryEvent, Digest
-from digest.moderation import blocked_terms_in, preview_next_digest, resend_digest
 
+from .middleware import email_html_policy
 from .models import Filter, Subscriber
-
-# The state property of Subscriber (unsubscribed > suppressed > unconfirmed > paused >
-# active), as queryset conditions.
-STATE_QUERIES = {
-    "unconfirmed": Q(
-        unsubscribed_at__isnull=True, suppressed_at__isnull=True, confirmed_at__isnull=True
-    ),
-    "active": Q(
-        unsubscribed_at__isnull=True,
-        suppressed_at__isnull=True,
-        confirmed_at__isnull=False,
-        paused_at__isnull=True,
-    ),
-    "paused": Q(
-        unsubscribed_at__isnull=True,
-        suppressed_at__isnull=True,
-        confirmed_at__isnull=False,
-        paused_at__isnull=False,
-    ),
-    "suppressed": Q(unsubscribed_at__isnull=True, suppressed_at__isnull=False),
-    "unsubscribed": Q(unsubscribed_at__isnull=False),
-}
-
-# The digest's email HTML is shown in a sandboxed frame of the preview page; it carries
-# inline styles (email clients need them) and nothing else may run or load.
-PREVIEW_HTML_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
-)
 
 MODERATION_CSS = {"all": ["admin-dashboard/moderation.css"]}
 
@@ -70,11 +44,11 @@ class SubscriberStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [(state, state.capitalize()) for state in STATE_QUERIES]
+        return list(Subscriber.State.choices)
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> QuerySet:
-        if self.value() in STATE_QUERIES:
-            return queryset.filter(STATE_QUERIES[self.value()])
+        if self.value() in Subscriber.State.values:
+            return queryset.in_state(self.value())
         return queryset
 
 
@@ -306,7 +280,8 @@ class SubscriberAdmin(admin.ModelAdmin):
         if not preview.html:
             raise Http404("nothing to send in the next digest")
         response = HttpResponse(preview.html)
-        response["Content-Security-Policy"] = PREVIEW_HTML_POLICY
+        # The digest's HTML is shown in a sandboxed frame of the preview page.
+        response["Content-Security-Policy"] = email_html_policy(frame_ancestors="'self'")
         return response
 
 

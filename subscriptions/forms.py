@@ -1,6 +1,7 @@
 """Forms of the signup and settings pages.
 
-Filter queries are checked by :mod:`digest.query`; its :class:`~digest.query.QueryError`
+Filter queries are checked by :mod:`digest.matching.query`; its
+:class:`~digest.matching.query.QueryError`
 becomes an inline error that says what is wrong and points at the character where it
 starts.
 """
@@ -12,8 +13,14 @@ from dataclasses import dataclass
 
 from django import forms
 
+from digest.matching.query import (
+    MAX_FILTERS,
+    MAX_QUERY_LENGTH,
+    QueryError,
+    parse_query,
+    validate_filters,
+)
 from digest.models import Topic
-from digest.query import MAX_FILTERS, MAX_QUERY_LENGTH, QueryError, parse_query, validate_filters
 
 from .models import Subscriber, validate_timezone
 
@@ -78,7 +85,7 @@ def blocked_terms() -> list[str]:
 def refuse_blocked_terms(text: str, terms: list[str]) -> None:
     """Raise :class:`QueryError` at position 0 when ``text`` contains one of ``terms``
     (:func:`digest.moderation.blocked_terms_in`)."""
-    from digest.moderation import blocked_terms_in
+    from digest.matching.blocked import blocked_terms_in
 
     blocked = blocked_terms_in(text, terms)
     if blocked:
@@ -165,7 +172,7 @@ class SignupForm(forms.Form):
 class FilterForm(forms.Form):
     """One filter to add (``adding``) or change, checked against the subscriber's other
     filters ``others`` — ``(number shown, query)`` pairs — for duplicates, and for the
-    :data:`~digest.query.MAX_FILTERS` limit when adding."""
+    :data:`~digest.matching.query.MAX_FILTERS` limit when adding."""
 
     query = forms.CharField(
         max_length=MAX_QUERY_LENGTH,

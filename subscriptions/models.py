@@ -32,15 +32,49 @@ def _timezones() -> frozenset[str]:
 SOFT_BOUNCE_LIMIT = 3
 
 
+class State(models.TextChoices):
+    """A subscriber's state, in the order of a subscription's life. It is derived from
+    their timestamps (:attr:`Subscriber.state`), and where several apply the later one
+    here wins: unconfirmed (double opt-in not done), active (receives digests), paused,
+    suppressed (a bounce, a complaint or a moderator's suspension), unsubscribed."""
+
+    UNCONFIRMED = "unconfirmed"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    SUPPRESSED = "suppressed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+# Each state as a queryset condition.
+_STATE_CONDITIONS = {
+    State.UNSUBSCRIBED: Q(unsubscribed_at__isnull=False),
+    State.SUPPRESSED: Q(unsubscribed_at__isnull=True, suppressed_at__isnull=False),
+    State.UNCONFIRMED: Q(
+        unsubscribed_at__isnull=True, suppressed_at__isnull=True, confirmed_at__isnull=True
+    ),
+    State.PAUSED: Q(
+        unsubscribed_at__isnull=True,
+        suppressed_at__isnull=True,
+        confirmed_at__isnull=False,
+        paused_at__isnull=False,
+    ),
+    State.ACTIVE: Q(
+        unsubscribed_at__isnull=True,
+        suppressed_at__isnull=True,
+        confirmed_at__isnull=False,
+        paused_at__isnull=True,
+    ),
+}
+
+
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
+    def in_state(self, state: str) -> SubscriberQuerySet:
+        """The subscribers whose :attr:`Subscriber.state` is ``state`` (a :class:`State`)."""
+        return self.filter(_STATE_CONDITIONS[State(state)])
+
     def deliverable(self) -> SubscriberQuerySet:
-        """Confirmed, not paused, not unsubscribed, not suppressed."""
-        return self.filter(
-            confirmed_at__isnull=False,
-            paused_at__isnull=True,
-            unsubscribed_at__isnull=True,
-            suppressed_at__isnull=True,
-        )
+        """Subscribers in :attr:`State.ACTIVE`: they receive digests."""
+        return self.in_state(State.ACTIVE)
 
     def due(self, now: datetime) -> SubscriberQuerySet:
         """Deliverable subscribers whose ``next_digest_at`` has come."""
@@ -96,18 +130,20 @@ class Subscriber(models.Model):
     def __str__(self) -> str:
         return self.email
 
+    State = State
+
     @property
-    def state(self) -> str:
-        """One of ``unsubscribed``, ``suppressed``, ``unconfirmed``, ``paused``, ``active``."""
+    def state(self) -> models.TextChoices:
+        """The subscriber's :class:`State`."""
         if self.unsubscribed_at:
-            return "unsubscribed"
+            return State.UNSUBSCRIBED
         if self.suppressed_at:
-            return "suppressed"
+            return State.SUPPRESSED
         if not self.confirmed_at:
-            return "unconfirmed"
+            return State.UNCONFIRMED
         if self.paused_at:
-            return "paused"
-        return "active"
+            return State.PAUSED
+        return State.ACTIVE
 
     def compute_next_digest_at(self, after: datetime) -> datetime:
         """The first send time after ``after`` under this subscriber's schedule (UTC)."""
@@ -171,11 +207,7 @@ class Subscriber(models.Model):
         (for any reason; nothing changed).
         """
         text = f"{self.SUSPENDED}: {reason.strip()}" if reason.strip() else self.SUSPENDED
-        updated = Subscriber.objects.filter(pk=self.pk, suppressed_at__isnull=True).update(
-            suppressed_at=now or utcnow(), suppressed_reason=text[:200]
-        )
-        self.refresh_from_db(fields=["suppressed_at", "suppressed_reason"])
-        return bool(updated)
+        return self.suppress(text, now)
 
     def unsuspend(self, now: datetime | None = None) -> bool:
         """Lift a moderator's :meth:`suspend` and schedule the next digest from ``now``.
@@ -252,10 +284,10 @@ class Subscriber(models.Model):
 
         Only anonymous monthly counts survive, in :class:`ErasureCount`.
         """
-        from digest.models import Digest
-
         now = now or utcnow()
-        sent = Digest.objects.filter(subscriber=self, status=Digest.SENT).count()
+        # Through the reverse relation: this app's models import no stage of digest/.
+        digests = self.digests.all()
+        sent = digests.filter(status=digests.model.SENT).count()
         with transaction.atomic():
             month = now.date().replace(day=1)
             ErasureCount.objects.get_or_create(month=month)
@@ -272,7 +304,7 @@ class Filter(models.Model):
     query = models.CharField(max_length=300)
     created_at = models.DateTimeField(default=utcnow)
     # Set when a moderator blocks a term this filter contains
-    # (digest.moderation.flag_filters_containing); cleared when a moderator keeps it.
+    # (digest.matching.blocked.flag_filters_containing); cleared when a moderator keeps it.
     flagged_for_review = models.BooleanField(default=False, db_index=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-__all__ = ["DAILY", "WEEKLY", "next_digest_at", "period_key"]
+__all__ = ["DAILY", "WEEKLY", "next_digest_at", "period_key", "window"]
 
 DAILY = "daily"
 WEEKLY = "weekly"
@@ -67,3 +67,9 @@ def period_key(at: datetime, *, frequency: str, timezone: str) -> str:
         year, week, _ = local.isocalendar()
         return f"{year}-W{week:02d}"
     return local.isoformat()
+
+
+def window(frequency: str) -> timedelta:
+    """How far back an edition of ``frequency`` looks for papers seen on the pages: two
+    days for a daily digest, eight for a weekly one (a day's margin for late pages)."""
+    return timedelta(days=8) if frequency == WEEKLY else timedelta(days=2)

@@ -7,10 +7,16 @@ Tokens sign the subscriber's public ``uuid`` with Django's :class:`TimestampSign
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+
+from subscriptions.models import Subscriber
+
+if TYPE_CHECKING:  # digest.models imports nothing of this app; keep it that way at run time
+    from digest.models import Digest
 
 __all__ = [
     "CONFIRM",
@@ -85,15 +91,13 @@ def read_link_token(token: str, purpose: str, max_age: int) -> tuple[uuid.UUID, 
 
 
 def _link_url(name: str, subscriber_uuid: uuid.UUID, purpose: str) -> str:
-    from .models import Subscriber
-
     counter = Subscriber.objects.values_list("link_counter", flat=True).get(uuid=subscriber_uuid)
     return settings.SITE_URL + reverse(
         name, args=[make_link_token(subscriber_uuid, counter, purpose)]
     )
 
 
-def manage_url_for(subscriber) -> str:  # type: ignore[no-untyped-def]
+def manage_url_for(subscriber: Subscriber) -> str:
     """:func:`manage_url` for a loaded :class:`~subscriptions.models.Subscriber`, without
     reading its ``link_counter`` again (delivery makes one per digest)."""
     token = make_link_token(subscriber.uuid, subscriber.link_counter, MANAGE)
@@ -115,7 +119,7 @@ def manage_url(subscriber_uuid: uuid.UUID) -> str:
     return _link_url("manage_link", subscriber_uuid, MANAGE)
 
 
-def digest_web_url(digest) -> str:  # type: ignore[no-untyped-def]
+def digest_web_url(digest: Digest) -> str:
     """The absolute "view in browser" URL of a :class:`digest.models.Digest`: its id,
     signed (``DIGEST_WEB`` salt); it does not expire."""
     token = signing.Signer(salt=DIGEST_WEB).sign(str(digest.pk))

@@ -26,14 +26,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from digest.delivery import digest_message
-from digest.emails import make_email
+from digest.delivery.compose import make_email
+from digest.delivery.message import digest_message
+from digest.matching.query import Query, QueryError, parse_query, reference_match
 from digest.models import Digest, Paper
-from digest.query import Query, QueryError, parse_query, reference_match
 
 from . import throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
-from .models import Filter, Subscriber
+from .middleware import email_html_policy
+from .models import Filter, State, Subscriber
 from .tokens import (
     CONFIRM,
     MANAGE,
@@ -50,11 +51,6 @@ SESSION_KEY = "subscriptions.subscriber"
 PREVIEW_DAYS = 7
 PREVIEW_LIMIT = 10
 SAMPLE_PAPERS = 3
-# The "view in browser" page is the email's HTML: inline styles, no script, no forms.
-DIGEST_WEB_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
 
 
 # ---------------------------------------------------------------------------------------
@@ -145,7 +141,7 @@ def recent_papers(now: Any = None) -> Any:
 
 def preview_papers(query: Query) -> tuple[int, list[Paper]]:
     """``(how many, the first PREVIEW_LIMIT)`` of the recent papers ``query`` matches,
-    by :func:`digest.query.reference_match`."""
+    by :func:`digest.matching.query.reference_match`."""
     papers = recent_papers().only(
         "id", "title", "abstract", "authors", "upvotes", "published_on", "arxiv_id"
     )
@@ -202,9 +198,9 @@ def sign_up(data: dict[str, Any]) -> None:
             email__iexact=email, defaults={"email": email}
         )
         state = subscriber.state
-        if state == "unsubscribed":
+        if state == State.UNSUBSCRIBED:
             subscriber.restart_signup()
-        if created or state in ("unconfirmed", "unsubscribed"):
+        if created or state in (State.UNCONFIRMED, State.UNSUBSCRIBED):
             subscriber.frequency = data["frequency"]
             subscriber.timezone = data["timezone"]
             subscriber.save(update_fields=["frequency", "timezone"])
@@ -213,9 +209,9 @@ def sign_up(data: dict[str, Any]) -> None:
                 Filter(subscriber=subscriber, query=q) for q in data["filters"]
             )
             subscriber.topics.set(data["topics"])
-    if created or state in ("unconfirmed", "unsubscribed"):
+    if created or state in (State.UNCONFIRMED, State.UNSUBSCRIBED):
         send_confirmation(subscriber)
-    elif state in ("active", "paused"):
+    elif state in (State.ACTIVE, State.PAUSED):
         send_manage_link(subscriber)
 
 
@@ -282,9 +278,9 @@ def email_link(request: HttpRequest) -> HttpResponse:
             if throttle.allow("link-address", email.lower()):
                 subscriber = Subscriber.objects.filter(email__iexact=email).first()
                 state = subscriber.state if subscriber else None
-                if subscriber and state in ("active", "paused", "unsubscribed"):
+                if subscriber and state in (State.ACTIVE, State.PAUSED, State.UNSUBSCRIBED):
                     send_manage_link(subscriber)
-                elif subscriber and state == "unconfirmed":
+                elif subscriber and state == State.UNCONFIRMED:
                     send_confirmation(subscriber)
             return redirect("email_link_sent")
     status = 400 if form.is_bound else 200
@@ -590,7 +586,7 @@ def digest_web(request: HttpRequest, token: str) -> HttpResponse:
     message = digest_message(digest, personal_links=False)
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)
-    response["Content-Security-Policy"] = DIGEST_WEB_POLICY
+    response["Content-Security-Policy"] = email_html_policy()
     response["X-Robots-Tag"] = "noindex"
     response["Cache-Control"] = "private"
     return response

@@ -8,17 +8,19 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.utils import timezone
 
-from .pageserver import PageServer
+from tests.support import (  # noqa: F401  (re-exported for the test modules)
+    ALL_PAGES,
+    PAGE_000,
+    PAGE_002,
+    PAGE_004,
+    PAGES_DIR,
+    ROOT,
+    TEST_BROKER_URL,
+)
+from tests.support.builders import make_subscriber  # noqa: F401
+from tests.support.pageserver import PageServer
 
-ROOT = Path(__file__).resolve().parent.parent
-PAGES_DIR = ROOT / "examples" / "pages"
-PAGE_000 = PAGES_DIR / "000_10bdf60bb6b29d6a.txt"
-PAGE_002 = PAGES_DIR / "002_13c422168dbf86c0.txt"
-PAGE_004 = PAGES_DIR / "004_39ec653689168d0b.txt"
-ALL_PAGES = [PAGE_000, PAGE_002, PAGE_004]
-TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 SCREENSHOTS = ROOT / "var" / "screenshots"
 # Debian's Chromium, headless, kept off the network it cannot reach here.
 CHROMIUM_ARGS = [
@@ -72,7 +74,7 @@ def _outbox_and_eager(settings, tmp_path: Path) -> Iterator[None]:  # type: igno
     """Every test writes mail into its own folder, runs tasks in-process and starts
     with no rendered pieces cached."""
     from digest.celery import app
-    from digest.delivery import shared_renderer
+    from digest.delivery.message import shared_renderer
 
     shared_renderer().clear()
 
@@ -88,18 +90,6 @@ def _outbox_and_eager(settings, tmp_path: Path) -> Iterator[None]:  # type: igno
 @pytest.fixture
 def outbox(settings) -> Path:  # type: ignore[no-untyped-def]
     return Path(settings.OUTBOX_DIR)
-
-
-def make_subscriber(email: str, filters: list[str], **fields: object):  # type: ignore[no-untyped-def]
-    """A confirmed, due subscriber with ``filters``; ``fields`` override the defaults."""
-    from subscriptions.models import Filter, Subscriber
-
-    now = timezone.now()
-    values: dict[str, object] = {"confirmed_at": now, "next_digest_at": now}
-    values.update(fields)
-    subscriber = Subscriber.objects.create(email=email, **values)
-    Filter.objects.bulk_create(Filter(subscriber=subscriber, query=q) for q in filters)
-    return subscriber
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +111,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def server() -> Iterator[PageServer]:
-    """A :class:`~tests.pageserver.PageServer` on 127.0.0.1 for the test's duration."""
+    """A :class:`~tests.support.pageserver.PageServer` on 127.0.0.1 for the test's duration."""
     pages = PageServer()
     pages.thread.start()
     yield pages

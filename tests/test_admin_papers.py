@@ -10,10 +10,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.delivery import deliver, plan_digest
-from digest.ingest import ingest_source
+from digest.delivery.pipeline import deliver
+from digest.delivery.plan import plan_digest
+from digest.ingest.store import ingest_source
+from digest.matching.blocked import blocked_terms_in
 from digest.models import BlockedTerm, Digest, DigestItem, IngestRun, Paper, Sighting, Source, Topic
-from digest.moderation import blocked_terms_in, merge_papers
 from subscriptions.models import Filter
 
 from .conftest import PAGE_004, make_subscriber
@@ -188,7 +189,7 @@ def test_merge_needs_exactly_two_papers(mod: Client) -> None:
     messages = [str(m) for m in mod.get(PAPERS).context["messages"]]
     assert "Select exactly two papers to merge." in messages
     with pytest.raises(ValueError):
-        merge_papers(rows[0], rows[0])
+        rows[0].merge(rows[0])
 
 
 # --- Search and filters ---------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from digest.models import Paper, Source
-from digest.moderation import MODERATORS, ensure_moderators_group
+from digest.roles import MODERATORS, ensure_moderators_group
 from subscriptions.models import Subscriber
 
 from .conftest import make_subscriber

@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from digest.delivery import deliver
-from digest.ingest import ingest_source
+from digest.delivery.pipeline import deliver
+from digest.ingest.store import ingest_source
 from digest.models import DeliveryEvent, Digest, DigestItem, Topic
 from subscriptions.models import Subscriber
 

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
-from digest.delivery import deliver
+from digest.delivery.pipeline import deliver
 from digest.models import Digest, Topic
 from subscriptions.models import Subscriber
 from subscriptions.tokens import digest_web_url

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from digest.models import Digest, IngestRun, Paper
+from tests.support.workers import broker, celery_worker, purge_broker, wait_for
 
 from .conftest import PAGE_004, make_subscriber
-from .workers import broker, celery_worker, purge_broker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

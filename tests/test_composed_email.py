@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from bench.common import SmtpSink
-from digest.delivery import deliver
-from digest.emails import AlternativeEmail
-from digest.ingest import ingest_source
+from digest.delivery.compose import AlternativeEmail
+from digest.delivery.pipeline import deliver
+from digest.ingest.store import ingest_source
 from digest.mail import SmtpEmailBackend, message_bytes
+from tests.support.smtp import SmtpSink
 
 from .conftest import PAGE_004, make_subscriber
 

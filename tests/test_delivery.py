@@ -9,8 +9,8 @@ import pytest
 from django.db.models import Q
 from django.utils import timezone
 
-from digest.delivery import deliver
-from digest.ingest import ingest_source
+from digest.delivery.pipeline import deliver
+from digest.ingest.store import ingest_source
 from digest.models import Digest, DigestItem, Paper
 from digest.tasks import send_due_digests
 

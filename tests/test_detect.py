@@ -1,4 +1,4 @@
-"""Decoding page bytes and telling the page formats apart (digest.parsers.detect)."""
+"""Decoding page bytes and telling the page formats apart (digest.ingest.parsers.detect)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.parsers.base import ParseError
-from digest.parsers.detect import decode_page, detect_format
+from digest.ingest.parsers.base import ParseError
+from digest.ingest.parsers.detect import decode_page, detect_format
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_PAGE = ROOT / "examples" / "pages" / "000_10bdf60bb6b29d6a.txt"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from digest.delivery import deliver
+from digest.delivery.pipeline import deliver
 from digest.models import Digest, Paper
 
 from .conftest import make_subscriber
 
 
 def add_paper(title: str, abstract: str, upvotes: int = 0) -> Paper:
-    from digest.parsers import normalise_title
+    from digest.ingest.parsers import normalise_title
 
     return Paper.objects.create(
         title=title, title_key=normalise_title(title), abstract=abstract, upvotes=upvotes

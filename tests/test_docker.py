@@ -22,9 +22,9 @@ import pytest
 import yaml
 from django.db import connection
 
-from bench.common import free_port
+from tests.support import workers
+from tests.support.net import free_port
 
-from . import workers
 from .conftest import ROOT, TEST_BROKER_URL
 from .test_settings import PRODUCTION
 

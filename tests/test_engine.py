@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.engine import (
+from digest.matching.engine import (
     Match,
     PaperText,
     Reason,
@@ -14,7 +14,7 @@ from digest.engine import (
     reference_top,
     tag_papers,
 )
-from digest.query import Hit, parse_query
+from digest.matching.query import Hit, parse_query
 
 
 def paper(pid: int, title: str = "", abstract: str = "", authors=(), trend: float = 0.0):

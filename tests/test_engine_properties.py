@@ -12,7 +12,7 @@ import string
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from digest.engine import (
+from digest.matching.engine import (
     PaperText,
     index_papers,
     rank_subscribers,
@@ -20,7 +20,7 @@ from digest.engine import (
     reference_top,
     tag_papers,
 )
-from digest.query import (
+from digest.matching.query import (
     QueryError,
     fold,
     parse_query,

@@ -19,14 +19,16 @@ import pytest
 from django.core.mail import get_connection
 from django.utils import timezone
 
-from bench.common import SmtpSink
-from digest.delivery import deliver, plan_digest, send_digest, send_planned
-from digest.ingest import ingest_source
+from digest.delivery.pipeline import deliver
+from digest.delivery.plan import plan_digest
+from digest.delivery.send import send_digest, send_planned
+from digest.ingest.store import ingest_source
 from digest.models import Digest
 from subscriptions.models import Subscriber
+from tests.support.smtp import SmtpSink
+from tests.support.workers import broker, celery_worker, purge_broker, wait_for
 
 from .conftest import PAGE_004, make_subscriber
-from .workers import broker, celery_worker, purge_broker, wait_for
 
 # Filters that each match at least three papers of PAGE_004, so no digest is empty.
 FILTERS = ["transformer", "model", "neural", "brain", "mamba"]

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from digest.ingest import ingest_source
+from digest.ingest.store import ingest_source
 
 from .conftest import PAGE_000, PAGE_004
 

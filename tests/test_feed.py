@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from digest.delivery import deliver
+from digest.delivery.pipeline import deliver
 from digest.models import Digest
 from subscriptions.models import Subscriber
 from subscriptions.tokens import digest_web_url, manage_url

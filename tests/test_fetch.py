@@ -1,4 +1,4 @@
-"""Fetching pages over HTTP (digest.fetch), against a scripted server on 127.0.0.1."""
+"""Fetching pages over HTTP (digest.ingest.fetch), against a scripted server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from digest.fetch import FetchError, fetch, retry_after_seconds, user_agent
+from digest.ingest.fetch import FetchError, fetch, retry_after_seconds, user_agent
 
 SERVER_DATE = "Wed, 12 Mar 2025 10:00:00 GMT"
 

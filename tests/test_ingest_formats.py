@@ -16,12 +16,13 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 
-from digest.delivery import deliver
-from digest.ingest import ingest_bytes, ingest_source, upvote_growth
+from digest.delivery.pipeline import deliver
+from digest.ingest.store import ingest_bytes, ingest_source
+from digest.matching.trend import upvote_growth
 from digest.models import IngestRun, Paper, Sighting
+from tests.support.pageserver import Page, PageServer
 
 from .conftest import PAGE_000, PAGE_002, PAGE_004, PAGES_DIR, make_subscriber
-from .pageserver import Page, PageServer
 from .test_sources import FIXTURES
 
 HTML = FIXTURES / "html"

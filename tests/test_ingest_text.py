@@ -12,10 +12,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from digest.ingest import ingest_source
+from digest.ingest.parsers import ParseError
+from digest.ingest.parsers.text import parse
+from digest.ingest.store import ingest_source
 from digest.models import IngestRun, Paper, Sighting
-from digest.parsers import ParseError
-from digest.parsers.text import parse
 
 from .conftest import ALL_PAGES, PAGE_000, PAGE_002, PAGE_004
 

@@ -19,12 +19,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.utils import timezone
 
-from bench.common import free_port
 from digest.models import Digest, IngestRun, Paper
 from subscriptions.models import Subscriber
+from tests.support.net import free_port
+from tests.support.workers import celery_process, celery_worker, purge_broker, wait_for
 
 from .conftest import PAGE_000, PAGE_004, ROOT, make_subscriber
-from .workers import celery_process, celery_worker, purge_broker, wait_for
 
 # Papers on PAGE_000 and PAGE_004 together, each stored once.
 PAPERS_ON_BOTH_PAGES = 98

@@ -12,9 +12,9 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from digest.delivery import deliver
+from digest.delivery.pipeline import deliver
+from digest.matching.query import MAX_FILTERS
 from digest.models import Digest, Topic
-from digest.query import MAX_FILTERS
 from subscriptions.models import ErasureCount, Filter, Subscriber
 from subscriptions.tokens import MANAGE, make_link_token, make_token, manage_url
 

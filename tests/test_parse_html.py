@@ -1,4 +1,4 @@
-"""The papers HTML page parser (digest.parsers.html)."""
+"""The papers HTML page parser (digest.ingest.parsers.html)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.parsers import hf_json
-from digest.parsers.base import ParseError
-from digest.parsers.html import parse
+from digest.ingest.parsers import hf_json
+from digest.ingest.parsers.base import ParseError
+from digest.ingest.parsers.html import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAILY = FIXTURES / "html" / "daily_2025-03-11.html"

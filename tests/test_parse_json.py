@@ -1,4 +1,4 @@
-"""The daily-papers JSON API parser (digest.parsers.hf_json)."""
+"""The daily-papers JSON API parser (digest.ingest.parsers.hf_json)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.parsers.base import ParsedPaper, ParseError
-from digest.parsers.hf_json import parse
+from digest.ingest.parsers.base import ParsedPaper, ParseError
+from digest.ingest.parsers.hf_json import parse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "json"
 DAILY = FIXTURES / "daily_papers_2025-03-11.json"

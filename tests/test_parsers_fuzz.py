@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest.parsers import hf_json
-from digest.parsers import html as html_parser
-from digest.parsers.base import ParsedPage, ParsedPaper, ParseError
-from digest.parsers.detect import decode_page, detect_format
+from digest.ingest.parsers import hf_json
+from digest.ingest.parsers import html as html_parser
+from digest.ingest.parsers.base import ParsedPage, ParsedPaper, ParseError
+from digest.ingest.parsers.detect import decode_page, detect_format
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -48,11 +48,11 @@ def text_parser() -> Parser:
     """The saved-text parser, imported when first needed so that the other parsers'
     tests run on a tree that does not have it yet."""
     try:
-        module = importlib.import_module("digest.parsers.text")
+        module = importlib.import_module("digest.ingest.parsers.text")
     except ModuleNotFoundError as exc:
-        if exc.name != "digest.parsers.text":
+        if exc.name != "digest.ingest.parsers.text":
             raise
-        pytest.skip("digest.parsers.text is not written yet")
+        pytest.skip("digest.ingest.parsers.text is not written yet")
     parse: Parser = module.parse
     return parse
 

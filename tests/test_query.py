@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.query import (
+from digest.matching.query import (
     MAX_FILTERS,
     MAX_QUERY_LENGTH,
     MAX_TERMS,

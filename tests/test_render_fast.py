@@ -9,11 +9,14 @@ from email import policy
 from pathlib import Path
 
 import pytest
+import time_machine
+from django.utils import timezone
 
-from digest import render
-from digest.delivery import deliver, digest_message
+from digest.delivery import render
+from digest.delivery.message import digest_message
+from digest.delivery.pipeline import deliver
+from digest.delivery.render import PaperCard, Recipient, Renderer, render_digest, render_nothing
 from digest.models import Digest, Paper
-from digest.render import PaperCard, Recipient, Renderer, render_digest, render_nothing
 
 from .conftest import make_subscriber
 
@@ -136,7 +139,7 @@ def test_a_slot_must_be_a_whole_url() -> None:
 
 
 def add_paper(title: str, abstract: str, upvotes: int = 0) -> Paper:
-    from digest.parsers import normalise_title
+    from digest.ingest.parsers import normalise_title
 
     return Paper.objects.create(
         title=title, title_key=normalise_title(title), abstract=abstract, upvotes=upvotes
@@ -153,7 +156,10 @@ def test_delivery_inlines_css_once_per_piece_not_per_recipient(
     calls = []
     inline = render.inline_css
     monkeypatch.setattr(render, "inline_css", lambda html: calls.append(1) or inline(html))
-    results = deliver([s.pk for s in subscribers])
+    # One instant for sending and for the reference below: signed links carry the time.
+    instant = timezone.now()
+    with time_machine.travel(instant, tick=False):
+        results = deliver([s.pk for s in subscribers])
     assert [r.status for r in results] == ["sent"] * 25
     # The batch's ten cards in one run and one layout, for 25 emails (one premailer
     # run each would be 25); a second batch of the same papers inlines nothing.
@@ -168,7 +174,8 @@ def test_delivery_inlines_css_once_per_piece_not_per_recipient(
             (outbox / f"digest-{result.digest_id}.eml").read_bytes(), policy=policy.default
         )
         html = sent.get_body(("html",)).get_content()  # type: ignore[union-attr]
-        reference = digest_message(Digest.objects.get(pk=result.digest_id))
+        with time_machine.travel(instant, tick=False):
+            reference = digest_message(Digest.objects.get(pk=result.digest_id))
         assert squeeze(html) == squeeze(reference.alternatives[0][0])
         assert sent["Message-ID"] == reference.extra_headers["Message-ID"]
 

@@ -229,7 +229,7 @@ def test_production_logs_one_json_line_per_event(tmp_path: Path) -> None:
     code = (
         "import logging; log = logging.getLogger('digest.delivery'); "
         "log.info('digest_sent digest_id=%s subscriber_id=%s papers=%s', 12, 3, 8); "
-        "logging.getLogger('digest.ingest').warning("
+        "logging.getLogger('digest.ingest.store').warning("
         "'ingest_run run_id=%s source=%s failed: %s', 5, 'pages/a b.txt', 'line 3: no title')"
     )
     result = run_python(code, PRODUCTION, tmp_path)

@@ -15,10 +15,10 @@ from django.core.mail import BadHeaderError
 from django.test import Client
 from django.utils import timezone
 
-from digest.delivery import deliver
-from digest.emails import make_email
+from digest.delivery.compose import make_email
+from digest.delivery.pipeline import deliver
+from digest.ingest.parsers import normalise_title
 from digest.models import Paper, Topic
-from digest.parsers import normalise_title
 from subscriptions.models import Subscriber
 from subscriptions.tokens import UNSUBSCRIBE, confirm_url, make_token
 

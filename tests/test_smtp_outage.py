@@ -11,14 +11,16 @@ import pytest
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.utils import timezone
 
-from bench.common import SmtpSink, free_port
-from digest.delivery import deliver, is_transient, retry_countdown, send_planned
-from digest.ingest import ingest_source
+from digest.delivery.pipeline import deliver
+from digest.delivery.send import is_transient, retry_countdown, send_planned
+from digest.ingest.store import ingest_source
 from digest.models import Digest, DigestItem
+from tests.support.net import free_port
+from tests.support.smtp import SmtpSink
+from tests.support.workers import broker, celery_worker, purge_broker, wait_for
 
 from .conftest import PAGE_004, make_subscriber
 from .test_exactly_once import FILTERS
-from .workers import broker, celery_worker, purge_broker, wait_for
 
 
 def use_smtp(settings, port: int) -> None:  # type: ignore[no-untyped-def]

@@ -18,10 +18,9 @@ from django.test import Client
 from django.utils import timezone
 
 from digest import tasks
+from digest.ingest.sources import claim_due_sources, fetch_source
 from digest.models import IngestRun, Paper, Sighting, Source
-from digest.sources import claim_due_sources, fetch_source
-
-from .pageserver import Page, PageServer
+from tests.support.pageserver import Page, PageServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAILY_HTML = FIXTURES / "html" / "daily_2025-03-11.html"
@@ -33,7 +32,7 @@ LAST_MODIFIED = "Tue, 11 Mar 2025 08:00:00 GMT"
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries of a failing server follow at once instead of after 1, 2, 4 seconds."""
-    monkeypatch.setattr("digest.fetch.BACKOFF_BASE", 0.0)
+    monkeypatch.setattr("digest.ingest.fetch.BACKOFF_BASE", 0.0)
 
 
 def make_source(name: str, url: str, **fields: object) -> Source:
@@ -326,7 +325,7 @@ def test_add_source_refuses_what_it_cannot_fetch(args: list[str], message: str) 
 def test_a_worker_fetches_the_due_sources_the_beat_finds(
     server: PageServer, tmp_path: Path
 ) -> None:
-    from .workers import broker, celery_worker, purge_broker, wait_for
+    from tests.support.workers import broker, celery_worker, purge_broker, wait_for
 
     purge_broker()
     html = make_source("daily", server.serve("/papers", Page(DAILY_HTML.read_bytes())))

@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def create_moderators(apps, schema_editor):
-    from digest.moderation import ensure_moderators_group
+    from digest.roles import ensure_moderators_group
 
     ensure_moderators_group(apps)
 

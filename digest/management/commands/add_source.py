@@ -8,8 +8,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from digest.parsers import FORMATS
-from digest.sources import add_source
+from digest.formats import FORMATS
+from digest.ingest.sources import add_source
 
 
 class Command(BaseCommand):
@@ -21,7 +21,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("url", help="an http(s) URL")
-        parser.add_argument("--format", choices=FORMATS, default="", help="skip auto-detection")
+        parser.add_argument(
+            "--format", choices=list(FORMATS), default="", help="skip auto-detection"
+        )
         parser.add_argument("--every", type=int, default=60, metavar="MINUTES", help="default: 60")
         parser.add_argument("--disabled", action="store_true", help="add it switched off")
 

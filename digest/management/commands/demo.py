@@ -14,8 +14,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from digest.delivery import deliver
-from digest.ingest import ingest_source
+from digest.delivery.pipeline import deliver
+from digest.ingest.store import ingest_source
 from subscriptions.models import Filter, Subscriber
 
 EXAMPLE_PAGES = settings.BASE_DIR / "examples" / "pages"

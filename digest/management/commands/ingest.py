@@ -11,9 +11,9 @@ from typing import Any, TextIO
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from digest.ingest import PageResult, ingest_source
+from digest.formats import FORMATS
+from digest.ingest.store import PageResult, ingest_source
 from digest.models import Paper
-from digest.parsers import FORMATS
 
 
 def expand(sources: Iterable[str]) -> list[str]:
@@ -63,7 +63,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("sources", nargs="+", metavar="PATH_OR_URL")
         parser.add_argument("--json", action="store_true", help="print one JSON summary")
-        parser.add_argument("--format", choices=FORMATS, help="skip auto-detection")
+        parser.add_argument("--format", choices=list(FORMATS), help="skip auto-detection")
         parser.add_argument(
             "--progress",
             action="store_true",

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
-from .emails import base_context, inline_css
+from digest.delivery.compose import base_context, inline_css
 
 __all__ = [
     "PaperCard",
@@ -219,7 +219,7 @@ def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Par
 
 
 def _site() -> tuple[str, str]:
-    """What every cached piece also depends on (:func:`digest.emails.base_context`)."""
+    """What every cached piece also depends on (:func:`digest.delivery.compose.base_context`)."""
     return settings.SITE_NAME, settings.SITE_URL
 
 

@@ -1,7 +1,7 @@
 """Shapes shared by every papers-page parser.
 
 A parser is a pure function ``parse(text: str, *, source: str, today: date) -> ParsedPage``.
-It never touches the database; :mod:`digest.ingest` stores what it returns.
+It never touches the database; :mod:`digest.ingest.store` stores what it returns.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the delivery benches and tests share: a recording SMTP server on loopback.
+"""Recording SMTP servers on loopback, for the delivery tests and benchmarks.
 
 :class:`SmtpSink` is an aiosmtpd server on 127.0.0.1 that accepts every message and
 records its Message-ID, ``X-Digest-ID`` and recipients, so a run can check that every
@@ -32,14 +32,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.support.net import free_port
+
 __all__ = ["PostfixSmtpSink", "Received", "SmtpSink", "free_port"]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

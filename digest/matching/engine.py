@@ -3,8 +3,9 @@
 Pure Python and numpy; no Django. The steps, each done once however many subscribers
 share the work:
 
-1. :func:`index_papers` tokenises each paper once (:func:`digest.query.fold`,
-   :func:`~digest.query.tokens`, :func:`~digest.query.word_key`) and keeps, per field, an
+1. :func:`index_papers` tokenises each paper once (:func:`digest.matching.query.fold`,
+   :func:`~digest.matching.query.tokens`, :func:`~digest.matching.query.word_key`) and keeps,
+   per field, an
    inverted index from each key and each folded token to the set of papers holding it.
    Sets of papers are bitsets: bit ``r`` stands for the paper at rank ``r``, where rank 0
    is the paper with the highest ``trend`` (ties: lower paper id first).
@@ -21,7 +22,7 @@ Ranking -- one score per (subscriber, paper)::
     score   = points + (P - 1 - rank) / P          (P papers in the edition)
 
 A match is *strong* when one of the query's terms that helps it match (under an even
-number of negations, see :func:`digest.query.explain`) is found in the paper's title or
+number of negations, see :func:`digest.matching.query.explain`) is found in the paper's title or
 author list, and *weak* when such terms are found only in the abstract. So a title hit
 beats an abstract-only hit, two matching filters beat one, and between equal points the
 paper with the higher ``trend`` wins, then the lower paper id. The fraction is below 1, so
@@ -29,12 +30,10 @@ points always dominate; papers with no points are never selected. Each filter an
 topic counts separately, even when two of them are the same query.
 
 ``trend`` is computed by the caller: any finite float, higher is better, of which only the
-order within the edition matters. The expected recipe combines upvotes, the upvotes gained
-since the previous ingest and recency, for example
-``log1p(upvotes) + 2 * log1p(gained) - age_days / 7``.
+order within the edition matters (delivery uses :func:`digest.matching.trend.trend_score`).
 
 :func:`reference_top` is the same ranking computed naively from
-:func:`digest.query.reference_match`; it is the specification the engine is tested and
+:func:`digest.matching.query.reference_match`; it is the specification the engine is tested and
 benchmarked against.
 """
 
@@ -50,7 +49,7 @@ from itertools import chain
 
 import numpy as np
 
-from .query import (
+from digest.matching.query import (
     And,
     Hit,
     Node,

@@ -15,7 +15,7 @@ from celery import Celery
 from django.conf import settings
 from django.db import connection
 
-from .conftest import ROOT, TEST_BROKER_URL
+from tests.support import ROOT, TEST_BROKER_URL
 
 
 def test_database_url() -> str:

@@ -1,20 +1,14 @@
 """Which papers each subscriber gets, in what order, and why.
 
-The matching itself is :mod:`digest.engine` (the filter language of :mod:`digest.query`,
+The matching itself is :mod:`digest.matching.engine` (the filter language of
+:mod:`digest.matching.query`,
 evaluated for a whole batch of subscribers at once). This module turns stored papers into
 the engine's input, computes each paper's ``trend``, puts papers pinned by moderators
 first, and words the reasons shown in the email.
 
-Trend, higher is better (only its order within an edition matters)::
+Each paper's ``trend`` is :func:`digest.matching.trend.trend_score`.
 
-    trend = ln(1 + upvotes) + 2 · ln(1 + gained) − age_days / 7
-
-``upvotes`` is the count last seen, ``gained`` the upvotes won between the paper's last
-two sightings (:func:`digest.ingest.upvote_growth`), ``age_days`` the days since it was
-published (or first seen, when the page gave no date). So a week of age costs as much as
-e ≈ 2.7 times fewer upvotes, and a paper gaining votes now climbs.
-
-Ranking per subscriber (:mod:`digest.engine`): pinned papers first (newest pin first),
+Ranking per subscriber (:mod:`digest.matching.engine`): pinned papers first (newest pin first),
 then by points — 2 for each of the subscriber's filters and topics that matches with a
 term in the title or authors, 1 for an abstract-only match — then by trend, then by paper
 id.
@@ -22,12 +16,11 @@ id.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
-from .engine import Match, PaperText, match_edition
+from digest.matching.engine import Match, PaperText, match_edition
 
 __all__ = [
     "Candidate",
@@ -35,17 +28,9 @@ __all__ = [
     "SubscriberSpec",
     "reason_text",
     "select_for_subscribers",
-    "trend_score",
 ]
 
 PINNED_REASON = "pinned by the editors"
-
-
-def trend_score(upvotes: int, gained: int, published: date | None, now: datetime) -> float:
-    """The trend of a paper (see the module docstring). ``published`` is the publication
-    date, or the first-seen date when unknown; a date in the future counts as today."""
-    age_days = max((now.date() - published).days, 0) if published else 0
-    return math.log1p(max(upvotes, 0)) + 2 * math.log1p(max(gained, 0)) - age_days / 7
 
 
 @dataclass(frozen=True)

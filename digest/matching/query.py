@@ -21,7 +21,7 @@ Text and queries are compared through the same two steps:
 
 This module holds the *reference* evaluator (:func:`reference_match`): one query against
 one paper with regular expressions over the folded text. It is deliberately plain; it is
-the specification that :mod:`digest.engine` is tested and benchmarked against.
+the specification that :mod:`digest.matching.engine` is tested and benchmarked against.
 """
 
 from __future__ import annotations
@@ -173,6 +173,15 @@ class QueryError(ValueError):
         if filter_number is not None:
             where = f"filter {filter_number}, {where}"
         super().__init__(f"{where}: {message}")
+
+    def describe(self, query: str) -> str:
+        """The error for a form: the message, the 1-based character position and
+        ``query`` with a marker where the problem starts (``unclosed quote at character
+        8: vision ⟦"transformer``)."""
+        return (
+            f"{self.message} at character {self.position + 1}: "
+            f"{query[: self.position]}⟦{query[self.position :]}"
+        )
 
 
 # ---------------------------------------------------------------------------------------

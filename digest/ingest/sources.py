@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import httpx
 from django.utils import timezone
 
-from .fetch import FetchError, fetch
-from .ingest import PageResult, failed_run, ingest_bytes
-from .models import IngestRun, Source
+from digest.ingest.fetch import FetchError, fetch
+from digest.ingest.store import PageResult, failed_run, ingest_bytes
+from digest.models import IngestRun, Source
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def claim_due_sources(now: datetime) -> list[int]:
 def fetch_source(source_id: int, *, client: httpx.Client | None = None) -> PageResult | None:
     """Fetch one source and ingest its page; ``None`` when the source no longer exists.
 
-    Sends the stored ETag and Last-Modified (:func:`digest.fetch.fetch` retries what may
+    Sends the stored ETag and Last-Modified (:func:`digest.ingest.fetch.fetch` retries what may
     pass). Records one :class:`IngestRun` linked to the source: ``not_modified`` on a
     304, ``failed`` when the fetch fails (the error reads ``"<url>: <reason>"``) or the
     page cannot be ingested, else ``ok``. The new validators are kept only when the page

@@ -3,7 +3,7 @@
 multipart/alternative through Django's mail API (so any django-anymail ESP works).
 
 This module renders one email on its own. Digests, sent by the thousand, are composed
-from pieces inlined once per batch by :mod:`digest.render`, which produces the same HTML.
+from pieces inlined once per batch by :mod:`digest.delivery.render`, which produces the same HTML.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class AlternativeEmail(EmailMultiAlternatives):
         Raises ``django.core.mail.BadHeaderError`` as Django does."""
         parts = self._fast_parts(linesep)
         if parts is None:
-            return self.message().as_bytes(linesep=linesep)
+            # Django's SafeMIME classes take ``linesep``; the stubs type the stdlib's.
+            return self.message().as_bytes(linesep=linesep)  # type: ignore[call-arg]
         text, html = parts
         boundary = "=_" + secrets.token_hex(16)
         while boundary in text or boundary in html:  # 2^-128 a message, but never wrong
@@ -95,8 +96,9 @@ class AlternativeEmail(EmailMultiAlternatives):
             or not self.body
             or str(encoding).lower() != "utf-8"
             or self.content_subtype != "plain"
-            or self.mixed_subtype != "mixed"
-            or self.alternative_subtype != "alternative"
+            # Class attributes of Django's email classes that the stubs lack.
+            or self.mixed_subtype != "mixed"  # type: ignore[attr-defined]
+            or self.alternative_subtype != "alternative"  # type: ignore[attr-defined]
             or len(self.alternatives) != 1
             or self.alternatives[0][1] != "text/html"
             or any(
@@ -131,7 +133,7 @@ class AlternativeEmail(EmailMultiAlternatives):
             if name == "Subject":  # shared by many digests of an edition
                 value = _encoded_subject(str(value), encoding)
             else:
-                name, value = forbid_multi_line_headers(name, value, encoding)
+                name, value = forbid_multi_line_headers(name, str(value), encoding)
             lines.append(_fold(f"{name}: {value}", linesep))
         return lines
 

@@ -25,9 +25,8 @@ from anymail.signals import AnymailTrackingEvent, tracking
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
 
+from digest.models import DeliveryEvent, Digest
 from subscriptions.models import Subscriber
-
-from .models import DeliveryEvent, Digest
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ SOFT_TYPES = {"deferred", "bounced"}
 _SOFT_ESP_TYPES = {"SoftBounce", "Transient", "DnsError"}
 
 
-@receiver(tracking, dispatch_uid="digest.webhooks.record_tracking_event")
+@receiver(tracking, dispatch_uid="digest.delivery.tracking.record_tracking_event")
 def record_tracking_event(
     sender: object, event: AnymailTrackingEvent, esp_name: str, **kwargs: Any
 ) -> None:

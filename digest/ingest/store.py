@@ -4,7 +4,7 @@ A page is stored atomically (all of its papers or none). A paper already known â
 arXiv id, or by normalised title when no id is known â€” is updated (upvotes, last seen,
 details the new source adds), never duplicated. Each run records every paper's upvotes
 as a :class:`Sighting`, so upvote growth between ingests can be measured
-(:func:`upvote_growth`).
+(:func:`digest.matching.trend.upvote_growth`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from datetime import datetime
 from pathlib import Path
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q
 from django.utils import timezone
 
-from .engine import PaperText, tag_papers
-from .models import IngestRun, Paper, Sighting, Source, Topic
-from .parsers import ParsedPaper, ParseError, normalise_title, parse_page
-from .parsers.detect import MAX_PAGE_BYTES
+from digest.ingest.parsers import ParsedPaper, ParseError, normalise_title, parse_page
+from digest.ingest.parsers.detect import MAX_PAGE_BYTES
+from digest.matching.engine import PaperText, tag_papers
+from digest.models import IngestRun, Paper, Sighting, Source, Topic
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ __all__ = [
     "read_source",
     "store_papers",
     "tag_topics",
-    "upvote_growth",
 ]
 
 # Every field an update may change; see _merge for which source wins.
@@ -187,7 +185,7 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
 
 def tag_topics(paper_ids: Sequence[int]) -> int:
     """Tag the papers ``paper_ids`` with every topic whose query matches them
-    (:func:`digest.engine.tag_papers`: each paper read once, each topic query evaluated
+    (:func:`digest.matching.engine.tag_papers`: each paper read once, each topic query evaluated
     once). Existing tags stay. Returns how many tags the papers now have from topics."""
     topics = dict(Topic.objects.values_list("pk", "query"))
     if not topics or not paper_ids:
@@ -348,10 +346,10 @@ def read_source(source: str, *, max_bytes: int = MAX_PAGE_BYTES) -> bytes:
 
     Raises :class:`ParseError` (``"<source>: <reason>"``) when the file cannot be read or
     is larger than ``max_bytes``, or when the URL cannot be fetched
-    (:func:`digest.fetch.fetch`: after its retries, or a body over the limit).
+    (:func:`digest.ingest.fetch.fetch`: after its retries, or a body over the limit).
     """
     if source.startswith(_URL_PREFIXES):
-        from .fetch import FetchError, fetch
+        from digest.ingest.fetch import FetchError, fetch
 
         try:
             response = fetch(source, max_bytes=max_bytes)
@@ -380,51 +378,3 @@ def ingest_source(source: str, *, format: str | None = None) -> PageResult:
     except ParseError as exc:
         return failed_run(source, str(exc), format=format, started_at=started_at)
     return ingest_bytes(data, source=source, format=format)
-
-
-def upvote_growth(paper_ids: Iterable[int], *, since: datetime | None = None) -> dict[int, int]:
-    """Upvotes each paper gained, by paper id, for ranking what is trending.
-
-    Without ``since``: the difference between the paper's latest two sightings that show
-    a count (a sighting from a page that shows none, like the saved text pages for a
-    paper without votes, is skipped). With ``since`` (an aware datetime): the latest
-    count minus the count at ``since``, i.e. of its last sighting at or before
-    ``since``, or of its first one after when it was first seen later.
-
-    Every id asked for is in the result; a paper with fewer than two counted sightings
-    gained 0. The difference may be negative (votes withdrawn). Runs two to four
-    queries whatever the number of papers.
-    """
-    ids = list(set(paper_ids))
-    growth = dict.fromkeys(ids, 0)
-    if not ids:
-        return growth
-    counted = Sighting.objects.filter(paper_id__in=ids, upvotes__isnull=False)
-
-    def ranked(queryset: QuerySet[Sighting], *, newest_first: bool) -> QuerySet[Sighting]:
-        if newest_first:
-            order = [F("seen_at").desc(), F("id").desc()]
-        else:
-            order = [F("seen_at").asc(), F("id").asc()]
-        return queryset.annotate(
-            rank=Window(RowNumber(), partition_by=[F("paper_id")], order_by=order)
-        )
-
-    latest: dict[int, int] = {}
-    baseline: dict[int, int] = {}
-    rows = ranked(counted, newest_first=True).filter(rank__lte=2)
-    for paper_id, rank, upvotes in rows.values_list("paper_id", "rank", "upvotes"):
-        (latest if rank == 1 else baseline)[paper_id] = upvotes
-    if since is not None:
-        before = ranked(counted.filter(seen_at__lte=since), newest_first=True).filter(rank=1)
-        baseline = dict(before.values_list("paper_id", "upvotes"))
-        later = [paper_id for paper_id in latest if paper_id not in baseline]
-        if later:
-            first = ranked(
-                counted.filter(paper_id__in=later, seen_at__gt=since), newest_first=False
-            ).filter(rank=1)
-            baseline.update(first.values_list("paper_id", "upvotes"))
-    for paper_id, upvotes in latest.items():
-        if paper_id in baseline:
-            growth[paper_id] = upvotes - baseline[paper_id]
-    return growth

@@ -6,8 +6,11 @@ forced) and returns a :class:`ParsedPage`. Every failure is a :class:`ParseError
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import date
+
+from digest.formats import FORMATS
 
 from .base import ParsedPage, ParsedPaper, ParseError, normalise_arxiv_id, normalise_title
 
@@ -21,24 +24,13 @@ __all__ = [
     "parse_page",
 ]
 
-FORMATS = ("text", "html", "json")
-
 
 def _parser(fmt: str) -> Callable[..., ParsedPage]:
-    # Imported on use, so reading text or JSON pages never loads BeautifulSoup.
-    if fmt == "text":
-        from .text import parse as parse_text
-
-        return parse_text
-    if fmt == "html":
-        from .html import parse as parse_html
-
-        return parse_html
-    if fmt == "json":
-        from .hf_json import parse as parse_json
-
-        return parse_json
-    raise ParseError(f"unknown format {fmt!r} (choose one of {', '.join(FORMATS)})")
+    try:
+        module = FORMATS[fmt].parser
+    except KeyError:
+        raise ParseError(f"unknown format {fmt!r} (choose one of {', '.join(FORMATS)})") from None
+    return importlib.import_module(module).parse  # type: ignore[no-any-return]
 
 
 def parse_page(

@@ -1,0 +1,212 @@
+"""Planning: claim each subscriber's edition and choose its papers, once.
+
+The :class:`~digest.models.Digest` row of an edition is unique per (subscriber, period)
+and its :class:`~digest.models.DigestItem` rows per (subscriber, paper), so planning
+again changes nothing and a paper never goes to the same subscriber twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection as db
+from django.db import transaction
+
+from digest.delivery.compose import new_message_id
+from digest.matching.ranking import Candidate, Selection, SubscriberSpec, select_for_subscribers
+from digest.matching.trend import trend_score, upvote_growth
+from digest.models import Digest, DigestItem, Paper, Topic
+from subscriptions.models import Filter, Subscriber
+from subscriptions.schedule import window
+
+log = logging.getLogger(__name__)
+
+__all__ = ["plan_digest", "plan_digests"]
+
+_TABLE = Digest._meta.db_table
+_ITEM_COLUMNS = "(digest_id, subscriber_id, paper_id, rank, reason)"
+_ITEM_SQL = (
+    f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
+)
+_ITEMS_SQL = (
+    f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} "
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[]) "
+    "ON CONFLICT DO NOTHING"
+)
+
+# --- Planning ---------------------------------------------------------------------------
+
+
+def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candidate]:
+    """Visible papers seen on the pages within the widest window of ``subscribers``,
+    each with its trend (:func:`digest.matching.trend.trend_score`)."""
+    widest = max(window(s.frequency) for s in subscribers)
+    rows = list(
+        Paper.objects.visible()
+        .filter(last_seen_at__gte=now - widest)
+        .values_list(
+            "id",
+            "title",
+            "abstract",
+            "authors",
+            "upvotes",
+            "published_on",
+            "first_seen_at",
+            "last_seen_at",
+            "pinned_at",
+        )
+    )
+    gained = upvote_growth([row[0] for row in rows])
+    return [
+        Candidate(
+            id=pk,
+            title=title,
+            abstract=abstract,
+            authors=tuple(authors or ()),
+            trend=trend_score(upvotes, gained.get(pk, 0), published_on or first_seen.date(), now),
+            last_seen_at=last_seen,
+            pinned_at=pinned,
+        )
+        for (
+            pk,
+            title,
+            abstract,
+            authors,
+            upvotes,
+            published_on,
+            first_seen,
+            last_seen,
+            pinned,
+        ) in (rows)
+    ]
+
+
+def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[Selection]]:
+    """Each subscriber's papers for the edition at ``now``: one matching pass per
+    frequency over the papers of its window, skipping papers already sent to them."""
+    candidates = _candidates(subscribers, now)
+    candidate_ids = [c.id for c in candidates]
+    ids = [s.pk for s in subscribers]
+    excluded: dict[int, set[int]] = defaultdict(set)
+    for sid, pid in DigestItem.objects.filter(
+        subscriber_id__in=ids, paper_id__in=candidate_ids
+    ).values_list("subscriber_id", "paper_id"):
+        excluded[sid].add(pid)
+    topic_ids: dict[int, list[int]] = defaultdict(list)
+    for sid, tid in Subscriber.topics.through.objects.filter(subscriber_id__in=ids).values_list(
+        "subscriber_id", "topic_id"
+    ):
+        topic_ids[sid].append(tid)
+    wanted_topics = {t for ts in topic_ids.values() for t in ts}
+    topics = {
+        pk: (name, query)
+        for pk, name, query in Topic.objects.filter(pk__in=wanted_topics).values_list(
+            "pk", "name", "query"
+        )
+    }
+    filters: dict[int, list[str]] = defaultdict(list)
+    for sid, query in Filter.objects.filter(subscriber_id__in=ids).values_list(
+        "subscriber_id", "query"
+    ):
+        filters[sid].append(query)
+
+    selections: dict[int, list[Selection]] = {}
+    for frequency in {s.frequency for s in subscribers}:
+        group = [s for s in subscribers if s.frequency == frequency]
+        since = now - window(frequency)
+        selections.update(
+            select_for_subscribers(
+                [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group],
+                [c for c in candidates if c.last_seen_at is None or c.last_seen_at >= since],
+                limit=settings.DIGEST_MAX_PAPERS,
+                excluded=excluded,
+                topics=topics,
+            )
+        )
+    return selections
+
+
+def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, Digest]:
+    """Claim this period's digest of each subscriber and choose its papers, once.
+
+    The rows are inserted if absent in one statement; matching runs once for the batch,
+    outside any lock; the choices are recorded under the row locks, skipping rows another
+    worker is planning. Returns subscriber id → digest. A digest with nothing matched is
+    ``empty`` — or ``pending`` with no papers when ``DIGEST_SEND_EMPTY`` is on, and then
+    sends the "nothing matched" note. Planning again in the same period changes nothing.
+    """
+    if not subscribers:
+        return {}
+    periods = {s.pk: s.period_key(now) for s in subscribers}
+    Digest.objects.bulk_create(
+        [Digest(subscriber_id=pk, period=period) for pk, period in periods.items()],
+        ignore_conflicts=True,
+    )
+    digests = {
+        d.subscriber_id: d
+        for d in Digest.objects.filter(
+            subscriber_id__in=list(periods), period__in=set(periods.values())
+        )
+        if d.period == periods[d.subscriber_id]
+    }
+    unplanned = [
+        s
+        for s in subscribers
+        if digests[s.pk].status == Digest.PENDING and digests[s.pk].planned_at is None
+    ]
+    if unplanned:
+        digests.update(_record_plans(unplanned, digests, _select(unplanned, now), now))
+    return digests
+
+
+def _record_plans(
+    subscribers: Sequence[Subscriber],
+    digests: dict[int, Digest],
+    selections: dict[int, list[Selection]],
+    now: datetime,
+) -> dict[int, Digest]:
+    with transaction.atomic():
+        locked = list(
+            Digest.objects.select_for_update(skip_locked=True).filter(
+                pk__in=[digests[s.pk].pk for s in subscribers],
+                status=Digest.PENDING,
+                planned_at__isnull=True,
+            )
+        )
+        items: list[tuple[int, int, int, int, str]] = []
+        for digest in locked:
+            digest.planned_at = now
+            digest.message_id = new_message_id()
+            chosen = selections.get(digest.subscriber_id, [])
+            if not chosen and not settings.DIGEST_SEND_EMPTY:
+                digest.status = Digest.EMPTY
+            items.extend(
+                (digest.pk, digest.subscriber_id, s.paper_id, rank, s.reason)
+                for rank, s in enumerate(chosen, 1)
+            )
+        # Plain rows, not models: ten per digest, where the ORM cost ~0.25 ms a digest. A
+        # paper recorded meanwhile in another edition of the same subscriber is skipped.
+        if items:
+            with db.cursor() as cursor:
+                if db.vendor == "postgresql":  # one statement of five arrays
+                    cursor.execute(
+                        _ITEMS_SQL, [list(column) for column in zip(*items, strict=True)]
+                    )
+                else:
+                    cursor.executemany(_ITEM_SQL, items)
+        with db.cursor() as cursor:  # bulk_update's CASE per row costs ~1 ms a digest
+            cursor.executemany(
+                f"UPDATE {_TABLE} SET planned_at = %s, message_id = %s, status = %s WHERE id = %s",
+                [(d.planned_at, d.message_id, d.status, d.pk) for d in locked],
+            )
+    return {d.subscriber_id: d for d in locked}
+
+
+def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:
+    """:func:`plan_digests` for one subscriber."""
+    return plan_digests([subscriber], now)[subscriber.pk]

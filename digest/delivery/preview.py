@@ -1,0 +1,70 @@
+"""A moderator's preview of a subscriber's next digest, planned and rendered exactly as
+delivery would, then rolled back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from digest.delivery.message import digest_message
+from digest.delivery.plan import plan_digest
+from digest.models import Digest
+from subscriptions.models import Subscriber
+
+__all__ = ["DigestPreview", "preview_next_digest"]
+
+
+@dataclass
+class DigestPreview:
+    """A subscriber's next digest as it would be sent: the edition (``period``),
+    ``status`` the planning gave (``pending`` with papers, ``empty``, or ``sent``/
+    ``sending`` when that edition already went out), the papers as
+    ``(title, reason)`` pairs in rank order, and the rendered ``subject``, ``text`` and
+    ``html`` when there is something to send."""
+
+    at: datetime
+    period: str
+    status: str
+    deliverable: bool
+    papers: list[tuple[str, str]] = field(default_factory=list)
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+
+
+def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> DigestPreview:
+    """Plan and render ``subscriber``'s next digest exactly as delivery would, then undo.
+
+    The plan runs at the subscriber's next send time (or ``now`` when that has passed)
+    through :func:`digest.delivery.plan.plan_digest` and
+    :func:`~digest.delivery.message.digest_message`
+    inside a transaction that is rolled back: no digest row is claimed and nothing is
+    sent. While it runs, a worker planning the same edition waits for it.
+    """
+    now = now or timezone.now()
+    at = (
+        subscriber.next_digest_at
+        if subscriber.next_digest_at and subscriber.next_digest_at > now
+        else now
+    )
+    with transaction.atomic():
+        digest = plan_digest(subscriber, at)
+        preview = DigestPreview(
+            at=at,
+            period=digest.period,
+            status=digest.status,
+            deliverable=subscriber.state == Subscriber.State.ACTIVE,
+            papers=[(i.paper.title, i.reason) for i in digest.items.select_related("paper")],
+        )
+        if digest.status == Digest.PENDING:
+            message = digest_message(digest)
+            preview.subject, preview.text = str(message.subject), str(message.body)
+            preview.html = next(
+                (str(content) for content, mime in message.alternatives if mime == "text/html"),
+                "",
+            )
+        transaction.set_rollback(True)
+    return preview

@@ -1,0 +1,374 @@
+"""Sending: claim a planned digest, send it, mark it sent — one commit per digest.
+
+See :mod:`digest.delivery` for the guarantees (claim-then-send, the lease, the
+double-send window) and how errors are retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import get_connection
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import connection as db
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from digest.delivery.compose import new_message_id
+from digest.delivery.message import digest_message, load_cards, shared_renderer
+from digest.delivery.render import PaperCard, Renderer
+from digest.models import Digest, DigestItem
+from subscriptions.models import State
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SendOutcome",
+    "is_transient",
+    "resend_digest",
+    "retry_countdown",
+    "send_digest",
+    "send_planned",
+    "stale_digest_ids",
+]
+
+# The statements every digest runs, written once in SQL: through the ORM, compiling them
+# cost more than executing them (about 1 ms each at hundreds of digests a second).
+_TABLE = Digest._meta.db_table
+_CLAIM_SQL = (
+    f"UPDATE {_TABLE} SET status = %s, attempts = attempts + 1, attempted_at = %s "
+    f"WHERE id = %s AND (status = %s OR (status = %s AND attempted_at < %s))"
+)
+_SENT_SQL = f"UPDATE {_TABLE} SET status = %s, sent_at = %s, last_error = '' WHERE id = %s"
+# PostgreSQL runs both in one statement: the sent mark of the digest sent last, then the
+# claim of the next (a data-modifying WITH runs whatever the outer statement updates).
+_SENT_AND_CLAIM_SQL = f"WITH sent AS ({_SENT_SQL}) {_CLAIM_SQL}"
+
+
+@dataclass
+class SendOutcome:
+    """Digest ids by what :func:`send_planned` did with them. ``retry`` are the digests
+    to try again after ``retry_in`` seconds (those that met a transient error and those
+    the batch did not reach); ``errors`` holds the last error of each failed or retried
+    digest."""
+
+    sent: list[int] = field(default_factory=list)
+    already: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    retry_in: float = 0.0
+    errors: dict[int, str] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a send error may pass if tried again later: errors of the ESP's API
+    (anymail's ``AnymailAPIError`` family: outages, rate limits, timeouts), of SMTP
+    (``smtplib.SMTPException``) and of the network (``OSError``, which includes
+    ``ConnectionError``) — except an address the server refuses for good (5xx reply to
+    RCPT TO, RFC 5321 section 4.2.1; anymail's ``AnymailRecipientsRefused`` and
+    ``AnymailInvalidAddress``)."""
+    if isinstance(exc, AnymailRecipientsRefused | AnymailInvalidAddress):
+        return False
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(400 <= code < 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, AnymailAPIError | smtplib.SMTPException | OSError)
+
+
+def retry_countdown(attempts: int) -> float:
+    """Seconds to wait before the next try after ``attempts`` failed ones: exponential
+    (``DIGEST_RETRY_BACKOFF`` × 2^(attempts−1), at most ``DIGEST_RETRY_BACKOFF_MAX``)
+    with "equal jitter" (a random point in the upper half), so batches that failed
+    together do not return together. The settings keep the maximum far below the
+    broker's visibility timeout, after which Redis would hand the waiting task to another
+    worker."""
+    ceiling = min(
+        settings.DIGEST_RETRY_BACKOFF_MAX,
+        settings.DIGEST_RETRY_BACKOFF * 2 ** max(attempts - 1, 0),
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _refused(exc: BaseException) -> bool:
+    """The server refused the address for good: trying again cannot help."""
+    refusal = AnymailRecipientsRefused | AnymailInvalidAddress | smtplib.SMTPRecipientsRefused
+    return isinstance(exc, refusal) and not is_transient(exc)
+
+
+def _lease_start() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.DIGEST_SENDING_LEASE)
+
+
+def _claim(digest_id: int, now: datetime, *, sent: int | None = None) -> bool:
+    """Claim a digest to send it: one UPDATE of a row that is ``pending``, or ``sending``
+    past the lease (the worker that claimed it died), to ``sending``, counting the
+    attempt. True when this caller won the row.
+
+    ``sent`` is a digest this caller sent just before and has not marked yet: it is
+    marked ``sent`` in the same commit, whether or not the claim is won, so a batch pays
+    one commit per digest.
+    """
+    claim: list[str | int | datetime] = [
+        *(Digest.SENDING, now, digest_id, Digest.PENDING, Digest.SENDING, _lease_start())
+    ]
+    if sent is None:
+        with db.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, claim)
+            return cursor.rowcount == 1
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute(_SENT_AND_CLAIM_SQL, [Digest.SENT, now, sent, *claim])
+            return cursor.rowcount == 1
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.execute(_SENT_SQL, [Digest.SENT, now, sent])
+        cursor.execute(_CLAIM_SQL, claim)
+        return cursor.rowcount == 1
+
+
+def _mark_sent(digest_id: int, now: datetime) -> None:
+    with db.cursor() as cursor:
+        cursor.execute(_SENT_SQL, [Digest.SENT, now, digest_id])
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def send_digest(digest: Digest, connection: BaseEmailBackend) -> bool:
+    """Send a planned digest once. Returns True when this call sent it.
+
+    The ``pending → sending`` UPDATE is the claim (it also takes a ``sending`` digest
+    whose lease ran out); a second caller updates no row and returns False. On a send
+    error the digest goes back to ``pending`` with the error recorded, and the exception
+    propagates: the caller decides whether to retry (:func:`send_planned` does).
+    """
+    mark = _SentMark()
+    if not _claim_and_send(digest, connection, mark, renderer=None, papers=None):
+        return False
+    mark.flush()
+    return True
+
+
+class _SentMark:
+    """The digest a batch sent last whose ``sent`` mark has not committed yet: the next
+    claim commits it (:func:`_claim`), or :meth:`flush`. That commit ends the
+    double-send window of the digest (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.digest_id: int | None = None
+
+    def flush(self) -> None:
+        if self.digest_id is not None:
+            _mark_sent(self.digest_id, timezone.now())
+            self.digest_id = None
+
+
+def _claim_and_send(
+    digest: Digest,
+    connection: BaseEmailBackend,
+    mark: _SentMark,
+    *,
+    renderer: Renderer | None,
+    papers: Sequence[tuple[PaperCard, str]] | None,
+) -> bool:
+    """:func:`send_digest`, leaving the digest's sent mark to ``mark``; the claim
+    commits the mark ``mark`` held before."""
+    won = _claim(digest.pk, timezone.now(), sent=mark.digest_id)
+    mark.digest_id = None
+    if not won:
+        return False
+    digest.attempts += 1
+    try:
+        message = digest_message(digest, renderer=renderer, papers=papers)
+        connection.send_messages([message])
+    except Exception as exc:
+        Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
+            status=Digest.PENDING, last_error=_error_text(exc)
+        )
+        raise
+    log.info(
+        "digest_sent digest_id=%s subscriber_id=%s attempts=%s",
+        digest.pk,
+        digest.subscriber_id,
+        digest.attempts,
+    )
+    mark.digest_id = digest.pk
+    return True
+
+
+def _give_up(digest_ids: Sequence[int], error: str) -> None:
+    """Mark digests ``failed`` and release their papers for a later digest."""
+    with transaction.atomic():
+        Digest.objects.filter(pk__in=digest_ids).exclude(status=Digest.SENT).update(
+            status=Digest.FAILED, last_error=error[:2000]
+        )
+        DigestItem.objects.filter(digest_id__in=digest_ids, digest__status=Digest.FAILED).delete()
+    log.warning("digests_failed digest_ids=%s error=%s", list(digest_ids), error[:200])
+
+
+def _close_quietly(connection: BaseEmailBackend) -> None:
+    try:
+        connection.close()
+    except Exception:  # the connection is already broken; nothing was lost with it
+        log.debug("closing the mail connection failed", exc_info=True)
+
+
+def send_planned(
+    digest_ids: Iterable[int],
+    *,
+    connection: BaseEmailBackend | None = None,
+    renderer: Renderer | None = None,
+) -> SendOutcome:
+    """Send the planned, unsent digests among ``digest_ids`` over one mail connection.
+
+    Digests already sent, or being sent by a live worker, are left alone (``already``).
+    A transient error stops the batch: the digest that met it and every digest not yet
+    reached go into ``retry`` (a connection that cannot be opened counts as an attempt
+    of each). A digest is ``failed`` and its papers released after
+    ``DIGEST_MAX_ATTEMPTS`` attempts, at once when its address is refused, and when its
+    subscriber is no longer active. Any other error is recorded on its digest (back to
+    ``pending``, retried by the beat once the lease passed) and the batch goes on.
+    """
+    outcome = SendOutcome()
+    digests = list(
+        Digest.objects.filter(
+            pk__in=list(digest_ids),
+            status__in=[Digest.PENDING, Digest.SENDING],
+            planned_at__isnull=False,
+        )
+        .select_related("subscriber")
+        .order_by("pk")
+    )
+    if not digests:
+        return outcome
+    gone = [d for d in digests if d.subscriber.state != State.ACTIVE]
+    if gone:
+        _give_up([d.pk for d in gone], "the subscriber is no longer active")
+        outcome.failed += [d.pk for d in gone]
+        digests = [d for d in digests if d.subscriber.state == State.ACTIVE]
+    papers = load_cards(d.pk for d in digests)
+    renderer = renderer or shared_renderer()
+    renderer.prepare(card for cards in papers.values() for card, _ in cards)
+    connection = connection or get_connection()
+    try:
+        connection.open()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        _charge_attempt(digests, exc, outcome)
+        return outcome
+    mark = _SentMark()
+    try:
+        for index, digest in enumerate(digests):
+            try:
+                sent = _claim_and_send(
+                    digest, connection, mark, renderer=renderer, papers=papers[digest.pk]
+                )
+            except Exception as exc:
+                error = _error_text(exc)
+                outcome.errors[digest.pk] = error
+                outcome.attempts[digest.pk] = digest.attempts
+                if _refused(exc) or digest.attempts >= settings.DIGEST_MAX_ATTEMPTS:
+                    _give_up([digest.pk], error)
+                    outcome.failed.append(digest.pk)
+                elif is_transient(exc):
+                    # The connection is likely broken: retry this one and the rest later.
+                    outcome.retry = [d.pk for d in digests[index:]]
+                    outcome.retry_in = retry_countdown(digest.attempts)
+                    log.warning(
+                        "digest_send_retry digest_id=%s attempts=%s error=%s retry_in=%.1f",
+                        digest.pk,
+                        digest.attempts,
+                        error,
+                        outcome.retry_in,
+                    )
+                    break
+                else:
+                    log.exception("digest_send_error digest_id=%s", digest.pk)
+                continue
+            (outcome.sent if sent else outcome.already).append(digest.pk)
+    finally:
+        try:
+            mark.flush()
+        finally:
+            _close_quietly(connection)
+    return outcome
+
+
+def _charge_attempt(digests: Sequence[Digest], exc: BaseException, outcome: SendOutcome) -> None:
+    """Count a failed connection as an attempt of every digest that waited on it."""
+    error = _error_text(exc)
+    ids = [d.pk for d in digests]
+    Digest.objects.filter(pk__in=ids, status=Digest.PENDING).update(
+        attempts=F("attempts") + 1, attempted_at=timezone.now(), last_error=error
+    )
+    attempts = dict(Digest.objects.filter(pk__in=ids).values_list("pk", "attempts"))
+    spent = [pk for pk in ids if attempts.get(pk, 0) >= settings.DIGEST_MAX_ATTEMPTS]
+    if spent:
+        _give_up(spent, error)
+        outcome.failed += spent
+    outcome.retry = [pk for pk in ids if pk not in spent]
+    outcome.errors.update(dict.fromkeys(ids, error))
+    outcome.attempts.update(attempts)
+    if outcome.retry:
+        outcome.retry_in = retry_countdown(max(attempts[pk] for pk in outcome.retry))
+    log.warning(
+        "mail_connection_failed digests=%s error=%s retry_in=%.1f",
+        len(ids),
+        error,
+        outcome.retry_in,
+    )
+
+
+def stale_digest_ids() -> list[int]:
+    """Planned digests that no worker is looking after: ``sending`` past the lease (its
+    worker died) or ``pending`` with no attempt within the lease (its task was lost).
+    The beat hands them to :func:`send_planned` again."""
+    cutoff = _lease_start()
+    return list(
+        Digest.objects.filter(planned_at__isnull=False)
+        .filter(
+            Q(status=Digest.SENDING, attempted_at__lt=cutoff)
+            | Q(status=Digest.PENDING, attempted_at__lt=cutoff)
+            | Q(status=Digest.PENDING, attempted_at__isnull=True, planned_at__lt=cutoff)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def resend_digest(digest: Digest, *, connection: BaseEmailBackend | None = None) -> bool:
+    """Send an already sent digest again, through :func:`send_digest`.
+
+    The digest goes ``sent → pending`` with a conditional UPDATE (so two moderators
+    clicking at once send it once), then the normal send path claims and sends it, with
+    a new Message-ID. Only to an active subscriber. Returns False when nothing was sent:
+    the digest is not ``sent`` or the subscriber is not active. On a send error the
+    digest is marked ``sent`` again (it was, once), and the exception propagates.
+    """
+    if digest.subscriber.state != State.ACTIVE:
+        return False
+    # A new Message-ID: mail services drop a message whose Message-ID they already
+    # delivered.
+    message_id = new_message_id()
+    reopened = Digest.objects.filter(pk=digest.pk, status=Digest.SENT).update(
+        status=Digest.PENDING, message_id=message_id
+    )
+    if not reopened:
+        return False
+    digest.message_id = message_id
+    connection = connection or get_connection()
+    try:
+        with connection:
+            return send_digest(digest, connection)
+    except Exception:
+        Digest.objects.filter(pk=digest.pk, status=Digest.PENDING).update(status=Digest.SENT)
+        raise

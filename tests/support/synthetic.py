@@ -1,0 +1,309 @@
+"""Generated data for tests and benchmarks, from fixed seeds and the example pages.
+
+* pages: :func:`generate_pages` — the daily-papers JSON and saved-text formats, pages
+  that repeat papers of the page before with more upvotes;
+* an edition and its subscribers for matching: :func:`make_papers` (titles and
+  abstracts from a word-bigram chain over the example pages), :func:`make_filters`
+  (Zipf-distributed words and phrases of the pages, in every query form) and
+  :func:`make_topics`;
+* rendering: :func:`edition` (paper cards) and :func:`recipients`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from digest.delivery.render import PaperCard, Recipient
+from digest.matching.engine import PaperText
+from digest.matching.query import fold, tokens
+from tests.support import PAGES_DIR
+
+ZIPF_EXPONENT = 1.1
+N_TOPICS = 50
+# Words too common to be anyone's filter.
+STOPCARD_WORDS = frozenset(
+    """a an and are as at be based by can for from in into is it its new of on or our
+    the their this to towards via we what when which with without you your using vs
+    do does how not all one two more than through over under beyond""".split()
+)
+HEADER_LINES = {"Get trending papers in your email inbox!", "byAK and the research community"}
+# Generated pages: how many, papers per page, papers repeated from the page before.
+PAGES, PER_PAGE, REPEATED = 100, 100, 20
+# Rendering: papers per email and in the edition they are drawn from.
+PAPERS_PER_EMAIL, EDITION_PAPERS = 10, 200
+CARD_WORDS = (
+    "diffusion transformer attention sparse mixture experts video segmentation "
+    '<b>markup</b> & "quotes" state space mamba reasoning benchmark agents'
+).split()
+
+
+# --- Pages ------------------------------------------------------------------------------
+
+
+def vocabulary() -> tuple[list[str], list[str]]:
+    """Words of the example pages' titles and of their abstracts."""
+    from digest.ingest.parsers import parse_page
+
+    title_words: list[str] = []
+    abstract_words: list[str] = []
+    for page in sorted(PAGES_DIR.glob("*.txt")):
+        for paper in parse_page(page.read_bytes(), source=str(page)).papers:
+            title_words.extend(paper.title.split())
+            abstract_words.extend(paper.abstract.split())
+    return title_words, abstract_words
+
+
+def generate_papers(rng: random.Random) -> list[list[dict[str, Any]]]:
+    """``PAGES`` lists of ``PER_PAGE`` papers; each list repeats ``REPEATED`` papers of
+    the one before, with more upvotes."""
+    title_words, abstract_words = vocabulary()
+    pages: list[list[dict[str, Any]]] = []
+    serial = 0
+    for index in range(PAGES):
+        repeated = [
+            {**paper, "upvotes": paper["upvotes"] + rng.randint(1, 50)}
+            for paper in (pages[-1][:REPEATED] if pages else [])
+        ]
+        fresh = []
+        for _ in range(PER_PAGE - len(repeated)):
+            serial += 1
+            fresh.append(
+                {
+                    # A serial number keeps titles (the identity of text-page papers) apart.
+                    "title": " ".join(rng.choices(title_words, k=rng.randint(5, 12)))
+                    + f" {serial}",
+                    "summary": " ".join(rng.choices(abstract_words, k=rng.randint(80, 200))),
+                    "id": f"25{index % 12 + 1:02d}.{serial:05d}",
+                    "authors": [
+                        {"name": f"{rng.choice(title_words)} {rng.choice(title_words)}"}
+                        for _ in range(rng.randint(1, 12))
+                    ],
+                    "publishedAt": (date(2025, 1, 1) + timedelta(days=index)).isoformat(),
+                    "upvotes": rng.randint(0, 300),
+                    "ai_keywords": rng.sample(title_words, 4),
+                    "githubRepo": f"https://github.com/lab-{serial % 97}/repo-{serial}",
+                }
+            )
+        # Trending papers move up the page.
+        pages.append(repeated[::-1] + fresh)
+    return pages
+
+
+def json_page(papers: list[dict[str, Any]]) -> bytes:
+    """The daily-papers API shape (see digest.ingest.parsers.hf_json)."""
+    return json.dumps(
+        [{"paper": p, "title": p["title"], "numComments": len(p["authors"])} for p in papers]
+    ).encode()
+
+
+def text_page(papers: list[dict[str, Any]], page_day: date) -> bytes:
+    """The saved text page shape (see digest.ingest.parsers.text)."""
+    lines = ["new", "", "Daily Papers", "", page_day.strftime("%b %-d"), ""]
+    for p in papers:
+        published = date.fromisoformat(p["publishedAt"])
+        lines += [
+            p["title"],
+            "",
+            p["summary"],
+            "",
+            f"  • {len(p['authors'])} authors",
+            "·",
+            f"{published.strftime('%b %-d, %Y')} {p['upvotes']}",
+            "",
+        ]
+    return "\n".join(lines).encode()
+
+
+def generate_pages(seed: int = 20250311) -> list[tuple[str, bytes]]:
+    """``PAGES`` pages, alternately JSON and text, as ``(source name, bytes)``."""
+    rng = random.Random(seed)
+    pages = []
+    for index, papers in enumerate(generate_papers(rng)):
+        if index % 2 == 0:
+            pages.append((f"bench/page-{index:03d}.json", json_page(papers)))
+        else:
+            day = date(2025, 1, 1) + timedelta(days=index)
+            pages.append((f"bench/page-{index:03d}.txt", text_page(papers, day)))
+    return pages
+
+
+# --- An edition and subscribers for matching ------------------------------------------
+
+
+def read_pages() -> tuple[list[str], list[str]]:
+    """Titles and abstracts of the example pages (lines told apart by length)."""
+    titles, abstracts = [], []
+    for path in sorted(PAGES_DIR.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if len(line) >= 300:
+                abstracts.append(line)
+            elif len(line) >= 25 and line not in HEADER_LINES and "authors" not in line:
+                titles.append(line)
+    return titles, abstracts
+
+
+class Chain:
+    """Word bigram chain over white-space separated words (punctuation kept)."""
+
+    def __init__(self, texts: list[str]):
+        self.next: dict[str, list[str]] = defaultdict(list)
+        self.starts: list[str] = []
+        for text in texts:
+            words = text.split()
+            self.starts.append(words[0])
+            for a, b in zip(words, words[1:], strict=False):
+                self.next[a].append(b)
+
+    def text(self, rng: np.random.Generator, min_chars: int, max_words: int = 10**9) -> str:
+        out: list[str] = []
+        length = 0
+        word = self.starts[rng.integers(len(self.starts))]
+        while length < min_chars and len(out) < max_words:
+            out.append(word)
+            length += len(word) + 1
+            options = self.next.get(word)
+            if not options:
+                word = self.starts[rng.integers(len(self.starts))]
+            else:
+                word = options[rng.integers(len(options))]
+        return " ".join(out)
+
+
+def make_papers(rng: np.random.Generator, n: int, titles, abstracts) -> list[PaperText]:
+    title_chain, abstract_chain = Chain(titles), Chain(abstracts)
+    first = ["Wei", "Anna", "José", "Li", "Maria", "Ahmed", "Yuki", "Olga", "Kai", "Sara"]
+    last = ["Zhang", "Müller", "García", "Wang", "Smith", "Kim", "Novák", "He", "Rossi", "Li"]
+    papers = []
+    for i in range(n):
+        authors = tuple(
+            f"{first[rng.integers(10)]} {last[rng.integers(10)]}" for _ in range(rng.integers(1, 9))
+        )
+        papers.append(
+            PaperText(
+                id=100_000 + i,
+                title=title_chain.text(rng, 60, max_words=14).rstrip("."),
+                abstract=abstract_chain.text(rng, 1500),
+                authors=authors,
+                trend=float(rng.gamma(2.0, 10.0)),
+            )
+        )
+    return papers
+
+
+def zipf_sampler(rng: np.random.Generator, items: list[str]):
+    weights = 1.0 / np.arange(1, len(items) + 1) ** ZIPF_EXPONENT
+    weights /= weights.sum()
+
+    def draw(size: int) -> list[str]:
+        picks = rng.choice(len(items), size=size, p=weights)
+        return [items[i] for i in picks]
+
+    return draw
+
+
+def filter_vocabulary(titles, abstracts) -> tuple[list[str], list[str]]:
+    """Filter words (title words by frequency over the pages) and phrases (frequent pairs
+    of such words, adjacent in the text)."""
+    words: Counter[str] = Counter()
+    pairs: Counter[str] = Counter()
+    for text in titles + abstracts:
+        toks = tokens(fold(text))
+        words.update(t for t in toks if t not in STOPCARD_WORDS and not t.isdigit())
+        pairs.update(
+            f"{a} {b}"
+            for a, b in zip(toks, toks[1:], strict=False)
+            if a not in STOPCARD_WORDS and b not in STOPCARD_WORDS and len(a) > 2 and len(b) > 2
+        )
+    in_titles = {t for title in titles for t in tokens(fold(title))}
+    vocab = [w for w, _ in words.most_common() if w in in_titles and len(w) > 1]
+    phrases = [p for p, c in pairs.most_common() if c >= 2]
+    return vocab, phrases
+
+
+def make_filters(rng: np.random.Generator, n: int, vocab, phrases) -> list[str]:
+    word = zipf_sampler(rng, vocab)
+    phrase = zipf_sampler(rng, phrases)
+    kinds = rng.choice(
+        ["word", "and", "phrase", "or", "not", "prefix", "title"],
+        size=n,
+        p=[0.40, 0.25, 0.12, 0.08, 0.06, 0.05, 0.04],
+    )
+    w1, w2, ph = word(n), word(n), phrase(n)
+    caps = rng.random(n) < 0.2
+    out = []
+    for i, kind in enumerate(kinds):
+        a, b = w1[i], w2[i]
+        if kind == "word":
+            text = a
+        elif kind == "and":
+            text = f"{a} {b}" if a != b else a
+        elif kind == "phrase":
+            text = f'"{ph[i]}"'
+        elif kind == "or":
+            text = f'{a} OR "{ph[i]}"'
+        elif kind == "not":
+            text = f"{a} -{b}" if a != b else a
+        elif kind == "prefix":
+            text = (a[:5] + "*") if len(a) >= 4 else a
+        else:
+            text = f"title:{a}"
+        out.append(text.capitalize() if caps[i] else text)
+    return out
+
+
+def make_topics(rng: np.random.Generator, vocab, phrases) -> dict[int, str]:
+    word = zipf_sampler(rng, vocab[:300])
+    phrase = zipf_sampler(rng, phrases[:300])
+    topics = {}
+    for tid in range(1, N_TOPICS + 1):
+        parts = word(2) + [f'"{p}"' for p in phrase(int(rng.integers(1, 3)))]
+        topics[tid] = "(" + " OR ".join(parts) + ")"
+        if tid % 5 == 0:
+            topics[tid] += f" -{word(1)[0]}"
+    return topics
+
+
+# --- Rendering --------------------------------------------------------------------------
+
+
+def edition(rng: random.Random) -> list[PaperCard]:
+    return [
+        PaperCard(
+            id=n,
+            title=" ".join(rng.choices(CARD_WORDS, k=rng.randint(5, 14))).capitalize(),
+            url=f"https://huggingface.co/papers/2503.{n:05d}",
+            abstract=" ".join(rng.choices(CARD_WORDS, k=rng.randint(80, 160))),
+            upvotes=rng.randint(0, 400),
+            published_on=date(2026, 3, 1) - timedelta(days=rng.randint(0, 9)),
+            authors_count=rng.randint(1, 30),
+        )
+        for n in range(1, EDITION_PAPERS + 1)
+    ]
+
+
+def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[dict]:
+    out = []
+    for n in range(count):
+        chosen = rng.sample(papers, PAPERS_PER_EMAIL)
+        out.append(
+            {
+                "papers": chosen,
+                "reasons": [f'matched "{rng.choice(CARD_WORDS)}" in title' for _ in chosen],
+                "recipient": Recipient(
+                    email=f"reader{n}@example.org",
+                    unsubscribe_url=f"https://papers.example.org/unsubscribe/tok{n:06d}:sig-_{n}/",
+                    manage_url=f"https://papers.example.org/manage/link/tok{n:06d}.0:sig-_{n}/",
+                    web_url=f"https://papers.example.org/d/{n}:sig-_{n}/",
+                ),
+                "frequency": "daily" if n % 4 else "weekly",
+                "edition": "2026-03-08" if n % 4 else "2026-W10",
+            }
+        )
+    return out
