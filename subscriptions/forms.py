@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import available_timezones
 
 from django import forms
+from django.utils.html import format_html, format_html_join
 
 from digest.matching.query import (
     MAX_FILTERS,
@@ -22,7 +24,8 @@ from digest.matching.query import (
 )
 from digest.models import Topic
 
-from .models import Subscriber, validate_timezone
+from .models import Subscriber
+from .schedule import resolve_timezone
 
 __all__ = [
     "EmailLinkForm",
@@ -102,14 +105,27 @@ def topic_field() -> forms.ModelMultipleChoiceField:
 
 
 def clean_timezone(value: str) -> str:
-    value = value.strip()
+    """The IANA zone ``value`` means (:func:`subscriptions.schedule.resolve_timezone`)."""
     try:
-        validate_timezone(value)
-    except forms.ValidationError:
-        raise forms.ValidationError(
-            "Use an IANA timezone name such as Europe/Paris, America/New_York or UTC."
-        ) from None
-    return value
+        return resolve_timezone(value)
+    except ValueError as error:
+        raise forms.ValidationError(str(error)) from None
+
+
+class TimezoneInput(forms.TextInput):
+    """A text box that suggests every IANA zone as the subscriber types (an HTML
+    ``<datalist>``); what they type is resolved by :func:`clean_timezone`, case and
+    city names allowed."""
+
+    def __init__(self, attrs: dict[str, str] | None = None) -> None:
+        super().__init__({"autocomplete": "off", "list": "iana-timezones", **(attrs or {})})
+
+    def render(self, name, value, attrs=None, renderer=None):  # type: ignore[no-untyped-def]
+        options = format_html_join(
+            "", '<option value="{}">', ((zone,) for zone in sorted(available_timezones()))
+        )
+        datalist = format_html('<datalist id="iana-timezones">{}</datalist>', options)
+        return super().render(name, value, attrs, renderer) + datalist
 
 
 class SignupForm(forms.Form):
@@ -133,7 +149,7 @@ class SignupForm(forms.Form):
         max_length=64,
         initial="UTC",
         label="Timezone",
-        widget=forms.TextInput(attrs={"data-tz-guess": "fill", "autocomplete": "off"}),
+        widget=TimezoneInput(attrs={"data-tz-guess": "fill"}),
     )
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -226,7 +242,7 @@ class ScheduleForm(forms.ModelForm):
         fields = ["frequency", "weekday", "hour", "timezone"]
         widgets = {
             "frequency": forms.RadioSelect,
-            "timezone": forms.TextInput(attrs={"data-tz-guess": "offer", "autocomplete": "off"}),
+            "timezone": TimezoneInput(attrs={"data-tz-guess": "offer"}),
         }
         labels = {"weekday": "Day (weekly digests)", "timezone": "Timezone"}
         help_texts = {"weekday": "", "hour": ""}

@@ -11,10 +11,12 @@ is taken the first time.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
-__all__ = ["DAILY", "WEEKLY", "next_digest_at", "period_key", "window"]
+__all__ = ["DAILY", "WEEKLY", "next_digest_at", "period_key", "resolve_timezone", "window"]
 
 DAILY = "daily"
 WEEKLY = "weekly"
@@ -73,3 +75,70 @@ def window(frequency: str) -> timedelta:
     """How far back an edition of ``frequency`` looks for papers seen on the pages: two
     days for a daily digest, eight for a weekly one (a day's margin for late pages)."""
     return timedelta(days=8) if frequency == WEEKLY else timedelta(days=2)
+
+
+# Areas of the IANA database whose zones are named after a place people live in; a
+# city name that several zones share is resolved among these first.
+_AREAS = (
+    *("Africa", "America", "Antarctica", "Asia", "Atlantic"),
+    *("Australia", "Europe", "Indian", "Pacific"),
+)
+_OFFSET = re.compile(r"(?:utc|gmt)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+
+
+@cache
+def _zones() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Every IANA zone by its case-folded name, and by its case-folded last part
+    ("new york" for America/New_York)."""
+    by_name: dict[str, str] = {}
+    by_city: dict[str, list[str]] = {}
+    for name in sorted(available_timezones()):
+        by_name[name.casefold()] = name
+        city = name.rsplit("/", 1)[-1].replace("_", " ").casefold()
+        by_city.setdefault(city, []).append(name)
+    return by_name, by_city
+
+
+def _same_clock(names: list[str]) -> bool:
+    """Whether the zones show the same UTC offsets in January and July of this year."""
+    year = datetime.now(UTC).year
+    instants = [datetime(year, 1, 15, tzinfo=UTC), datetime(year, 7, 15, tzinfo=UTC)]
+    return len({tuple(i.astimezone(ZoneInfo(n)).utcoffset() for i in instants) for n in names}) == 1
+
+
+def resolve_timezone(text: str) -> str:
+    """The IANA zone name (https://www.iana.org/time-zones) that ``text`` means, as a
+    subscriber would type it: a zone name in any case (``europe/berlin``), a city of the
+    database (``berlin``, ``new york``), or a whole-hour offset from UTC (``GMT+1``,
+    ``UTC-05:00``, which name a fixed zone ``Etc/GMT-1``, ``Etc/GMT+5``: the database's
+    signs are inverted, POSIX style). Raises ValueError with a suggestion otherwise."""
+    value = " ".join(text.split())
+    by_name, by_city = _zones()
+    if not value:
+        raise ValueError("Choose a timezone, e.g. Europe/Paris or UTC.")
+    if value.casefold() in by_name:
+        return by_name[value.casefold()]
+    offset = _OFFSET.fullmatch(value)
+    if offset:
+        sign, hours, minutes = offset.group(1), int(offset.group(2)), int(offset.group(3) or 0)
+        if minutes or hours > 14:
+            raise ValueError(
+                f"{value} is not a whole-hour offset; choose the city, e.g. Asia/Kolkata."
+            )
+        return "UTC" if hours == 0 else f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+    city = value.replace("_", " ").casefold()
+    matches = by_city.get(city, [])
+    if len(matches) > 1:
+        matches = [m for m in matches if m.split("/", 1)[0] in _AREAS] or matches
+    if len(matches) > 1 and _same_clock(matches):
+        # Old and new names of one zone (America/Indianapolis is a link to
+        # America/Indiana/Indianapolis): the longer is the current one.
+        matches = [max(matches, key=len)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(f"{value} is ambiguous: choose one of {', '.join(matches)}.")
+    raise ValueError(
+        f"{value} is not a timezone we know. Use an IANA timezone name such as Europe/Paris, "
+        "a city such as Berlin, or UTC."
+    )

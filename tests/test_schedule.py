@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from subscriptions.schedule import next_digest_at, period_key
+from subscriptions.schedule import next_digest_at, period_key, resolve_timezone
 
 
 def utc(*args: int) -> datetime:
@@ -110,3 +110,42 @@ def test_a_weekly_digest_keeps_its_weekday_and_hour_across_dst() -> None:
     assert sends[1] == utc(2026, 3, 29, 6)  # CEST from that very morning, UTC+2
     assert utc(2026, 11, 1, 7) in sends  # CET again after 2026-10-25
     assert len({period_key(s, frequency="weekly", timezone="Europe/Berlin") for s in sends}) == 34
+
+
+@pytest.mark.parametrize(
+    "typed, zone",
+    [
+        ("Europe/Paris", "Europe/Paris"),
+        ("europe/berlin", "Europe/Berlin"),
+        ("berlin", "Europe/Berlin"),
+        ("  New   York ", "America/New_York"),
+        ("new_york", "America/New_York"),
+        ("utc", "UTC"),
+        ("GMT+1", "Etc/GMT-1"),
+        ("UTC-05:00", "Etc/GMT+5"),
+        ("UTC+0", "UTC"),
+        ("indianapolis", "America/Indiana/Indianapolis"),
+    ],
+)
+def test_a_timezone_is_understood_as_people_type_it(typed: str, zone: str) -> None:
+    assert resolve_timezone(typed) == zone
+
+
+@pytest.mark.parametrize(
+    "typed, message",
+    [
+        ("Mars/Olympus_Mons", "not a timezone we know"),
+        ("GMT+5:30", "not a whole-hour offset"),
+        ("UTC+15", "not a whole-hour offset"),
+        ("", "Choose a timezone"),
+    ],
+)
+def test_a_timezone_that_means_nothing_is_refused_with_a_hint(typed: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_timezone(typed)
+
+
+def test_a_fixed_offset_zone_keeps_its_offset_all_year() -> None:
+    zone = ZoneInfo(resolve_timezone("GMT+1"))
+    for month in (1, 7):
+        assert datetime(2026, month, 1, 12, tzinfo=UTC).astimezone(zone).hour == 13

@@ -456,3 +456,12 @@ def test_a_filter_with_a_blocked_term_is_refused_on_the_manage_page() -> None:
     assert not form.is_valid()
     assert form.errors["query"] == ["“casino” is not allowed in filters here (character 1)"]
     assert FilterForm(data={"query": "diffusion"}).is_valid()
+
+
+@pytest.mark.django_db
+def test_signup_takes_a_timezone_as_people_type_it_and_offers_the_list(client: Client) -> None:
+    page = client.get("/").content.decode()
+    assert 'list="iana-timezones"' in page and '<option value="Europe/Berlin">' in page
+    response = client.post("/", signup_data(timezone="berlin"))
+    assert response.status_code == 302
+    assert Subscriber.objects.get(email="ada@example.org").timezone == "Europe/Berlin"
