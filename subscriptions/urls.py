@@ -23,6 +23,7 @@ urlpatterns = [
     path("manage/delete/", views.delete_me, name="delete_me"),
     path("manage/sign-out/", views.sign_out, name="sign_out"),
     path("preview.json", views.preview, name="preview"),
+    path("help/filters/", views.filter_help, name="filter_help"),
     path("d/<str:token>/", views.digest_web, name="digest_web"),
     path("feed/<str:secret>/", DigestFeed(), name="feed"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 from typing import Any
 
+import markdown
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
@@ -23,8 +24,14 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from digest.delivery.compose import make_email
 from digest.delivery.message import digest_message
@@ -615,3 +622,23 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         subscriber.unsubscribe()
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})
     return render(request, "subscriptions/unsubscribe.html", {"subscriber": subscriber})
+
+
+@cache
+def _filter_help_html() -> str:
+    """``docs/query-language.md`` up to its developers' section, as HTML (Python-Markdown,
+    tables extension). The file is the project's own text; raw HTML in it is escaped."""
+    text = (settings.BASE_DIR / "docs" / "query-language.md").read_text(encoding="utf-8")
+    text = text.split("\n## For developers", 1)[0]
+    md = markdown.Markdown(extensions=["tables"], output_format="html")
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    return md.convert(text)
+
+
+@require_safe
+def filter_help(request: HttpRequest) -> HttpResponse:
+    """The filter language, for subscribers: every rule with examples."""
+    return render(
+        request, "subscriptions/filter_help.html", {"help_html": mark_safe(_filter_help_html())}
+    )

@@ -465,3 +465,15 @@ def test_signup_takes_a_timezone_as_people_type_it_and_offers_the_list(client: C
     response = client.post("/", signup_data(timezone="berlin"))
     assert response.status_code == 302
     assert Subscriber.objects.get(email="ada@example.org").timezone == "Europe/Berlin"
+
+
+@pytest.mark.django_db
+def test_the_filter_language_has_a_help_page_linked_from_signup(client: Client) -> None:
+    home = client.get("/").content.decode()
+    assert 'href="/help/filters/"' in home
+    page = client.get("/help/filters/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    # The rules of docs/query-language.md, as HTML, without its developers' section.
+    assert "<table>" in html and "Singular and plural" in html
+    assert "For developers" not in html
