@@ -419,8 +419,22 @@ class SourceAdmin(admin.ModelAdmin):
         )
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record of what happened (an ingest run, a digest, an ESP event): shown, filtered
+    and searched, never added, edited or deleted by hand; actions may still act on it."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(IngestRun)
-class IngestRunAdmin(admin.ModelAdmin):
+class IngestRunAdmin(RecordAdmin):
     list_display = (
         "source",
         "from_source",
@@ -474,7 +488,7 @@ class DigestEventInline(ReadOnlyInline):
 
 
 @admin.register(Digest)
-class DigestAdmin(admin.ModelAdmin):
+class DigestAdmin(RecordAdmin):
     list_display = (
         "subscriber",
         "period",
@@ -528,7 +542,7 @@ class DigestAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryEvent)
-class DeliveryEventAdmin(admin.ModelAdmin):
+class DeliveryEventAdmin(RecordAdmin):
     list_display = (
         "timestamp",
         "event_badge",

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from digest.delivery.pipeline import deliver
 from digest.ingest.store import ingest_source
-from digest.models import DeliveryEvent, Digest, DigestItem, Topic
+from digest.models import DeliveryEvent, Digest, DigestItem, IngestRun, Topic
 from subscriptions.models import Subscriber
 
 from .conftest import PAGE_004, make_subscriber
@@ -213,3 +213,27 @@ def test_the_preview_says_when_nothing_would_be_sent(outbox: Path) -> None:
     assert "this subscriber gets nothing while not active" in html
     assert "Nothing matches yet" in html
     assert not Digest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_digests_runs_and_events_are_records_nobody_edits_by_hand(admin_client: Client) -> None:
+    ada = make_subscriber("ada@example.org", ["diffusion"])
+    digest = Digest.objects.create(subscriber=ada, period="2026-11-30", status=Digest.SENT)
+    run = IngestRun.objects.create(source="page.txt", status=IngestRun.OK)
+    event = DeliveryEvent.objects.create(
+        subscriber=ada, digest=digest, event_type="delivered", event_id="e1", esp_name="Postmark"
+    )
+    for model, obj in (("digest", digest), ("ingestrun", run), ("deliveryevent", event)):
+        page = admin_client.get(reverse(f"admin:digest_{model}_change", args=[obj.pk]))
+        assert page.status_code == 200
+        assert b'name="_save"' not in page.content  # a view, not a form
+        assert admin_client.get(reverse(f"admin:digest_{model}_add")).status_code == 403
+        assert (
+            admin_client.get(reverse(f"admin:digest_{model}_delete", args=[obj.pk])).status_code
+            == 403
+        )
+    before = Digest.objects.get(pk=digest.pk).status
+    admin_client.post(
+        reverse("admin:digest_digest_change", args=[digest.pk]), {"status": "pending"}
+    )
+    assert Digest.objects.get(pk=digest.pk).status == before
