@@ -7,9 +7,9 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.forms import ModelForm
-from django.http import HttpRequest, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -18,6 +18,7 @@ from django.utils.text import Truncator
 from digest.matching.blocked import flag_filters_containing
 from digest.matching.query import QueryError, parse_query
 from digest.matching.topics import PREVIEW_DAYS, preview_topic_query, retag_topic
+from digest.matching.trend import upvote_growth
 from digest.models import (
     BlockedTerm,
     DeliveryEvent,
@@ -79,14 +80,47 @@ class HideForm(forms.Form):
     )
 
 
+class AuthorsField(forms.CharField):
+    """A list of author names edited as text, one name per line."""
+
+    widget = forms.Textarea(attrs={"rows": 6, "cols": 60})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+class PaperForm(forms.ModelForm):
+    authors = AuthorsField(required=False, help_text="One name per line, in the paper's order.")
+
+    class Meta:
+        model = Paper
+        fields = ["title", "abstract", "authors", "topics"]
+
+
 def _state_badge(state: str, text: str | None = None) -> str:
     return format_html('<span class="mod-badge mod-badge--{}">{}</span>', state, text or state)
 
 
 @admin.register(Paper)
 class PaperAdmin(admin.ModelAdmin):
-    list_display = ("title", "state_badge", "arxiv_id", "upvotes", "published_on", "first_seen_at")
-    list_display_links = ("title",)
+    form = PaperForm
+    list_display = (
+        "short_title",
+        "state_badge",
+        "upvotes",
+        "growth",
+        "recipients",
+        "topic_names",
+        "published_on",
+        "first_seen_at",
+        "link",
+    )
+    list_display_links = ("short_title",)
+    # Pinned papers lead every digest: they lead this list too.
+    ordering = (F("pinned_at").desc(nulls_last=True), "-first_seen_at", "-pk")
     search_fields = ("title", "arxiv_id")
     list_filter = (
         PaperStateFilter,
@@ -134,6 +168,89 @@ class PaperAdmin(admin.ModelAdmin):
 
     class Media:
         css = MODERATION_CSS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Paper]:
+        sent_to = (
+            DigestItem.objects.filter(paper=OuterRef("pk"))
+            .order_by()
+            .values("paper")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_recipients=Subquery(sent_to))
+            .prefetch_related("topics")
+        )
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # Upvotes gained between each listed paper's last two sightings: a few queries for
+        # the page, not per row.
+        gained = upvote_growth(p.pk for p in changelist.result_list)
+        for paper in changelist.result_list:
+            paper.gained = gained.get(paper.pk, 0)
+        return changelist
+
+    @admin.display(description="title", ordering="title")
+    def short_title(self, paper: Paper) -> str:
+        return format_html(
+            '<span class="mod-title" title="{}">{}</span>',
+            paper.title,
+            Truncator(paper.title).chars(90),
+        )
+
+    @admin.display(description="growth")
+    def growth(self, paper: Paper) -> str:
+        gained = getattr(paper, "gained", 0)
+        return f"+{gained}" if gained > 0 else str(gained) if gained else "–"
+
+    @admin.display(description="sent to", ordering="n_recipients")
+    def recipients(self, paper: Paper) -> int:
+        return paper.n_recipients or 0  # type: ignore[attr-defined]
+
+    @admin.display(description="topics")
+    def topic_names(self, paper: Paper) -> str:
+        return ", ".join(t.name for t in paper.topics.all()) or "–"
+
+    @admin.display(description="link")
+    def link(self, paper: Paper) -> str:
+        return format_html('<a href="{}" rel="noopener" target="_blank">open</a>', paper.url)
+
+    def response_change(self, request: HttpRequest, obj: Paper) -> Any:
+        """The paper page's own Hide, Show again, Pin and Unpin buttons."""
+        if "_hide" in request.POST:
+            reason = request.POST.get("hide_reason", "").strip()
+            if not reason:
+                self.message_user(request, "Give a reason to hide a paper.", messages.ERROR)
+                return HttpResponseRedirect(request.path)
+            obj.hide(reason)
+            self.log_change(request, obj, f"Hidden: {reason[:200]}")
+            self.message_user(request, f"Hidden from all digests: {reason[:200]}", messages.SUCCESS)
+            return HttpResponseRedirect(request.path)
+        if "_unhide" in request.POST:
+            obj.unhide()
+            self.log_change(request, obj, "Shown again")
+            self.message_user(request, "May go out in digests again.", messages.SUCCESS)
+            return HttpResponseRedirect(request.path)
+        if "_pin" in request.POST:
+            try:
+                obj.pin()
+            except ValueError:
+                self.message_user(request, "A hidden paper cannot be pinned.", messages.ERROR)
+            else:
+                self.log_change(request, obj, "Pinned")
+                self.message_user(
+                    request, "Pinned to the top of the next digests.", messages.SUCCESS
+                )
+            return HttpResponseRedirect(request.path)
+        if "_unpin" in request.POST:
+            obj.unpin()
+            self.log_change(request, obj, "Unpinned")
+            self.message_user(request, "Unpinned.", messages.SUCCESS)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):  # type: ignore[no-untyped-def]
         form = super().get_form(request, obj, change, **kwargs)

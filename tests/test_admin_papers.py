@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -329,3 +330,45 @@ def test_blocking_a_term_flags_the_filters_that_contain_it(mod: Client, outbox: 
     action(mod, reverse("admin:subscriptions_filter_changelist"), "keep_filters", [kept.pk])
     kept.refresh_from_db()
     assert not kept.flagged_for_review
+
+
+@pytest.mark.django_db
+def test_the_papers_list_shows_growth_recipients_topics_and_leads_with_pins(mod: Client) -> None:
+    ingest_source(str(PAGE_004))
+    papers = list(Paper.objects.order_by("-pk")[:3])
+    papers[2].pin()
+    ada = make_subscriber("ada@example.org", ["diffusion"])
+    digest = Digest.objects.create(subscriber=ada, period="2026-11-30", status=Digest.SENT)
+    DigestItem.objects.create(digest=digest, subscriber=ada, paper=papers[0], rank=1)
+    page = mod.get(PAPERS)
+    rows = page.context["cl"].result_list
+    assert rows[0].pk == papers[2].pk  # the pinned paper first
+    soup = BeautifulSoup(page.content, "html.parser")
+    headers = {th.get_text(strip=True).lower() for th in soup.select("#result_list thead th")}
+    assert {"growth", "sent to", "topics", "link"} <= headers
+    by_id = {p.pk: p for p in rows}
+    assert by_id[papers[0].pk].n_recipients == 1
+
+
+@pytest.mark.django_db
+def test_authors_are_edited_as_a_list_and_hide_and_pin_are_on_the_papers_page(mod: Client) -> None:
+    ingest_source(str(PAGE_004))
+    paper = Paper.objects.order_by("pk").first()
+    url = reverse("admin:digest_paper_change", args=[paper.pk])
+    page = mod.get(url)
+    assert 'name="_pin"' in page.content.decode() and 'name="_hide"' in page.content.decode()
+    data = {
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors": "Ada Lovelace\n\n Alan Turing \n",
+    }
+    assert mod.post(url, {**data, "_pin": "1"}).status_code == 302
+    paper.refresh_from_db()
+    assert paper.authors == ["Ada Lovelace", "Alan Turing"] and paper.pinned_at is not None
+    mod.post(url, {**data, "_hide": "1", "hide_reason": ""})
+    paper.refresh_from_db()
+    assert paper.hidden_at is None  # a reason is required
+    mod.post(url, {**data, "_hide": "1", "hide_reason": "retracted"})
+    paper.refresh_from_db()
+    assert paper.hidden_at is not None and paper.hidden_reason == "retracted"
+    assert paper.pinned_at is None  # hiding unpins
