@@ -214,7 +214,9 @@ def ranking_chart(
 def dashboard_data(today: date | None = None) -> dict[str, Any]:
     """Everything the dashboard template shows: ``charts`` (daily :class:`BarChart` s),
     ``terms`` (a ranking chart), ``sources`` and ``failed_runs`` (latest failed ingest
-    runs), ``flagged_filters`` and ``hidden_papers`` counts, and ``days``."""
+    runs), ``flagged_filters``, ``hidden_papers``, ``pinned_papers`` and ``failed_digests``
+    (in the last :data:`DAYS` days) counts, ``subscribers`` (count by state label), and
+    ``days``."""
     today = today or timezone.localdate()
     days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
 
@@ -237,6 +239,22 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             "digests",
             days,
             daily_counts(Digest.objects.filter(status=Digest.SENT), "sent_at", days),
+        ),
+        daily_chart(
+            "signups",
+            "New subscribers",
+            "sign-ups",
+            "signups",
+            days,
+            daily_counts(Subscriber.objects.all(), "created_at", days),
+        ),
+        daily_chart(
+            "confirmations",
+            "Confirmed subscriptions",
+            "confirmations",
+            "confirmations",
+            days,
+            daily_counts(Subscriber.objects.all(), "confirmed_at", days),
         ),
         daily_chart("bounces", "Bounces", "bounces", "bounces", days, events("bounced")),
         daily_chart(
@@ -265,4 +283,10 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
         "flagged_filters": Filter.objects.filter(flagged_for_review=True).count(),
         "hidden_papers": Paper.objects.filter(hidden_at__isnull=False).count(),
         "pinned_papers": Paper.objects.pinned().count(),
+        "subscribers": {
+            state.label: Subscriber.objects.in_state(state).count() for state in Subscriber.State
+        },
+        "failed_digests": Digest.objects.filter(
+            status=Digest.FAILED, created_at__date__gte=days[0]
+        ).count(),
     }

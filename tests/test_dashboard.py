@@ -96,8 +96,10 @@ def test_the_dashboard_renders_accessible_svg_charts() -> None:
     page = client.get(reverse("admin:dashboard"))
     assert page.status_code == 200
     html = page.content.decode()
-    assert len(re.findall(r'<svg class="mod-chart__svg"[^>]* role="img"', html)) == 6
-    for slug in ("papers", "digests", "bounces", "complaints", "unsubscribes", "terms"):
+    slugs = ("papers", "digests", "signups", "confirmations", "bounces", "complaints")
+    slugs += ("unsubscribes", "terms")
+    assert len(re.findall(r'<svg class="mod-chart__svg"[^>]* role="img"', html)) == len(slugs)
+    for slug in slugs:
         assert f'aria-labelledby="chart-{slug}-title chart-{slug}-desc"' in html
     assert "3 bounces in the last 30 days; the most, 3, on" in html
     assert "No complaints" not in html and "1 complaints in the last 30 days" in html
@@ -118,3 +120,20 @@ def test_an_empty_service_still_draws_the_dashboard(admin_client: Client) -> Non
     html = page.content.decode()
     assert "No new papers in the last 30 days." in html
     assert "No filters yet." in html
+
+
+@pytest.mark.django_db
+def test_the_dashboard_counts_subscribers_by_state_and_failed_digests(admin_client: Client) -> None:
+    now = timezone.now()
+    make_subscriber("active@example.org", ["diffusion"])
+    make_subscriber("new@example.org", ["diffusion"], confirmed_at=None)
+    gone = make_subscriber("gone@example.org", ["diffusion"], unsubscribed_at=now)
+    Digest.objects.create(subscriber=gone, period="2026-11-29", status=Digest.FAILED)
+    data = dashboard_data()
+    assert data["subscribers"]["Active"] == 1
+    assert data["subscribers"]["Unconfirmed"] == 1
+    assert data["subscribers"]["Unsubscribed"] == 1
+    assert data["failed_digests"] == 1
+    assert by_slug(data)["signups"][-1] == 3
+    page = admin_client.get(reverse("admin:dashboard")).content.decode()
+    assert "?state=unconfirmed" in page and "?status__exact=failed" in page
