@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from zoneinfo import ZoneInfo
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -88,7 +89,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         "frequency",
         "timezone",
         "filter_count",
-        "next_digest_at",
+        "next_digest_utc",
         "created_at",
     )
     list_filter = (SubscriberStateFilter, "frequency", "topics")
@@ -99,9 +100,9 @@ class SubscriberAdmin(admin.ModelAdmin):
     actions = ["suspend", "resume", "resend_latest_digest", "export_addresses"]
     fieldsets = [
         (None, {"fields": ["email", "state_badge", "preview_link", "topics"]}),
-        ("Schedule", {"fields": ["frequency", "weekday", "hour", "timezone", "next_digest_at"]}),
+        ("Schedule", {"fields": ["frequency", "weekday", "hour", "timezone", "next_digest"]}),
         (
-            "History",
+            "History (UTC)",
             {
                 "fields": [
                     "uuid",
@@ -125,7 +126,7 @@ class SubscriberAdmin(admin.ModelAdmin):
         "suppressed_at",
         "suppressed_reason",
         "unsubscribed_at",
-        "next_digest_at",
+        "next_digest",
     )
 
     class Media:
@@ -133,6 +134,20 @@ class SubscriberAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscriber]:
         return super().get_queryset(request).annotate(n_filters=Count("filters"))
+
+    @admin.display(description="next digest")
+    def next_digest(self, subscriber: Subscriber) -> str:
+        """The next send time in the subscriber's own timezone, and in UTC."""
+        at = subscriber.next_digest_at
+        if at is None:
+            return "–"
+        local = at.astimezone(ZoneInfo(subscriber.timezone))
+        return f"{local:%a %d %b %Y, %H:%M} {subscriber.timezone} ({at:%H:%M} UTC)"
+
+    @admin.display(description="next digest (UTC)", ordering="next_digest_at")
+    def next_digest_utc(self, subscriber: Subscriber) -> str:
+        at = subscriber.next_digest_at
+        return f"{at:%Y-%m-%d %H:%M}" if at else "–"
 
     @admin.display(description="state")
     def state_badge(self, subscriber: Subscriber) -> str:

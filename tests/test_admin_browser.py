@@ -119,7 +119,9 @@ def test_the_dashboard_draws_a_month_at_a_glance(browser, site) -> None:  # type
     page.wait_for_url(f"{site.url}/admin/dashboard/")
     charts = page.get_by_role("img")
     names = [charts.nth(i).get_attribute("aria-labelledby") for i in range(charts.count())]
-    assert len([n for n in names if n and n.startswith("chart-")]) == 6
+    assert (
+        len([n for n in names if n and n.startswith("chart-")]) == 8
+    )  # seven daily charts and the terms
     assert page.locator("#chart-papers rect.mod-chart__bar").count() == 30
     # Bars are drawn: the busiest day's bar has the full plot height.
     heights = [

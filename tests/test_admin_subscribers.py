@@ -237,3 +237,17 @@ def test_digests_runs_and_events_are_records_nobody_edits_by_hand(admin_client: 
         reverse("admin:digest_digest_change", args=[digest.pk]), {"status": "pending"}
     )
     assert Digest.objects.get(pk=digest.pk).status == before
+
+
+@pytest.mark.django_db
+def test_the_subscriber_page_says_which_timezone_its_times_are_in(admin_client: Client) -> None:
+    at = timezone.now().replace(hour=7, minute=0, second=0, microsecond=0)
+    ada = make_subscriber(
+        "ada@example.org", ["diffusion"], timezone="Asia/Tokyo", next_digest_at=at
+    )
+    page = admin_client.get(reverse("admin:subscriptions_subscriber_change", args=[ada.pk]))
+    html = page.content.decode()
+    assert "16:00 Asia/Tokyo (07:00 UTC)" in html
+    assert "History (UTC)" in html
+    listing = admin_client.get(reverse("admin:subscriptions_subscriber_changelist")).content
+    assert b"next digest (utc)" in listing.lower()
