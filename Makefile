@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test bench lint system-packages bench-packages
+.PHONY: demo test bench lint screenshots system-packages bench-packages
 
 # Debian packages the tests and benchmarks drive: Chromium (browser tests through
 # Playwright), docker-compose (validates docker/compose.yaml), wrk (web load bench).
@@ -63,6 +63,12 @@ ifneq ($(filter bench,$(MAKECMDGOALS)),)
 $(BENCHES):
 	@:
 endif
+
+# The README's pictures: home, settings, digest and dashboard at 375 and 1280 px.
+screenshots: $(VENV)/.dev system-packages
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -q tests/test_screenshots.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -149,8 +149,24 @@
     }
   }
 
+  // A weekday only means something for weekly digests: hide its field for daily ones
+  // (without JavaScript it stays, labelled "weekly digests").
+  function setupWeekday(form) {
+    var weekday = form.querySelector("select[name=weekday]");
+    var radios = form.querySelectorAll("input[name=frequency]");
+    if (!weekday || !radios.length) return;
+    var field = weekday.closest(".field");
+    function sync() {
+      var checked = form.querySelector("input[name=frequency]:checked");
+      field.hidden = !!checked && checked.value === "daily";
+    }
+    radios.forEach(function (radio) { radio.addEventListener("change", sync); });
+    sync();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[data-tz-guess]").forEach(setupTimezone);
+    document.querySelectorAll("form").forEach(setupWeekday);
     var url = document.body.dataset.previewUrl;
     if (url && window.fetch) {
       document.querySelectorAll("[data-preview]").forEach(function (field) {
