@@ -109,8 +109,9 @@ class Subscriber(models.Model):
         default=0, help_text="Soft bounces in a row; a delivery resets it."
     )
     topics = models.ManyToManyField("digest.Topic", blank=True, related_name="subscribers")
-    # Part of every confirmation and manage link; using a link bumps it, so each link
-    # works once (as django.contrib.auth.tokens does with the password hash).
+    # Part of every confirmation and settings link and of every signed-in session:
+    # confirming bumps it, so a confirmation link works once (as django.contrib.auth.tokens
+    # does with the password hash); "sign out of every browser" bumps it, voiding all.
     link_counter = models.PositiveIntegerField(default=0, editable=False)
     # The secret path of the private Atom feed; empty until first asked for.
     feed_secret = models.CharField(max_length=64, blank=True, editable=False)
@@ -239,6 +240,12 @@ class Subscriber(models.Model):
         )
         self.refresh_from_db(fields=["link_counter"])
         return bool(won)
+
+    def sign_out_everywhere(self) -> None:
+        """Void every settings and confirmation link sent so far and every browser's
+        session (both carry ``link_counter``)."""
+        Subscriber.objects.filter(pk=self.pk).update(link_counter=F("link_counter") + 1)
+        self.refresh_from_db(fields=["link_counter"])
 
     def restart_signup(self) -> None:
         """Make an unsubscribed address unconfirmed again, for a new double opt-in.

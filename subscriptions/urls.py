@@ -22,6 +22,7 @@ urlpatterns = [
     path("manage/data.json", views.download_data, name="download_data"),
     path("manage/delete/", views.delete_me, name="delete_me"),
     path("manage/sign-out/", views.sign_out, name="sign_out"),
+    path("manage/sign-out-everywhere/", views.sign_out_everywhere, name="sign_out_everywhere"),
     path("preview.json", views.preview, name="preview"),
     path("help/filters/", views.filter_help, name="filter_help"),
     path("d/<str:token>/", views.digest_web, name="digest_web"),

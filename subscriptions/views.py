@@ -55,6 +55,7 @@ from .tokens import (
 )
 
 SESSION_KEY = "subscriptions.subscriber"
+SESSION_COUNTER = "subscriptions.link_counter"
 PREVIEW_DAYS = 7
 PREVIEW_LIMIT = 10
 SAMPLE_PAPERS = 3
@@ -106,16 +107,23 @@ def bad_link(request: HttpRequest, reason: str) -> HttpResponse:
 
 
 def start_session(request: HttpRequest, subscriber: Subscriber) -> None:
-    """Sign this browser in as ``subscriber`` with a fresh session key (no fixation)."""
+    """Sign this browser in as ``subscriber`` with a fresh session key (no fixation),
+    until they sign out of every browser (:meth:`Subscriber.sign_out_everywhere`)."""
     request.session.flush()
     request.session[SESSION_KEY] = str(subscriber.uuid)
+    request.session[SESSION_COUNTER] = subscriber.link_counter
 
 
 def session_subscriber(request: HttpRequest) -> Subscriber | None:
+    """The subscriber this browser is signed in as, or None (also when they signed out
+    of every browser since)."""
     value = request.session.get(SESSION_KEY)
     if not value:
         return None
-    return Subscriber.objects.filter(uuid=value).first()
+    subscriber = Subscriber.objects.filter(uuid=value).first()
+    if subscriber is None or request.session.get(SESSION_COUNTER) != subscriber.link_counter:
+        return None
+    return subscriber
 
 
 def subscriber_required(
@@ -230,7 +238,7 @@ def signup_sent(request: HttpRequest) -> HttpResponse:
 def _linked_subscriber(
     request: HttpRequest, token: str, purpose: str, max_age: int
 ) -> tuple[Subscriber | None, int, HttpResponse | None]:
-    """The subscriber a single-use link names and its counter, or the 400 page."""
+    """The subscriber a link names and its counter, or the 400 page."""
     try:
         subscriber_uuid, counter = read_link_token(token, purpose, max_age)
     except signing.SignatureExpired:
@@ -241,7 +249,8 @@ def _linked_subscriber(
     if subscriber is None:
         return None, 0, bad_link(request, "invalid")
     if subscriber.link_counter != counter:
-        return None, 0, bad_link(request, "used")
+        # A confirmation link works once; a settings link until "sign out of every browser".
+        return None, 0, bad_link(request, "used" if purpose == CONFIRM else "signed_out")
     return subscriber, counter, None
 
 
@@ -301,18 +310,19 @@ def email_link_sent(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def manage_link(request: HttpRequest, token: str) -> HttpResponse:
-    """The magic link from a digest or the "your link" email: GET shows a button, POST
-    spends the link, signs the browser in and goes to the settings page."""
-    subscriber, counter, error = _linked_subscriber(
-        request, token, MANAGE, settings.MANAGE_LINK_MAX_AGE
-    )
+    """The settings link from a digest or the "your link" email, good for its whole
+    lifetime (``MANAGE_LINK_MAX_AGE``) until the subscriber signs out of every browser.
+    A browser already signed in as that subscriber goes straight to the settings; else
+    GET shows a button (mail scanners open links) and POST signs the browser in."""
+    subscriber, _, error = _linked_subscriber(request, token, MANAGE, settings.MANAGE_LINK_MAX_AGE)
     if error:
         return error
     assert subscriber is not None
+    signed_in = session_subscriber(request)
+    if signed_in is not None and signed_in.pk == subscriber.pk:
+        return redirect("manage")
     if request.method == "GET":
         return render(request, "subscriptions/manage_link.html", {"subscriber": subscriber})
-    if not subscriber.use_link(counter):
-        return bad_link(request, "used")
     start_session(request, subscriber)
     return redirect("manage")
 
@@ -321,6 +331,18 @@ def manage_link(request: HttpRequest, token: str) -> HttpResponse:
 def sign_out(request: HttpRequest) -> HttpResponse:
     request.session.flush()
     return redirect("home")
+
+
+@require_POST
+@subscriber_required
+def sign_out_everywhere(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Sign every browser out and void every settings link sent so far."""
+    subscriber.sign_out_everywhere()
+    request.session.flush()
+    messages.success(
+        request, "Every browser is signed out, and the settings links sent so far no longer work."
+    )
+    return redirect("email_link")
 
 
 # ---------------------------------------------------------------------------------------
