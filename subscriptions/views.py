@@ -353,6 +353,12 @@ def numbered_filters(subscriber: Subscriber) -> list[tuple[int, Filter]]:
     return list(enumerate(subscriber.filters.order_by("id"), start=1))
 
 
+def _focus(form: FilterForm) -> None:
+    """Put the cursor back in the filter just saved with an error or previewed: the page
+    comes back at that row's anchor (the forms post to ``…#filter-N``)."""
+    form.fields["query"].widget.attrs["autofocus"] = True
+
+
 def manage_page(
     request: HttpRequest,
     subscriber: Subscriber,
@@ -372,7 +378,10 @@ def manage_page(
         preview = None
         if edit and edit[0] == item.pk:
             form, preview = edit[1], edit[2]
+            _focus(form)
         rows.append({"number": number, "filter": item, "form": form, "preview": preview})
+    if add_form is not None:
+        _focus(add_form)
     context = {
         "subscriber": subscriber,
         "rows": rows,

@@ -122,9 +122,12 @@ def test_a_subscriber_signs_up_confirms_edits_settings_and_unsubscribes(
     new_filter.fill("object detection (open-world")
     live = page.locator("#filters .add .preview .query-error")
     expect(live).to_contain_text("Unclosed (, at character 18")
-    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_role("button", name="Add the new filter").click()
     error = page.locator("#filters .add > .query-error")
     expect(error).to_contain_text("Unclosed (")
+    # The page comes back at the row, with the cursor in the field to fix.
+    assert page.url.endswith("#add-filter")
+    expect(page.get_by_label("Add a filter")).to_be_focused()
     expect(error).to_contain_text("at character 18")
     expect(error.locator("mark")).to_have_text("(")
     shot(page, "07-filter-error")
@@ -138,7 +141,7 @@ def test_a_subscriber_signs_up_confirms_edits_settings_and_unsubscribes(
     expect(preview.locator("li").first).to_contain_text("DINO-X")
     expect(error).to_be_hidden()  # the stale server error went away
     shot(page, "08-filter-preview")
-    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_role("button", name="Add the new filter").click()
     expect(page.get_by_text("Filter added.")).to_be_visible()
     expect(page.get_by_label("Filter 2", exact=True)).to_have_value(
         "object detection (open-world OR open-vocabulary)"
@@ -146,7 +149,7 @@ def test_a_subscriber_signs_up_confirms_edits_settings_and_unsubscribes(
 
     # Without JavaScript's help, the Preview button renders the same on the server.
     page.get_by_label("Filter 1", exact=True).fill("segmentation")
-    page.locator("#filters form").first.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Preview filter 1").click()
     expect(page.locator("#filters form").first.locator(".preview-result")).to_contain_text(
         "matched segmentation"
     )

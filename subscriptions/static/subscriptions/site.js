@@ -164,6 +164,13 @@
     sync();
   }
 
+  // Browsers skip autofocus when the address has a #fragment (the row a form came back
+  // to): focus the field to fix once the page has settled there.
+  window.addEventListener("load", function () {
+    var field = document.querySelector("[autofocus]");
+    if (field && document.activeElement !== field) field.focus({ preventScroll: true });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("input[data-tz-guess]").forEach(setupTimezone);
     document.querySelectorAll("form").forEach(setupWeekday);
