@@ -642,16 +642,26 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     GET shows a page with a button (mail scanners open links, so a GET changes
     nothing). POST unsubscribes at once — the RFC 8058 one-click POST with body
     ``List-Unsubscribe=One-Click`` as well as the button — with no cookie, login, CSRF
-    token or redirect. A tampered, foreign or expired token gets a 400 page.
+    token or redirect. A tampered, foreign or expired token gets a 400 page. Once
+    unsubscribed, the link says so and offers a one-click undo (a POST with ``undo``).
     """
     try:
         subscriber_uuid = read_token(token, UNSUBSCRIBE, settings.UNSUBSCRIBE_LINK_MAX_AGE)
         subscriber = Subscriber.objects.get(uuid=subscriber_uuid)
     except (signing.BadSignature, Subscriber.DoesNotExist):
         return bad_link(request, "invalid")
+    if request.method == "POST" and request.POST.get("undo"):
+        # The undo button of the "unsubscribed" page: the same signed link, so only
+        # someone who got the email can press it. A suppression is not lifted here.
+        if subscriber.state == State.UNSUBSCRIBED:
+            subscriber.resume()
+        return render(request, "subscriptions/resubscribed.html", {"subscriber": subscriber})
     if request.method == "POST":
         subscriber.unsubscribe()
         return render(request, "subscriptions/unsubscribed.html", {"subscriber": subscriber})
+    if subscriber.state == State.UNSUBSCRIBED:
+        context = {"subscriber": subscriber, "already": True}
+        return render(request, "subscriptions/unsubscribed.html", context)
     return render(request, "subscriptions/unsubscribe.html", {"subscriber": subscriber})
 
 

@@ -69,3 +69,31 @@ def test_a_token_made_for_another_purpose_is_refused(client: Client) -> None:
     token = make_token(ada.uuid, "subscriptions.confirm")
     assert client.post(f"/unsubscribe/{token}/").status_code == 400
     assert Subscriber.objects.get(pk=ada.pk).unsubscribed_at is None
+
+
+@pytest.mark.django_db
+def test_an_already_unsubscribed_link_says_so_and_undoes_in_one_click() -> None:
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    path = path_of(unsubscribe_url(ada.uuid))
+    client = Client(enforce_csrf_checks=True)
+    client.post(
+        path, data="List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    page = client.get(path)
+    assert b"You are already unsubscribed" in page.content and b'name="undo"' in page.content
+    back = client.post(path, {"undo": "1"})
+    assert back.status_code == 200 and b"Welcome back" in back.content
+    ada.refresh_from_db()
+    assert ada.state == "active" and ada.next_digest_at is not None
+    assert list(ada.filters.values_list("query", flat=True)) == ["mamba"]
+
+
+@pytest.mark.django_db
+def test_undo_does_not_lift_a_suppression(client: Client) -> None:
+    from django.utils import timezone
+
+    ada = make_subscriber("ada@example.org", ["mamba"], suppressed_at=timezone.now())
+    page = client.post(path_of(unsubscribe_url(ada.uuid)), {"undo": "1"})
+    assert b"Nothing changed" in page.content
+    ada.refresh_from_db()
+    assert ada.state == "suppressed"
