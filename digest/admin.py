@@ -388,6 +388,7 @@ class SourceAdmin(admin.ModelAdmin):
         "name",
         "url",
         "format",
+        "categories",
         "enabled",
         "interval",
         "next_fetch_at",

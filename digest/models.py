@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from digest.formats import ARXIV_FORMATS, FORMAT_CHOICES
+from digest.formats import ANNOUNCE_TYPES, ARXIV_FORMATS, FORMAT_CHOICES, arxiv_url
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ def origin_label(origins: list[str] | tuple[str, ...] | None) -> str:
     return " · ".join(origins or ())
 
 
+_CATEGORY = re.compile(r"^[A-Za-z][A-Za-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
+
+
 class Source(models.Model):
     """A papers page or API URL fetched on a schedule (see :mod:`digest.ingest.sources`).
 
@@ -47,7 +52,9 @@ class Source(models.Model):
     url = models.CharField(
         "URL",
         max_length=2000,
+        blank=True,
         validators=[URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")],
+        help_text="arXiv sources: blank to use arXiv's own, made from the categories.",
     )
     format = models.CharField(
         max_length=16, choices=FORMAT_CHOICES, blank=True, help_text="Blank: auto-detect."
@@ -88,6 +95,28 @@ class Source(models.Model):
         """Whether the source is one of arXiv's services (fetched politely, after the
         daily announcement: :mod:`digest.ingest.sources`)."""
         return self.format in ARXIV_FORMATS
+
+    def clean(self) -> None:
+        """Check the arXiv settings and fill a blank URL of an arXiv source from its
+        categories (:func:`digest.formats.arxiv_url`). Raises ``ValidationError`` for a
+        blank URL that cannot be made, a category that is not one, or an unknown
+        announcement type."""
+        errors: dict[str, str] = {}
+        bad = [c for c in self.category_list() if not _CATEGORY.match(c)]
+        if bad:
+            errors["categories"] = f"Not an arXiv category: {', '.join(bad)} (e.g. cs.CL)."
+        unknown = sorted(self.announce_type_set() - set(ANNOUNCE_TYPES))
+        if unknown:
+            errors["announce_types"] = (
+                f"Unknown: {', '.join(unknown)}; choose from {', '.join(ANNOUNCE_TYPES)}."
+            )
+        if not self.url and not errors:
+            if self.is_arxiv and self.category_list():
+                self.url = arxiv_url(self.format, self.category_list(), since=timezone.localdate())
+            else:
+                errors["url"] = "Enter an http(s) URL (or categories, for an arXiv source)."
+        if errors:
+            raise ValidationError(errors)
 
     def category_list(self) -> tuple[str, ...]:
         """``categories`` as names, in the order written (``"cs.CL, cs.LG"`` and
