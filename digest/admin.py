@@ -117,6 +117,20 @@ class PaperAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "From Hugging Face and arXiv",
+            {
+                "fields": [
+                    "origins",
+                    "ai_summary",
+                    "categories",
+                    "arxiv_version",
+                    "comment",
+                    "journal_ref",
+                    "doi",
+                ]
+            },
+        ),
     ]
     readonly_fields = (
         "state_badge",
@@ -129,6 +143,13 @@ class PaperAdmin(admin.ModelAdmin):
         "upvotes",
         "first_seen_at",
         "last_seen_at",
+        "origins",
+        "ai_summary",
+        "categories",
+        "arxiv_version",
+        "comment",
+        "journal_ref",
+        "doi",
     )
     filter_horizontal = ("topics",)
 

@@ -339,12 +339,18 @@ class Paper(models.Model):
             drop.arxiv_id = None
             drop.save(update_fields=["arxiv_id"])  # the column is unique
         keep.upvotes = max(keep.upvotes, drop.upvotes)
+        keep.origins = [*keep.origins, *(o for o in drop.origins if o not in keep.origins)]
         keep.first_seen_at = min(keep.first_seen_at, drop.first_seen_at)
         keep.last_seen_at = max(keep.last_seen_at, drop.last_seen_at)
         if drop.pinned_at and not keep.pinned_at and not keep.hidden_at:
             keep.pinned_at = drop.pinned_at
         for f in Paper._meta.concrete_fields:
-            if f.name in _NOT_FILLED or f.name in {"upvotes", "first_seen_at", "last_seen_at"}:
+            if f.name in _NOT_FILLED or f.name in {
+                "upvotes",
+                "origins",
+                "first_seen_at",
+                "last_seen_at",
+            }:
                 continue
             if getattr(keep, f.attname) in (None, "", [], {}) and getattr(drop, f.attname) not in (
                 None,

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from django.utils import timezone
 
 from digest.delivery.pipeline import deliver
@@ -564,3 +566,29 @@ def test_arxiv_papers_reach_digests_saying_where_they_came_from(outbox: Path) ->
     html = (outbox / f"digest-{sent[grace.pk].digest_id}.html").read_text()
     assert "Hierarchical &lt;mask&gt; Tokens &amp; Sparse Routing" in html
     assert "<mask>" not in html and "via arXiv" in html
+
+
+@pytest.mark.django_db
+def test_an_arxiv_source_added_in_the_admin_gets_its_url_from_the_categories() -> None:
+    client = Client()
+    client.force_login(User.objects.create_superuser("mod", "mod@example.org", "pw"))
+    form = {
+        "name": "arXiv robotics",
+        "url": "",
+        "format": "arxiv_rss",
+        "categories": "cs.RO, cs.SY",
+        "announce_types": "new cross",
+        "enabled": "on",
+        "interval": "01:00:00",
+        "next_fetch_at_0": "2025-03-11",
+        "next_fetch_at_1": "08:00:00",
+    }
+    response = client.post("/admin/digest/source/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    source = Source.objects.get(name="arXiv robotics")
+    assert source.url == "https://rss.arxiv.org/rss/cs.RO+cs.SY"
+    response = client.post(
+        "/admin/digest/source/add/", {**form, "name": "bad", "categories": "<b>cs.RO</b>"}
+    )
+    assert response.status_code == 200
+    assert "Not an arXiv category: &lt;b&gt;cs.RO&lt;/b&gt;" in response.content.decode()

@@ -12,13 +12,6 @@ ARXIV_CATEGORIES = [
     "cs.CL", "cs.LG", "cs.CV", "cs.AI", "cs.RO", "cs.IR", "cs.NE", "cs.SD", "stat.ML",
     "math.OC", "eess.AS", "eess.IV", "q-bio.NC", "physics.comp-ph", "cond-mat.dis-nn",
 ]  # fmt: skip
-_WORDS = (
-    "language model attention transformer diffusion robot policy graph retrieval benchmark "
-    "alignment reasoning token sparse mixture expert video speech protein molecule quantum "
-    "optimisation convex stochastic gradient federated privacy causal inference kernel "
-    "reinforcement learning planning navigation segmentation detection multilingual "
-    "translation summarisation agent tool memory scaling efficient robust adversarial"
-).split()
 
 
 @dataclass
@@ -40,12 +33,17 @@ class ArxivEntry:
 
 def make_entries(count: int, *, seed: int = 19, first: int = 1) -> list[ArxivEntry]:
     """``count`` entries of a realistic announcement day: ids ``2503.0NNNN`` from
-    ``first``, titles of 6-16 words, abstracts of 120-220, 1-30 authors (one in twenty
-    with a LaTeX title and an ``&``), 1-4 categories, 85% new, 15% cross-lists."""
+    ``first``, titles of 6-16 words and abstracts of 120-220 drawn from the example
+    pages' words (:func:`~tests.support.synthetic.vocabulary`, so common words stay
+    common), 1-30 authors (one title in twenty with LaTeX and an ``&``), 1-4 categories,
+    85% new, 15% cross-lists."""
+    from tests.support.synthetic import vocabulary
+
+    title_words, abstract_words = vocabulary()
     rng = random.Random(seed)
     entries = []
     for n in range(first, first + count):
-        title = " ".join(rng.choices(_WORDS, k=rng.randint(6, 16))).capitalize()
+        title = " ".join(rng.choices(title_words, k=rng.randint(6, 16)))
         if n % 20 == 0:
             title = f"$\\mathcal{{O}}(n \\log n)$ {title} & <Beyond>"
         entries.append(
@@ -53,7 +51,7 @@ def make_entries(count: int, *, seed: int = 19, first: int = 1) -> list[ArxivEnt
                 arxiv_id=f"2503.{n:05d}",
                 version=rng.choice([1, 1, 1, 2]),
                 title=title,
-                abstract=" ".join(rng.choices(_WORDS, k=rng.randint(120, 220))),
+                abstract=" ".join(rng.choices(abstract_words, k=rng.randint(120, 220))),
                 authors=[f"Author {n}-{k} Name" for k in range(rng.randint(1, 30))],
                 categories=rng.sample(ARXIV_CATEGORIES, rng.randint(1, 4)),
                 announce_type="cross" if rng.random() < 0.15 else "new",

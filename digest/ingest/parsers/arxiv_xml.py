@@ -69,11 +69,14 @@ def read_xml(text: str, *, source: str) -> Element:
 
 
 def child_text(element: Element, tag: str) -> str:
-    """The text of ``element``'s first child ``tag``, white space collapsed; ``""``."""
+    """The text of ``element``'s first child ``tag``, every run of white space collapsed
+    to one space and trimmed; ``""`` when there is none. (XML text holds no NUL or lone
+    surrogate, so :func:`~.hf_json.clean_text`'s regular expressions are not needed.)"""
     child = element.find(tag)
     if child is None:
         return ""
-    return clean_text("".join(child.itertext()))
+    text = child.text or "" if len(child) == 0 else "".join(child.itertext())
+    return " ".join(text.split())
 
 
 def arxiv_id_and_version(raw: str) -> tuple[str | None, int | None]:
