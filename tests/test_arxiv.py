@@ -21,14 +21,14 @@ from django.test import Client
 from django.utils import timezone
 
 from digest.delivery.pipeline import deliver
-from digest.ingest.parsers import ParseError, parse_page
+from digest.ingest.parsers import ParseError, normalise_title, parse_page
 from digest.ingest.parsers.detect import detect_format
 from digest.ingest.sources import add_source, fetch_source, next_announcement, next_page_url
 from digest.ingest.store import ingest_bytes
 from digest.matching.engine import PaperText, match_edition
 from digest.matching.query import QueryError, parse_query, reference_match
-from digest.models import IngestRun, Paper, Source, Topic
-from tests.support.arxiv import atom_feed, make_entries
+from digest.models import DigestItem, IngestRun, Paper, Source, Topic
+from tests.support.arxiv import atom_feed, make_entries, rss_feed
 from tests.support.builders import make_subscriber
 from tests.support.pageserver import Page, PageServer
 
@@ -592,3 +592,62 @@ def test_an_arxiv_source_added_in_the_admin_gets_its_url_from_the_categories() -
     )
     assert response.status_code == 200
     assert "Not an arXiv category: &lt;b&gt;cs.RO&lt;/b&gt;" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_source_without_a_url_is_a_failed_run_not_a_crash() -> None:
+    source = Source.objects.create(name="blank", url="", format="arxiv_rss")
+    result = fetch_source(source.pk)
+    assert result is not None and result.status == IngestRun.FAILED
+    assert (result.source, result.error) == ("source 'blank'", "the source has no URL")
+
+
+# --- Editions of a realistic size -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_day_of_a_thousand_announcements_reaches_a_digest_by_category(outbox: Path) -> None:
+    entries = make_entries(1000)
+    Topic.objects.create(name="Robots", slug="robots", query="cat:cs.RO")
+    result = ingest_bytes(rss_feed(entries), source="rss")
+    assert (result.status, result.papers, result.new) == ("ok", 1000, 1000)
+    robots = {e.arxiv_id for e in entries if "cs.RO" in e.categories}
+    assert set(Topic.objects.get().papers.values_list("arxiv_id", flat=True)) == robots
+    filters = ["cat:cs.RO " + " ".join(f"-nomatch{n}" for n in range(19))] + [
+        f'"no such phrase {n}" ' + "x" * (270 - len(str(n))) for n in range(19)
+    ]
+    assert all(len(f) <= 300 for f in filters)
+    ada = make_subscriber("ada@example.org", filters)
+    [sent] = deliver([ada.pk])
+    assert sent.status == "sent"
+    items = DigestItem.objects.filter(digest_id=sent.digest_id).select_related("paper")
+    assert items.count() == 10
+    assert all(item.paper.arxiv_id in robots for item in items)
+
+
+@pytest.mark.django_db
+def test_papers_hugging_face_never_listed_rank_by_recency(outbox: Path) -> None:
+    today = timezone.localdate()
+
+    def paper(title: str, days_old: int, upvotes: int, origins: list[str]) -> Paper:
+        return Paper.objects.create(
+            title=title,
+            title_key=normalise_title(title),
+            abstract="",
+            upvotes=upvotes,
+            published_on=today - timedelta(days=days_old),
+            origins=origins,
+            categories=["cs.RO"],
+        )
+
+    older = paper("Grasping, older", 3, 0, ["arXiv"])
+    newer = paper("Grasping, newer", 1, 0, ["arXiv"])
+    voted = paper("Grasping, voted", 3, 40, ["Hugging Face", "arXiv"])
+    ada = make_subscriber("ada@example.org", ["cat:cs.RO"])
+    [sent] = deliver([ada.pk])
+    order = list(
+        DigestItem.objects.filter(digest_id=sent.digest_id)
+        .order_by("rank")
+        .values_list("paper_id", flat=True)
+    )
+    assert order == [voted.pk, newer.pk, older.pk]

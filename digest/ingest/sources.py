@@ -103,6 +103,8 @@ def fetch_source(
     format = source.format or None
     etag, last_modified = source.etag, source.last_modified
     url = source.url
+    if not url:  # a row made without its clean(): nothing to fetch, say so
+        return failed_run(f"source {source.name!r}", "the source has no URL", from_source=source)
     pages = 0
     total: PageResult | None = None
     max_pages = settings.ARXIV_MAX_PAGES if source.is_arxiv else 1
