@@ -33,6 +33,7 @@ from .arxiv_xml import (
     category_list,
     child_text,
     read_xml,
+    too_deep_is_an_error,
 )
 from .base import Paging, ParsedPage, ParsedPaper, ParseError
 from .hf_json import parse_iso_date
@@ -63,9 +64,11 @@ def parse(text: str, *, source: str, today: date) -> ParsedPage:
         start=_int(child_text(root, _OPENSEARCH + "startIndex")),
         per_page=_int(child_text(root, _OPENSEARCH + "itemsPerPage")),
     )
-    papers = [
-        _paper(entry, index, source) for index, entry in enumerate(root.iter(ATOM_NS + "entry"))
-    ]
+    with too_deep_is_an_error(source):
+        papers = [
+            _paper(entry, index, source)
+            for index, entry in enumerate(root.findall(ATOM_NS + "entry"))
+        ]
     if not papers:
         raise ParseError(
             "no entries: the query matched no papers"
@@ -101,12 +104,12 @@ def _paper(entry: Element, index: int, source: str) -> ParsedPaper:
     announce_type = child_text(entry, ARXIV_NS + "announce_type").lower() or announce_type
     primary = entry.find(ARXIV_NS + "primary_category")
     categories = [primary.get("term", "")] if primary is not None else []
-    categories += [c.get("term", "") for c in entry.iter(ATOM_NS + "category")]
+    categories += [c.get("term", "") for c in entry.findall(ATOM_NS + "category")]
     authors = tuple(
-        name for a in entry.iter(ATOM_NS + "author") if (name := child_text(a, ATOM_NS + "name"))
+        name for a in entry.findall(ATOM_NS + "author") if (name := child_text(a, ATOM_NS + "name"))
     )
     pdf_url = ""
-    for link in entry.iter(ATOM_NS + "link"):
+    for link in entry.findall(ATOM_NS + "link"):
         if link.get("title") == "pdf" or link.get("type") == "application/pdf":
             pdf_url = link.get("href", "")
             break
@@ -128,7 +131,7 @@ def _paper(entry: Element, index: int, source: str) -> ParsedPaper:
 
 
 def _int(value: str) -> int | None:
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _local(tag: str) -> str:

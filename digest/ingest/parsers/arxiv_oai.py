@@ -32,6 +32,7 @@ from .arxiv_xml import (
     read_xml,
     rfc822_date,
     split_authors,
+    too_deep_is_an_error,
 )
 from .base import Paging, ParsedPage, ParsedPaper, ParseError
 from .hf_json import clean_text, parse_iso_date
@@ -70,22 +71,24 @@ def parse(text: str, *, source: str, today: date) -> ParsedPage:
     if listing is None:
         raise ParseError("expected a <ListRecords> answer", source=source)
     papers = []
-    for index, record in enumerate(listing.findall(_OAI + "record")):
-        header = record.find(_OAI + "header")
-        if header is not None and header.get("status") == "deleted":
-            continue
-        metadata = record.find(_OAI + "metadata")
-        if metadata is None or len(metadata) == 0:
-            raise ParseError(f"record {index}: no <metadata>", source=source)
-        papers.append(_paper(metadata[0], index, source))
+    with too_deep_is_an_error(source):
+        for index, record in enumerate(listing.findall(_OAI + "record")):
+            header = record.find(_OAI + "header")
+            if header is not None and header.get("status") == "deleted":
+                continue
+            metadata = record.find(_OAI + "metadata")
+            content = metadata.find("*") if metadata is not None else None
+            if content is None:
+                raise ParseError(f"record {index}: no <metadata>", source=source)
+            papers.append(_paper(content, index, source))
     token_element = listing.find(_OAI + "resumptionToken")
     paging = None
     if token_element is not None:
         size = token_element.get("completeListSize", "")
         cursor = token_element.get("cursor", "")
         paging = Paging(
-            total=int(size) if size.isdigit() else None,
-            start=int(cursor) if cursor.isdigit() else None,
+            total=int(size) if size.isascii() and size.isdigit() else None,
+            start=int(cursor) if cursor.isascii() and cursor.isdigit() else None,
             token=(token_element.text or "").strip() or None,
         )
     if not papers:
@@ -98,7 +101,7 @@ def _paper(meta: Element, index: int, source: str) -> ParsedPaper:
         ns = _ARXIV
         authors = tuple(
             name
-            for a in meta.iter(ns + "author")
+            for a in meta.findall(f"{ns}authors/{ns}author")
             if (
                 name := " ".join(
                     part

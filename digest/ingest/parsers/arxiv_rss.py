@@ -34,6 +34,7 @@ from .arxiv_xml import (
     read_xml,
     rfc822_date,
     split_authors,
+    too_deep_is_an_error,
 )
 from .base import ParsedPage, ParsedPaper, ParseError
 
@@ -68,11 +69,9 @@ def parse(text: str, *, source: str, today: date) -> ParsedPage:
             + ": arXiv announces nothing at weekends and on holidays",
             source=source,
         )
-    return ParsedPage(
-        format="arxiv_rss",
-        papers=[_paper(item, index, source) for index, item in enumerate(items)],
-        page_date=page_date,
-    )
+    with too_deep_is_an_error(source):
+        papers = [_paper(item, index, source) for index, item in enumerate(items)]
+    return ParsedPage(format="arxiv_rss", papers=papers, page_date=page_date)
 
 
 def _paper(item: Element, index: int, source: str) -> ParsedPaper:

@@ -13,6 +13,8 @@ announcement into a partial one, where a clear error is wanted.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from email.utils import parsedate_to_datetime
 from xml.etree.ElementTree import Element
@@ -34,6 +36,7 @@ __all__ = [
     "read_xml",
     "rfc822_date",
     "split_authors",
+    "too_deep_is_an_error",
 ]
 
 ATOM_NS = "{http://www.w3.org/2005/Atom}"
@@ -66,6 +69,16 @@ def read_xml(text: str, *, source: str) -> Element:
         raise ParseError(
             f"refused XML: {type(exc).__name__} (feeds carry no DTD or entities)", source=source
         ) from None
+
+
+@contextmanager
+def too_deep_is_an_error(source: str) -> Iterator[None]:
+    """Turn a ``RecursionError`` (ElementTree walks nested elements recursively) into a
+    :class:`ParseError`: a feed nested thousands of levels deep is broken or hostile."""
+    try:
+        yield
+    except RecursionError:
+        raise ParseError("XML nested too deeply to read", source=source) from None
 
 
 def child_text(element: Element, tag: str) -> str:
