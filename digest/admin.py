@@ -151,6 +151,20 @@ class PaperAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "From Hugging Face and arXiv",
+            {
+                "fields": [
+                    "origins",
+                    "ai_summary",
+                    "categories",
+                    "arxiv_version",
+                    "comment",
+                    "journal_ref",
+                    "doi",
+                ]
+            },
+        ),
     ]
     readonly_fields = (
         "state_badge",
@@ -163,6 +177,13 @@ class PaperAdmin(admin.ModelAdmin):
         "upvotes",
         "first_seen_at",
         "last_seen_at",
+        "origins",
+        "ai_summary",
+        "categories",
+        "arxiv_version",
+        "comment",
+        "journal_ref",
+        "doi",
     )
     filter_horizontal = ("topics",)
 
@@ -505,6 +526,7 @@ class SourceAdmin(admin.ModelAdmin):
         "name",
         "url",
         "format",
+        "categories",
         "enabled",
         "interval",
         "next_fetch_at",

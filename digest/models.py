@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from digest.formats import FORMAT_CHOICES
+from digest.formats import ANNOUNCE_TYPES, ARXIV_FORMATS, FORMAT_CHOICES, arxiv_url
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,15 @@ def paper_url(arxiv_id: str | None, title: str) -> str:
 ARXIV_URL = "https://arxiv.org"
 
 
+def origin_label(origins: list[str] | tuple[str, ...] | None) -> str:
+    """The origins a paper was seen at, as one short label (``"Hugging Face · arXiv"``);
+    ``""`` when unknown."""
+    return " · ".join(origins or ())
+
+
+_CATEGORY = re.compile(r"^[A-Za-z][A-Za-z\-]*(?:\.[A-Za-z][A-Za-z\-]*)?$")
+
+
 class Source(models.Model):
     """A papers page or API URL fetched on a schedule (see :mod:`digest.ingest.sources`).
 
@@ -41,10 +52,25 @@ class Source(models.Model):
     url = models.CharField(
         "URL",
         max_length=2000,
+        blank=True,
         validators=[URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")],
+        help_text="arXiv sources: blank to use arXiv's own, made from the categories.",
     )
     format = models.CharField(
-        max_length=8, choices=FORMAT_CHOICES, blank=True, help_text="Blank: auto-detect."
+        max_length=16, choices=FORMAT_CHOICES, blank=True, help_text="Blank: auto-detect."
+    )
+    categories = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="arXiv sources: the categories to keep, e.g. cs.CL cs.LG (blank: all the "
+        "page holds). A blank URL is made from them.",
+    )
+    announce_types = models.CharField(
+        max_length=60,
+        blank=True,
+        default="new cross",
+        help_text="arXiv announcements to take: any of new, cross, replace, replace-cross "
+        "(blank: all).",
     )
     enabled = models.BooleanField(default=True)
     interval = models.DurationField(
@@ -64,6 +90,43 @@ class Source(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_arxiv(self) -> bool:
+        """Whether the source is one of arXiv's services (fetched politely, after the
+        daily announcement: :mod:`digest.ingest.sources`)."""
+        return self.format in ARXIV_FORMATS
+
+    def clean(self) -> None:
+        """Check the arXiv settings and fill a blank URL of an arXiv source from its
+        categories (:func:`digest.formats.arxiv_url`). Raises ``ValidationError`` for a
+        blank URL that cannot be made, a category that is not one, or an unknown
+        announcement type."""
+        errors: dict[str, str] = {}
+        bad = [c for c in self.category_list() if not _CATEGORY.match(c)]
+        if bad:
+            errors["categories"] = f"Not an arXiv category: {', '.join(bad)} (e.g. cs.CL)."
+        unknown = sorted(self.announce_type_set() - set(ANNOUNCE_TYPES))
+        if unknown:
+            errors["announce_types"] = (
+                f"Unknown: {', '.join(unknown)}; choose from {', '.join(ANNOUNCE_TYPES)}."
+            )
+        if not self.url and not errors:
+            if self.is_arxiv and self.category_list():
+                self.url = arxiv_url(self.format, self.category_list(), since=timezone.localdate())
+            else:
+                errors["url"] = "Enter an http(s) URL (or categories, for an arXiv source)."
+        if errors:
+            raise ValidationError(errors)
+
+    def category_list(self) -> tuple[str, ...]:
+        """``categories`` as names, in the order written (``"cs.CL, cs.LG"`` and
+        ``"cs.CL cs.LG"`` alike)."""
+        return tuple(self.categories.replace(",", " ").replace("+", " ").split())
+
+    def announce_type_set(self) -> frozenset[str]:
+        """The announcement types to take; empty means all."""
+        return frozenset(self.announce_types.replace(",", " ").lower().split())
+
 
 class IngestRun(models.Model):
     """One page ingested from a file or URL: what it held, what changed, what failed."""
@@ -80,7 +143,7 @@ class IngestRun(models.Model):
     from_source = models.ForeignKey(
         Source, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
-    format = models.CharField(max_length=8, blank=True)
+    format = models.CharField(max_length=16, blank=True)
     status = models.CharField(max_length=16, choices=STATUSES, default=RUNNING)
     page_date = models.DateField(null=True, blank=True)
     papers_parsed = models.PositiveIntegerField(default=0)
@@ -158,6 +221,19 @@ class Paper(models.Model):
     ai_keywords = models.JSONField(default=list, blank=True, help_text="Keywords, when known.")
     github_repo = models.URLField("GitHub repository", max_length=500, blank=True)
     project_page = models.URLField(max_length=500, blank=True)
+    ai_summary = models.TextField("AI summary", blank=True, help_text="From Hugging Face.")
+    categories = models.JSONField(
+        default=list, blank=True, help_text="arXiv categories, the primary first."
+    )
+    arxiv_version = models.PositiveSmallIntegerField(
+        "arXiv version", null=True, blank=True, help_text="The latest version seen."
+    )
+    comment = models.TextField(blank=True, help_text="The authors' comment on arXiv.")
+    journal_ref = models.CharField("journal reference", max_length=500, blank=True)
+    doi = models.CharField("DOI", max_length=200, blank=True)
+    origins = models.JSONField(
+        default=list, blank=True, help_text="Where the paper was seen: Hugging Face, arXiv."
+    )
     first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
     hidden_at = models.DateTimeField(null=True, blank=True)
@@ -179,6 +255,11 @@ class Paper(models.Model):
     def url(self) -> str:
         """The paper's Hugging Face page, or a Hugging Face search for its title."""
         return paper_url(self.arxiv_id, self.title)
+
+    @property
+    def origin_label(self) -> str:
+        """Where the paper came from, for digests: ``"Hugging Face · arXiv"``."""
+        return origin_label(self.origins)
 
     # --- Moderation -------------------------------------------------------------------
 
@@ -258,12 +339,18 @@ class Paper(models.Model):
             drop.arxiv_id = None
             drop.save(update_fields=["arxiv_id"])  # the column is unique
         keep.upvotes = max(keep.upvotes, drop.upvotes)
+        keep.origins = [*keep.origins, *(o for o in drop.origins if o not in keep.origins)]
         keep.first_seen_at = min(keep.first_seen_at, drop.first_seen_at)
         keep.last_seen_at = max(keep.last_seen_at, drop.last_seen_at)
         if drop.pinned_at and not keep.pinned_at and not keep.hidden_at:
             keep.pinned_at = drop.pinned_at
         for f in Paper._meta.concrete_fields:
-            if f.name in _NOT_FILLED or f.name in {"upvotes", "first_seen_at", "last_seen_at"}:
+            if f.name in _NOT_FILLED or f.name in {
+                "upvotes",
+                "origins",
+                "first_seen_at",
+                "last_seen_at",
+            }:
                 continue
             if getattr(keep, f.attname) in (None, "", [], {}) and getattr(drop, f.attname) not in (
                 None,

@@ -314,6 +314,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Paths or URLs the beat ingests every 15 minutes, whole each time; for URLs fetched
 # with conditional GETs on their own intervals, add Sources in the admin instead.
 INGEST_SOURCES = env_list("INGEST_SOURCES")
+# arXiv's etiquette (https://info.arxiv.org/help/api/tou.html): at most one request every
+# three seconds from all workers together, and a bounded number of pages per fetch.
+ARXIV_REQUEST_INTERVAL = env_float("ARXIV_REQUEST_INTERVAL", 3.0)
+ARXIV_MAX_PAGES = env_int("ARXIV_MAX_PAGES", 20)
 
 # --- Web pages (signup, manage, feeds) ---------------------------------------------
 # Double opt-in links work once, for this long (seconds).

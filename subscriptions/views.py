@@ -158,10 +158,12 @@ def preview_papers(query: Query) -> tuple[int, list[Paper]]:
     """``(how many, the first PREVIEW_LIMIT)`` of the recent papers ``query`` matches,
     by :func:`digest.matching.query.reference_match`."""
     papers = recent_papers().only(
-        "id", "title", "abstract", "authors", "upvotes", "published_on", "arxiv_id"
+        "id", "title", "abstract", "authors", "categories", "upvotes", "published_on", "arxiv_id"
     )
     matched = [
-        p for p in papers.iterator() if reference_match(query, p.title, p.abstract, p.authors)
+        p
+        for p in papers.iterator()
+        if reference_match(query, p.title, p.abstract, p.authors, p.categories)
     ]
     return len(matched), matched[:PREVIEW_LIMIT]
 

@@ -1,7 +1,7 @@
 """The engine agrees with the reference evaluator on generated queries and papers.
 
-Queries are built from words, phrases, hyphenated words, prefixes, fields, NOT/-, OR and
-parentheses; paper texts from the same words in plural, upper-case and accented forms,
+Queries are built from words, phrases, hyphenated words, prefixes, fields (arXiv
+categories included), NOT/-, OR and parentheses; paper texts from the same words in plural, upper-case and accented forms,
 joined by punctuation. Generated query texts that the parser rejects are discarded.
 """
 
@@ -47,6 +47,9 @@ WORDS = [
     "he",
     "3d",
 ]
+CATEGORIES = ["cs.CL", "cs.LG", "cs.CV", "math.AP", "math-ph", "q-bio.NC", "stat.ML"]
+# Exact categories, archives and prefixes, in either case.
+CATEGORY_PATTERNS = ["cs.CL", "cs.lg", "cs", "cs.*", "cs.c*", "math", "math*", "Q-BIO.NC", "stat"]
 NAMES = ["Kaiming He", "Jane Doe", "José Núñez", "Token Smith", "Ana Flow-Matching"]
 SUFFIXES = ["", "", "", "s", "s", "es", "ies"]
 SEPARATORS = [" ", " ", " ", "-", ", ", ". ", "_", "/", " (", ") ", "'", "\n", "  "]
@@ -89,6 +92,7 @@ def papers(draw: st.DrawFn) -> list[PaperText]:
             abstract=draw(texts()),
             authors=tuple(draw(st.lists(st.sampled_from(NAMES), max_size=3))),
             trend=draw(st.sampled_from([0.0, 1.0, 2.5, -1.0])),  # ties test the id order
+            categories=tuple(draw(st.lists(st.sampled_from(CATEGORIES), max_size=3, unique=True))),
         )
         for i in range(n)
     ]
@@ -96,14 +100,24 @@ def papers(draw: st.DrawFn) -> list[PaperText]:
     ids = draw(st.permutations(range(1, total + 1)))
     trends = draw(st.lists(st.sampled_from([0.0, 1.0, 2.5, -1.0]), min_size=total, max_size=total))
     return [
-        PaperText(pid, base[i % n].title, base[i % n].abstract, base[i % n].authors, trend)
+        PaperText(
+            pid,
+            base[i % n].title,
+            base[i % n].abstract,
+            base[i % n].authors,
+            trend,
+            base[i % n].categories,
+        )
         for i, (pid, trend) in enumerate(zip(ids, trends, strict=True))
     ]
 
 
 @st.composite
 def leaves(draw: st.DrawFn) -> str:
-    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "prefix"]))
+    kind = draw(st.sampled_from(["word", "word", "phrase", "hyphen", "prefix", "category"]))
+    if kind == "category":
+        fld = draw(st.sampled_from(["category:", "cat:"]))
+        return fld + draw(st.sampled_from(CATEGORY_PATTERNS))
     if kind == "word":
         text = draw(surface_words())
     elif kind == "phrase":
@@ -156,7 +170,9 @@ def test_engine_points_equal_reference_points_for_every_query_and_paper(texts_, 
         for paper in papers_:
             expected = reference_points(query, paper)
             assert engine.get(paper.id, 0) == expected, (str(query), paper)
-            matched = reference_match(query, paper.title, paper.abstract, paper.authors)
+            matched = reference_match(
+                query, paper.title, paper.abstract, paper.authors, paper.categories
+            )
             assert (paper.id in engine) == matched
 
 
@@ -205,7 +221,11 @@ def test_tagging_agrees_with_the_reference(topic_texts, papers_):
     tagged = tag_papers(topics, papers_)
     for tid, text in topics.items():
         query = parse_query(text)
-        expected = {p.id for p in papers_ if reference_match(query, p.title, p.abstract, p.authors)}
+        expected = {
+            p.id
+            for p in papers_
+            if reference_match(query, p.title, p.abstract, p.authors, p.categories)
+        }
         assert tagged[tid] == expected
 
 

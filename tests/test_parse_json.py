@@ -44,6 +44,7 @@ def test_it_reads_every_paper_of_a_daily_response_in_order() -> None:
         github_repo="https://github.com/example-lab/moe-bias-router",
         project_page="",
         num_comments=5,
+        ai_summary="A bias-only router update trains sparse MoE models without load-balancing losses.",
     )
 
 

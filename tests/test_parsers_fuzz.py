@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest.ingest.parsers import hf_json
+from digest.ingest.parsers import arxiv_atom, arxiv_oai, arxiv_rss, hf_json
 from digest.ingest.parsers import html as html_parser
 from digest.ingest.parsers.base import ParsedPage, ParsedPaper, ParseError
 from digest.ingest.parsers.detect import decode_page, detect_format
@@ -29,6 +29,7 @@ SEEDS = sorted(
         *(ROOT / "examples" / "pages").glob("*.txt"),
         *(FIXTURES / "html").glob("*.html"),
         *(FIXTURES / "json").glob("*.json"),
+        *(FIXTURES / "arxiv").glob("*.xml"),
     ]
 )
 SEED_BYTES = {path.name: path.read_bytes() for path in SEEDS}
@@ -58,7 +59,13 @@ def text_parser() -> Parser:
 
 
 def parser_for(fmt: str) -> Parser:
-    return {"html": html_parser.parse, "json": hf_json.parse}.get(fmt) or text_parser()
+    return {
+        "html": html_parser.parse,
+        "json": hf_json.parse,
+        "arxiv_api": arxiv_atom.parse,
+        "arxiv_rss": arxiv_rss.parse,
+        "arxiv_oai": arxiv_oai.parse,
+    }.get(fmt) or text_parser()
 
 
 def check_outcome(parse: Parser, text: str, fmt: str) -> ParsedPage | None:
@@ -127,6 +134,8 @@ def damaged(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 def seed_format(name: str) -> str:
+    if name.endswith(".xml"):  # arXiv fixtures are named after their service
+        return {"api": "arxiv_api", "rss": "arxiv_rss", "oai": "arxiv_oai"}[name[:3]]
     return {".txt": "text", ".html": "html", ".json": "json"}[Path(name).suffix]
 
 
@@ -179,6 +188,36 @@ def test_the_html_parser_takes_random_text(text: str) -> None:
 @given(st.text(max_size=2000))
 def test_the_json_parser_takes_random_text(text: str) -> None:
     check_own_parser(hf_json.parse, text, "json")
+
+
+@FUZZ
+@given(st.sampled_from(["arxiv_api", "arxiv_rss", "arxiv_oai"]), st.text(max_size=2000))
+def test_the_arxiv_parsers_take_random_text(fmt: str, text: str) -> None:
+    check_own_parser(parser_for(fmt), text, fmt)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "start", "end"),
+    [
+        (
+            "arxiv_api",
+            '<feed xmlns="http://www.w3.org/2005/Atom"><entry>'
+            "<id>http://arxiv.org/abs/2503.00001v1</id><title>",
+            "</title></entry></feed>",
+        ),
+        (
+            "arxiv_rss",
+            "<rss><channel><item><link>https://arxiv.org/abs/2503.00001</link><title>",
+            "</title></item></channel></rss>",
+        ),
+    ],
+)
+def test_the_arxiv_parsers_cope_with_xml_nested_deeply(fmt: str, start: str, end: str) -> None:
+    # 50,000 levels of markup inside a title: read (or refused as nested too deeply),
+    # never a crash.
+    text = start + "<b>" * 50_000 + "x" + "</b>" * 50_000 + end
+    page = check_outcome(parser_for(fmt), text, fmt)
+    assert page is None or [p.title for p in page.papers] == ["x"]
 
 
 # The API's own keys, so random objects often look like items and reach the field checks.

@@ -185,7 +185,7 @@ def test_the_canonical_form_reads_back_to_the_same_query():
         ('video ""', 6, "empty phrase"),
         ('video "?!"', 6, "empty phrase"),
         ("()", 0, "empty parentheses"),
-        ("video foo:bar", 6, "unknown field foo: (use title:, abstract: or author:)"),
+        ("video foo:bar", 6, "unknown field foo: (use title:, abstract:, author: or category:)"),
         ("title: ", 0, "title: needs a word, phrase or group after it"),
         ("video ab*", 6, "prefix too short: put at least 3 letters or digits before *"),
         ("video *", 6, "prefix too short: put at least 3 letters or digits before *"),

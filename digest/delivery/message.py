@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from digest.delivery.compose import make_email
 from digest.delivery.render import PaperCard, Recipient, Renderer, render_digest, render_nothing
-from digest.models import Digest, DigestItem, Paper, paper_url
+from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
 __all__ = ["digest_message", "load_cards", "shared_renderer"]
@@ -50,10 +50,18 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
             upvotes=upvotes,
             published_on=published_on,
             authors_count=authors_count,
+            origin=origin_label(origins),
         )
-        for pk, title, arxiv_id, abstract, upvotes, published_on, authors_count in (
+        for pk, title, arxiv_id, abstract, upvotes, published_on, authors_count, origins in (
             Paper.objects.filter(pk__in={paper_id for _, paper_id, _ in items}).values_list(
-                "pk", "title", "arxiv_id", "abstract", "upvotes", "published_on", "authors_count"
+                "pk",
+                "title",
+                "arxiv_id",
+                "abstract",
+                "upvotes",
+                "published_on",
+                "authors_count",
+                "origins",
             )
         )
     }

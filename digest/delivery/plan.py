@@ -59,6 +59,7 @@ def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candid
             "first_seen_at",
             "last_seen_at",
             "pinned_at",
+            "categories",
         )
     )
     gained = upvote_growth([row[0] for row in rows])
@@ -71,6 +72,7 @@ def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candid
             trend=trend_score(upvotes, gained.get(pk, 0), published_on or first_seen.date(), now),
             last_seen_at=last_seen,
             pinned_at=pinned,
+            categories=tuple(categories or ()),
         )
         for (
             pk,
@@ -82,7 +84,8 @@ def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candid
             first_seen,
             last_seen,
             pinned,
-        ) in (rows)
+            categories,
+        ) in rows
     ]
 
 

@@ -49,7 +49,7 @@ Parts = tuple[str, str, str]
 @dataclass(frozen=True)
 class PaperCard:
     """What a digest shows of one paper; the whole value keys the card cache of a
-    :class:`Renderer`."""
+    :class:`Renderer`. ``origin`` says where the paper came from (``Hugging Face · arXiv``)."""
 
     id: int
     title: str
@@ -58,6 +58,7 @@ class PaperCard:
     upvotes: int
     published_on: date | None
     authors_count: int | None
+    origin: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Store parsed pages: one :class:`IngestRun` per page, papers upserted in bulk.
 
 A page is stored atomically (all of its papers or none). A paper already known — by
-arXiv id, or by normalised title when no id is known — is updated (upvotes, last seen,
-details the new source adds), never duplicated. Each run records every paper's upvotes
-as a :class:`Sighting`, so upvote growth between ingests can be measured
-(:func:`digest.matching.trend.upvote_growth`).
+arXiv id (version dropped), or by normalised title when no id is known — is updated
+(upvotes, last seen, details the new source adds), never duplicated, whichever of
+Hugging Face and arXiv showed it first (:func:`_merge` says which source gives what).
+Each run records every paper's upvotes as a :class:`Sighting`, so upvote growth between
+ingests can be measured (:func:`digest.matching.trend.upvote_growth`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from digest.ingest.parsers import ParsedPaper, ParseError, normalise_title, parse_page
+from digest.formats import FORMATS
+from digest.ingest.parsers import Paging, ParsedPaper, ParseError, normalise_title, parse_page
 from digest.ingest.parsers.detect import MAX_PAGE_BYTES
 from digest.matching.engine import PaperText, tag_papers
 from digest.models import IngestRun, Paper, Sighting, Source, Topic
@@ -27,14 +29,20 @@ from digest.models import IngestRun, Paper, Sighting, Source, Topic
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DEFAULT_ANNOUNCE_TYPES",
     "PageResult",
     "failed_run",
     "ingest_bytes",
     "ingest_source",
     "read_source",
+    "select_entries",
     "store_papers",
     "tag_topics",
 ]
+
+DEFAULT_ANNOUNCE_TYPES = frozenset({"new", "cross"})
+"""Announcements taken when a source does not say: new papers and cross-lists, not
+replacements (a new version of a paper already announced)."""
 
 # Every field an update may change; see _merge for which source wins.
 _UPDATED_FIELDS = [
@@ -49,17 +57,34 @@ _UPDATED_FIELDS = [
     "ai_keywords",
     "github_repo",
     "project_page",
+    "title",
+    "title_key",
+    "ai_summary",
+    "categories",
+    "arxiv_version",
+    "comment",
+    "journal_ref",
+    "doi",
+    "origins",
 ]
 _URL_PREFIXES = ("https://", "http://")
 _URL_MAX = 500  # Paper.github_repo and Paper.project_page
+_JOURNAL_REF_MAX = 500  # Paper.journal_ref
+_DOI_MAX = 200  # Paper.doi
+
+
+def _doi(value: str) -> str:
+    """A DOI that fits its column whole, else ``""`` (a DOI cut short would name another)."""
+    return value if len(value) <= _DOI_MAX else ""
 
 
 @dataclass
 class PageResult:
     """The outcome of ingesting one page, as ``ingest --json`` reports it.
 
-    ``status`` is the run's (:attr:`IngestRun.status`); it is not part of the JSON
-    summary, whose shape stays ``{"source", "format", "papers", "new", "updated",
+    ``status`` is the run's (:attr:`IngestRun.status`) and ``paging`` the page's place
+    in a longer arXiv answer (:class:`~digest.ingest.parsers.base.Paging`); neither is
+    part of the JSON summary, whose shape stays ``{"source", "format", "papers", "new", "updated",
     "error"}``.
     """
 
@@ -71,6 +96,7 @@ class PageResult:
     error: str | None = None
     run_id: int | None = None
     status: str = IngestRun.RUNNING
+    paging: Paging | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -92,8 +118,40 @@ def _web_url(value: str) -> str:
     return ""
 
 
-def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -> tuple[int, int]:
-    """Upsert ``papers`` and record a sighting of each in ``run``.
+def select_entries(
+    papers: Sequence[ParsedPaper],
+    *,
+    announce_types: frozenset[str] = DEFAULT_ANNOUNCE_TYPES,
+    categories: Sequence[str] = (),
+) -> list[ParsedPaper]:
+    """The entries of a page a source takes, in order.
+
+    An announcement (``announce_type`` set) is kept when its type is in
+    ``announce_types`` (empty: every type). When ``categories`` are given, a paper that
+    lists categories is kept when one of them is named there, or lies in an archive named
+    there (``cs`` takes ``cs.CL``); papers without categories (Hugging Face pages) are
+    always kept.
+    """
+    wanted = {c.lower() for c in categories}
+    archives = tuple(c + "." for c in wanted if "." not in c)
+    kept = []
+    for paper in papers:
+        if announce_types and paper.announce_type and paper.announce_type not in announce_types:
+            continue
+        if wanted and paper.categories:
+            names = [c.lower() for c in paper.categories]
+            if not any(n in wanted or n.startswith(archives) for n in names):
+                continue
+        kept.append(paper)
+    return kept
+
+
+def store_papers(
+    papers: Iterable[ParsedPaper], run: IngestRun, now: datetime, *, origin: str = ""
+) -> tuple[int, int]:
+    """Upsert ``papers`` and record a sighting of each in ``run``; ``origin`` is where
+    the page came from (:attr:`digest.formats.PageFormat.origin`), added to each paper's
+    ``origins``.
 
     Returns ``(new, updated)`` counts of distinct papers. Runs a constant number of
     queries whatever the page size. Call inside a transaction.
@@ -147,6 +205,13 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
                 ai_keywords=list(parsed.ai_keywords),
                 github_repo=_web_url(parsed.github_repo),
                 project_page=_web_url(parsed.project_page),
+                ai_summary=parsed.ai_summary,
+                categories=list(parsed.categories),
+                arxiv_version=parsed.version,
+                comment=parsed.comment,
+                journal_ref=parsed.journal_ref[:_JOURNAL_REF_MAX],
+                doi=_doi(parsed.doi),
+                origins=[origin] if origin else [],
                 first_seen_at=now,
                 last_seen_at=now,
             )
@@ -157,9 +222,9 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
         elif row.pk is None:
             # Two entries of this page are one paper (an id on one, only the title on
             # the other): the row is not stored yet, so merge into the pending insert.
-            _merge(row, parsed, now)
+            _merge(row, parsed, key, now, origin)
         else:
-            _merge(row, parsed, now)
+            _merge(row, parsed, key, now, origin)
             updated[row.pk] = row
         sightings.append((row, parsed.upvotes))
 
@@ -191,26 +256,71 @@ def tag_topics(paper_ids: Sequence[int]) -> int:
     if not topics or not paper_ids:
         return 0
     texts = [
-        PaperText(pk, title, abstract, tuple(authors or ()))
-        for pk, title, abstract, authors in Paper.objects.filter(pk__in=paper_ids).values_list(
-            "pk", "title", "abstract", "authors"
-        )
+        PaperText(pk, title, abstract, tuple(authors or ()), categories=tuple(categories or ()))
+        for pk, title, abstract, authors, categories in Paper.objects.filter(
+            pk__in=paper_ids
+        ).values_list("pk", "title", "abstract", "authors", "categories")
     ]
-    through = Paper.topics.through
     links = [
-        through(topic_id=topic_id, paper_id=paper_id)
+        (paper_id, topic_id)
         for topic_id, tagged in tag_papers(topics, texts).items()
         for paper_id in tagged
     ]
-    through.objects.bulk_create(links, ignore_conflicts=True)
+    if not links:
+        return 0
+    # Plain rows, not model instances: an arXiv day tags tens of thousands of pairs, and
+    # building and binding a model per pair cost seconds.
+    table = Paper.topics.through._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one statement of two arrays
+            # Ids sent as two comma-separated strings: psycopg adapts a list of ints one
+            # element at a time in Python, the server splits a string far faster.
+            cursor.execute(
+                f"INSERT INTO {table} (paper_id, topic_id) "
+                "SELECT * FROM unnest(string_to_array(%s, ',')::bigint[], "
+                "string_to_array(%s, ',')::bigint[]) ON CONFLICT DO NOTHING",
+                [",".join(str(p) for p, _ in links), ",".join(str(t) for _, t in links)],
+            )
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} (paper_id, topic_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                links,
+            )
     return len(links)
 
 
-def _merge(row: Paper, parsed: ParsedPaper, now: datetime) -> None:
-    """Update ``row`` from a new sighting. Counts that change over time (upvotes,
-    comments) and details only richer sources give (author names, keywords, links)
-    take the new value when the source shows one; facts a poorer source may lack
-    (abstract, author count, publication date) are only filled in."""
+def _merge(row: Paper, parsed: ParsedPaper, key: str, now: datetime, origin: str) -> None:
+    """Update ``row`` from a new sighting (``key``: the title key of ``parsed``).
+
+    Counts that change over time (upvotes, comments) and details only richer sources
+    give (author names, keywords, links, Hugging Face's AI summary) take the new value
+    when the source shows one; facts a poorer source may lack (abstract, author count,
+    publication date) are only filled in. A newer arXiv version than the one recorded
+    (or the first version seen) replaces the title and abstract and is recorded; arXiv's
+    categories, comment, journal reference and DOI are taken from any version not older
+    than the recorded one. No source erases what another gave: an empty value never
+    replaces a stored one, and Hugging Face pages (no version) never change the title.
+    """
+    known = row.arxiv_version or 0
+    if parsed.version is not None and parsed.version > known:
+        row.arxiv_version = parsed.version
+        if parsed.title != row.title:
+            row.title, row.title_key = parsed.title, key
+        if parsed.abstract:
+            row.abstract = parsed.abstract
+    if parsed.version is None or parsed.version >= known:
+        if parsed.categories:
+            row.categories = list(parsed.categories)
+        if parsed.comment:
+            row.comment = parsed.comment
+        if parsed.journal_ref:
+            row.journal_ref = parsed.journal_ref[:_JOURNAL_REF_MAX]
+        if doi := _doi(parsed.doi):
+            row.doi = doi
+    if parsed.ai_summary:
+        row.ai_summary = parsed.ai_summary
+    if origin and origin not in row.origins:
+        row.origins = [*row.origins, origin]
     if parsed.arxiv_id and not row.arxiv_id:
         row.arxiv_id = parsed.arxiv_id
     if parsed.upvotes is not None:
@@ -263,6 +373,11 @@ def ingest_bytes(
     """Parse and store one page, recording an :class:`IngestRun` (linked to
     ``from_source`` when the page was fetched for a scheduled :class:`Source`).
 
+    Of an arXiv page, only the entries the source takes are stored
+    (:func:`select_entries` with the source's announcement types and categories;
+    without a source, new papers and cross-lists of every category). The result's
+    ``paging`` tells where the page sits in a longer arXiv answer.
+
     Never raises for bad input: a :class:`ParseError` (empty, binary, oversized or
     undecodable data, a page its parser cannot read, a page without papers) or a
     database error is recorded in the run and returned in ``PageResult.error``;
@@ -281,12 +396,19 @@ def ingest_bytes(
         _check_sizes(page.papers, source)
     except ParseError as exc:
         return _fail(run, result, str(exc))
+    result.paging = page.paging
     result.papers = run.papers_parsed = len(page.papers)
     run.page_date = page.page_date
+    taken = select_entries(
+        page.papers,
+        announce_types=from_source.announce_type_set() if from_source else DEFAULT_ANNOUNCE_TYPES,
+        categories=from_source.category_list() if from_source else (),
+    )
+    origin = FORMATS[page.format].origin
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                result.new, result.updated = store_papers(page.papers, run, now)
+                result.new, result.updated = store_papers(taken, run, now, origin=origin)
                 tag_topics(list(run.sightings.values_list("paper_id", flat=True)))
             break
         except IntegrityError as exc:

@@ -23,7 +23,8 @@ Ranking -- one score per (subscriber, paper)::
 
 A match is *strong* when one of the query's terms that helps it match (under an even
 number of negations, see :func:`digest.matching.query.explain`) is found in the paper's title or
-author list, and *weak* when such terms are found only in the abstract. So a title hit
+author list, and *weak* when such terms are found only in the abstract or its arXiv
+categories (a category says what area a paper is in, not what it is about). So a title hit
 beats an abstract-only hit, two matching filters beat one, and between equal points the
 paper with the higher ``trend`` wins, then the lower paper id. The fraction is below 1, so
 points always dominate; papers with no points are never selected. Each filter and each
@@ -51,6 +52,7 @@ import numpy as np
 
 from digest.matching.query import (
     And,
+    Category,
     Hit,
     Node,
     Not,
@@ -60,6 +62,7 @@ from digest.matching.query import (
     Query,
     QueryError,
     Term,
+    category_matches,
     explain,
     fold,
     parse_query,
@@ -100,13 +103,15 @@ _NAME_GAP = ""
 @dataclass(frozen=True, slots=True)
 class PaperText:
     """A paper as matching sees it. ``trend``: finite float, higher is better (see module
-    docstring); ``authors``: names when the source gave them, else empty."""
+    docstring); ``authors``: names when the source gave them, else empty;
+    ``categories``: its arXiv categories (``cs.CL``), empty when unknown."""
 
     id: int
     title: str
     abstract: str
     authors: tuple[str, ...] = ()
     trend: float = 0.0
+    categories: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,6 +152,7 @@ class Edition:
         self._form_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._sequences: dict[str, list[tuple[str, ...]]] = {f: [] for f in _FIELDS}
         self._positions: dict[tuple[str, int], dict[str, list[int]]] = {}
+        self._category_bits: dict[str, int] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
             bit = 1 << rank
@@ -169,6 +175,9 @@ class Edition:
                 key_bits = self._key_bits[fld]
                 for key in set(sequence):
                     key_bits[key] = key_bits.get(key, 0) | bit
+            for category in paper.categories:
+                category = category.lower()
+                self._category_bits[category] = self._category_bits.get(category, 0) | bit
         self._sorted_forms = {f: sorted(self._form_bits[f]) for f in _FIELDS}
         self._leaf_memo: dict[tuple[object, ...], int] = {}
 
@@ -219,7 +228,23 @@ class Edition:
             self._positions[(fld, rank)] = positions
         return positions
 
-    def leaf_bits(self, leaf: Term | Phrase | Prefix, fld: str) -> int:
+    def category_bits(self, pattern: str) -> int:
+        """Papers listing a category that ``pattern`` names
+        (:func:`digest.matching.query.category_matches`)."""
+        memo_key = ("category", pattern)
+        found = self._leaf_memo.get(memo_key)
+        if found is None:
+            found = 0
+            # An edition lists a few hundred distinct categories at most.
+            for category, bits in self._category_bits.items():
+                if category_matches(pattern, category):
+                    found |= bits
+            self._leaf_memo[memo_key] = found
+        return found
+
+    def leaf_bits(self, leaf: Term | Phrase | Prefix | Category, fld: str) -> int:
+        if isinstance(leaf, Category):
+            return self.category_bits(leaf.pattern)
         if isinstance(leaf, Term):
             return self.term_bits(leaf.key, fld)
         if isinstance(leaf, Prefix):
@@ -311,7 +336,7 @@ class _Bank:
             found = (title | edition.leaf_bits(node, "abstract"), title, 0)
         else:
             matches = edition.leaf_bits(node, node.field)
-            found = (matches, 0 if node.field == "abstract" else matches, 0)
+            found = (matches, 0 if node.field in ("abstract", "category") else matches, 0)
         if keep:
             self._memo[node.text] = found
         return found
@@ -686,7 +711,9 @@ def match_edition(
                     if key not in explained:
                         query = parse_query(query_text)
                         explained[key] = tuple(
-                            explain(query, paper.title, paper.abstract, paper.authors)
+                            explain(
+                                query, paper.title, paper.abstract, paper.authors, paper.categories
+                            )
                         )
                     reasons.append(Reason(text, tid, strong, explained[key]))
             matches.append(Match(paper_id, score, tuple(reasons)))
@@ -702,9 +729,9 @@ def reference_points(query: Query, paper: PaperText) -> int:
     """Points ``query`` gives ``paper`` by the reference evaluator: 0 when it does not
     match, :data:`STRONG_POINTS` when a helping term is in the title or authors,
     :data:`WEAK_POINTS` otherwise."""
-    if not reference_match(query, paper.title, paper.abstract, paper.authors):
+    if not reference_match(query, paper.title, paper.abstract, paper.authors, paper.categories):
         return 0
-    hits = explain(query, paper.title, paper.abstract, paper.authors)
+    hits = explain(query, paper.title, paper.abstract, paper.authors, paper.categories)
     strong = any(h.where in ("title", "author") for h in hits)
     return STRONG_POINTS if strong else WEAK_POINTS
 

@@ -7,7 +7,10 @@ A subscriber's filter is one query. The language (documented for users in
 * juxtaposition is AND (``AND`` may also be written), ``OR``, ``NOT`` or a leading ``-``
   excludes, parentheses group; ``NOT`` binds tightest, then AND, then ``OR``;
 * ``title:``, ``abstract:`` and ``author:`` restrict a term, phrase, prefix or group to
-  one field; with no field a term looks in the title and the abstract.
+  one field; with no field a term looks in the title and the abstract;
+* ``category:`` (or ``cat:``) names an arXiv category (``cs.CL``), an archive (``cs``:
+  every ``cs.*`` category) or a prefix (``cs.*``, ``q-bio*``), compared case-insensitively
+  with each category the paper lists (:func:`category_matches`).
 
 Text and queries are compared through the same two steps:
 
@@ -40,6 +43,7 @@ __all__ = [
     "MAX_QUERY_LENGTH",
     "MAX_TERMS",
     "And",
+    "Category",
     "Hit",
     "Node",
     "Not",
@@ -49,6 +53,7 @@ __all__ = [
     "Query",
     "QueryError",
     "Term",
+    "category_matches",
     "explain",
     "fold",
     "iter_leaves",
@@ -71,9 +76,12 @@ MAX_DEPTH = 10
 MIN_PREFIX = 3
 """Letters or digits before the ``*`` of a prefix: shorter prefixes match most papers."""
 
-FieldName: TypeAlias = Literal["any", "title", "abstract", "author"]
-FIELDS = ("title", "abstract", "author")
+FieldName: TypeAlias = Literal["any", "title", "abstract", "author", "category"]
+FIELDS = ("title", "abstract", "author", "category")
 """Field names a query may use; ``any`` (no field written) means title or abstract."""
+FIELD_ALIASES = {"cat": "category"}
+"""Other names a query may give a field."""
+_CATEGORY_PATTERN = re.compile(r"^[a-z][a-z-]*(?:\.[a-z-]*)?\*?$")
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,8 +301,36 @@ class Or(_Node):
         object.__setattr__(self, "text", " OR ".join(c.text for c in self.children))
 
 
-Leaf: TypeAlias = Term | Phrase | Prefix
-Node: TypeAlias = Term | Phrase | Prefix | Not | And | Or
+@dataclass(frozen=True, slots=True)
+class Category(_Leaf):
+    """An arXiv category, archive or category prefix, lower-cased (``cs.cl``, ``cs``,
+    ``cs.*``); see :func:`category_matches`."""
+
+    pattern: str
+    field: FieldName = "category"
+    text: str = dc_field(default="", compare=False, repr=False)
+
+    @property
+    def display(self) -> str:
+        return self.pattern
+
+
+def category_matches(pattern: str, category: str) -> bool:
+    """Whether a :class:`Category` ``pattern`` (lower case) names ``category`` (lower
+    case): ``cs.*`` any category starting ``cs.``; ``cs`` the archive itself and every
+    ``cs.<class>`` (not ``cs-foo``); ``cs.cl`` only itself. Categories as arXiv lists
+    them (https://arxiv.org/category_taxonomy)."""
+    if pattern.endswith("*"):
+        return category.startswith(pattern[:-1])
+    if "." not in pattern:
+        return category == pattern or (
+            category.startswith(pattern) and category[len(pattern) : len(pattern) + 1] == "."
+        )
+    return category == pattern
+
+
+Leaf: TypeAlias = Term | Phrase | Prefix | Category
+Node: TypeAlias = Term | Phrase | Prefix | Category | Not | And | Or
 
 
 def _with_field(name: str, text: str) -> str:
@@ -466,9 +502,11 @@ class _Parser:
             return self.leaf(value[1:-1], position, fld, quoted=True)
         if kind == "field":
             name = value.lower()
+            name = FIELD_ALIASES.get(name, name)
             if name not in FIELDS:
                 raise QueryError(
-                    f"unknown field {value}: (use title:, abstract: or author:)", position
+                    f"unknown field {value}: (use title:, abstract:, author: or category:)",
+                    position,
                 )
             if self.kinds[self.i] not in ("lparen", "phrase", "word"):
                 raise QueryError(f"{value}: needs a word, phrase or group after it", position)
@@ -494,6 +532,14 @@ class _Parser:
         self.n_terms += 1
         if self.n_terms > MAX_TERMS:
             raise QueryError(f"too many terms (at most {MAX_TERMS} in one query)", position)
+        if fld == "category":
+            pattern = raw.strip().lower()
+            if not _CATEGORY_PATTERN.match(pattern) or len(pattern.rstrip("*")) < 2:
+                raise QueryError(
+                    f"{raw} is not an arXiv category (write one like cs.CL, cs or cs.*)",
+                    position,
+                )
+            return Category(pattern)
         if not quoted and raw.endswith("*"):
             words = tokens(fold(raw[:-1]))
             if len(words) > 1:
@@ -591,7 +637,7 @@ def validate_filters(texts: Sequence[str]) -> list[Query]:
 
 
 @lru_cache(maxsize=4096)
-def _leaf_pattern(leaf: Leaf) -> re.Pattern[str]:
+def _leaf_pattern(leaf: Term | Phrase | Prefix) -> re.Pattern[str]:
     if isinstance(leaf, Prefix):
         body = re.escape(leaf.stem)
     else:
@@ -608,16 +654,22 @@ def _places(leaf: Leaf) -> tuple[str, ...]:
 
 
 def _leaf_hits(leaf: Leaf, texts: dict[str, tuple[str, ...]]) -> list[str]:
+    if isinstance(leaf, Category):
+        found = any(category_matches(leaf.pattern, c) for c in texts["category"])
+        return ["category"] if found else []
     pattern = _leaf_pattern(leaf)
     return [p for p in _places(leaf) if any(pattern.search(t) for t in texts[p])]
 
 
-def _folded(title: str, abstract: str, authors: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def _folded(
+    title: str, abstract: str, authors: Sequence[str], categories: Sequence[str]
+) -> dict[str, tuple[str, ...]]:
     # Author names are searched one at a time so a phrase never spans two names.
     return {
         "title": (fold(title),),
         "abstract": (fold(abstract),),
         "author": tuple(fold(a) for a in authors),
+        "category": tuple(c.lower() for c in categories),
     }
 
 
@@ -631,21 +683,29 @@ def _evaluate(node: Node, texts: dict[str, tuple[str, ...]]) -> bool:
     return bool(_leaf_hits(node, texts))
 
 
-def reference_match(query: Query, title: str, abstract: str, authors: Sequence[str] = ()) -> bool:
+def reference_match(
+    query: Query,
+    title: str,
+    abstract: str,
+    authors: Sequence[str] = (),
+    categories: Sequence[str] = (),
+) -> bool:
     """Whether ``query`` matches one paper, by regular expressions over the folded text.
 
     A word matches when one of its :func:`surface_forms` stands between token boundaries;
     a phrase when its words' forms follow each other separated only by non-token
     characters; a prefix when a token starts with it. ``author`` terms are searched in
-    each name separately.
+    each name separately; ``category`` terms against each of ``categories`` (the
+    paper's arXiv categories) by :func:`category_matches`.
     """
-    return _evaluate(query.root, _folded(title, abstract, authors))
+    return _evaluate(query.root, _folded(title, abstract, authors, categories))
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
     """One term of a query found in a paper: ``term`` as shown to users (``diffusion``,
-    ``"state space"``, ``token*``) and ``where`` (``title``, ``abstract`` or ``author``)."""
+    ``"state space"``, ``token*``, ``cs.cl``) and ``where`` (``title``, ``abstract``,
+    ``author`` or ``category``)."""
 
     term: str
     where: str
@@ -654,7 +714,13 @@ class Hit:
         return f"{self.term} in {self.where}"
 
 
-def explain(query: Query, title: str, abstract: str, authors: Sequence[str] = ()) -> list[Hit]:
+def explain(
+    query: Query,
+    title: str,
+    abstract: str,
+    authors: Sequence[str] = (),
+    categories: Sequence[str] = (),
+) -> list[Hit]:
     """The query's terms found in the paper and where, in canonical order, for emails
     ("matched ``diffusion`` in title").
 
@@ -662,7 +728,7 @@ def explain(query: Query, title: str, abstract: str, authors: Sequence[str] = ()
     negations (``medical`` in ``diffusion -medical`` is never a hit). The list says
     nothing about whether the whole query matches; see :func:`reference_match`.
     """
-    texts = _folded(title, abstract, authors)
+    texts = _folded(title, abstract, authors, categories)
     hits: dict[Hit, None] = {}
     for leaf, positive in iter_leaves(query.root):
         if positive:

@@ -44,6 +44,7 @@ class Candidate:
     trend: float = 0.0
     last_seen_at: datetime | None = None
     pinned_at: datetime | None = None
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def select_for_subscribers(
         key=lambda p: (p.pinned_at, p.id),
         reverse=True,
     )
-    texts = [PaperText(p.id, p.title, p.abstract, p.authors, p.trend) for p in papers]
+    texts = [PaperText(p.id, p.title, p.abstract, p.authors, p.trend, p.categories) for p in papers]
     matches = match_edition(
         texts,
         [(s.id, s.filters, s.topic_ids) for s in subscribers],

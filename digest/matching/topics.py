@@ -22,11 +22,17 @@ PREVIEW_DAYS = 7
 
 def _paper_texts(since: datetime) -> list[PaperText]:
     rows = Paper.objects.filter(last_seen_at__gte=since).values_list(
-        "id", "title", "abstract", "authors"
+        "id", "title", "abstract", "authors", "categories"
     )
     return [
-        PaperText(id=pk, title=title, abstract=abstract, authors=tuple(authors or ()))
-        for pk, title, abstract, authors in rows
+        PaperText(
+            id=pk,
+            title=title,
+            abstract=abstract,
+            authors=tuple(authors or ()),
+            categories=tuple(categories or ()),
+        )
+        for pk, title, abstract, authors, categories in rows
     ]
 
 

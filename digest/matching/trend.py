@@ -7,6 +7,13 @@ edition matters)::
 two sightings (:func:`upvote_growth`), ``age_days`` the days since it was published (or
 first seen, when the page gave no date). So a week of age costs as much as e ≈ 2.7
 times fewer upvotes, and a paper gaining votes now climbs.
+
+Papers Hugging Face never listed (seen only on arXiv sources, ``Paper.origins``) have no
+upvotes and gain none, so the same formula falls back to recency: their trend is
+``−age_days / 7``, the newest first (``age_days`` counts from the first version's date
+in the API and OAI-PMH, from the announcement day in the RSS feed). Any upvote lifts a
+listed paper above an unlisted one of the same age, and an edition of a thousand
+announced papers still ranks the few trending ones first among equal matches.
 """
 
 from __future__ import annotations

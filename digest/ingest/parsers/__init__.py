@@ -1,4 +1,5 @@
-"""Parsers for every form of Hugging Face papers page: saved text, HTML and the JSON API.
+"""Parsers for every form of papers page: Hugging Face's saved text, HTML and JSON API;
+arXiv's API (Atom), announcement feed (RSS) and OAI-PMH harvest.
 
 :func:`parse_page` takes raw bytes, decodes them, picks the format (or takes the one
 forced) and returns a :class:`ParsedPage`. Every failure is a :class:`ParseError`.
@@ -12,10 +13,18 @@ from datetime import date
 
 from digest.formats import FORMATS
 
-from .base import ParsedPage, ParsedPaper, ParseError, normalise_arxiv_id, normalise_title
+from .base import (
+    Paging,
+    ParsedPage,
+    ParsedPaper,
+    ParseError,
+    normalise_arxiv_id,
+    normalise_title,
+)
 
 __all__ = [
     "FORMATS",
+    "Paging",
     "ParseError",
     "ParsedPage",
     "ParsedPaper",

@@ -11,7 +11,14 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
-__all__ = ["ParseError", "ParsedPaper", "ParsedPage", "normalise_title", "normalise_arxiv_id"]
+__all__ = [
+    "Paging",
+    "ParseError",
+    "ParsedPage",
+    "ParsedPaper",
+    "normalise_arxiv_id",
+    "normalise_title",
+]
 
 
 class ParseError(ValueError):
@@ -37,6 +44,13 @@ class ParsedPaper:
     ``upvotes`` is ``None`` when the page shows no count (the saved text pages only
     show one when it is non-zero). ``authors`` holds names when the source gives
     them; ``authors_count`` the count shown or ``len(authors)``.
+
+    The arXiv formats add ``categories`` (arXiv categories such as ``cs.CL``, the
+    primary first), the authors' ``comment``, ``journal_ref`` and ``doi``, the
+    ``version`` seen (``2`` for ``v2``; ``None`` when the source does not say), the
+    ``announce_type`` of an announcement (``new``, ``cross``, ``replace``,
+    ``replace-cross``; ``""`` elsewhere) and the ``pdf_url`` the feed links. Hugging
+    Face adds its ``ai_summary``.
     """
 
     title: str
@@ -50,16 +64,42 @@ class ParsedPaper:
     github_repo: str = ""
     project_page: str = ""
     num_comments: int | None = None
+    ai_summary: str = ""
+    categories: tuple[str, ...] = ()
+    comment: str = ""
+    journal_ref: str = ""
+    doi: str = ""
+    version: int | None = None
+    announce_type: str = ""
+    pdf_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """Where a page sits in a longer answer, for fetching the next one.
+
+    The arXiv API (OpenSearch elements): ``total`` results, the ``start`` offset of this
+    page (0-based) and ``per_page`` asked. OAI-PMH: the ``token`` to resume with
+    (``None`` on the last page) and ``total`` when the repository gives
+    ``completeListSize``.
+    """
+
+    total: int | None = None
+    start: int | None = None
+    per_page: int | None = None
+    token: str | None = None
 
 
 @dataclass(slots=True)
 class ParsedPage:
-    """What one page holds: its format (``text``, ``html`` or ``json``), the date the
-    page is for when it shows one, and its papers in page order."""
+    """What one page holds: its format (a name in :data:`digest.formats.FORMATS`), the
+    date the page is for when it shows one, its papers in page order, and its ``paging``
+    when the answer continues on other pages (the arXiv API and OAI-PMH)."""
 
     format: str
     papers: list[ParsedPaper] = field(default_factory=list)
     page_date: date | None = None
+    paging: Paging | None = None
 
 
 _ARXIV_RE = re.compile(

@@ -53,6 +53,15 @@ _WEB_ENCODINGS = frozenset(
 _UTF8_SEQUENCE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )
+# The first element of an XML feed, after the declaration, comments and processing
+# instructions: the root names the arXiv format (a Hugging Face page starts with <html>
+# or <!doctype html>, never with one of these).
+# (A feed with a DTD is still sent to its parser, which refuses it by name.)
+_XML_ROOT = re.compile(
+    r"\s*(?:(?:<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)\s*)*<(OAI-PMH|rss|feed)[\s>]",
+    re.S,
+)
+_XML_FORMATS = {"OAI-PMH": "arxiv_oai", "rss": "arxiv_rss", "feed": "arxiv_api"}
 _TAG_START = re.compile(r"<(?:!doctype|html|head|body|!--|\?xml|[a-z][a-z0-9-]*[\s/>])", re.I)
 
 
@@ -90,13 +99,18 @@ def decode_page(data: bytes, *, source: str, max_bytes: int = MAX_PAGE_BYTES) ->
 
 
 def detect_format(text: str) -> str:
-    """Which parser reads ``text``: ``"json"`` when it starts with ``[`` or ``{``,
-    ``"html"`` when it starts with a doctype, comment, XML declaration or tag, else
-    ``"text"`` (the saved text pages). Leading white space and a BOM are ignored."""
+    """Which parser reads ``text``: ``"json"`` when it starts with ``[`` or ``{``; for
+    markup, by its first element (within the first 4 KiB): ``<OAI-PMH`` is
+    ``"arxiv_oai"``, ``<rss`` is ``"arxiv_rss"``, an Atom ``<feed`` is ``"arxiv_api"``,
+    anything else ``"html"``; else ``"text"`` (the saved text pages). Leading white
+    space and a BOM are ignored."""
     head = text.lstrip("\ufeff \t\r\n\f\v")[:256]
     if head[:1] in ("[", "{"):
         return "json"
     if _TAG_START.match(head):
+        root = _XML_ROOT.match(text.lstrip("\ufeff")[:_DECLARATION_WINDOW])
+        if root is not None:
+            return _XML_FORMATS[root.group(1)]
         return "html"
     return "text"
 

@@ -179,6 +179,7 @@ def _paper_from_item(item: object, *, label: str, source: str, line: int | None)
         github_repo=text("githubRepo"),
         project_page=text("projectPage"),
         num_comments=count("numComments"),
+        ai_summary=text("ai_summary"),
     )
 
 
