@@ -214,7 +214,8 @@ def ranking_chart(
 def dashboard_data(today: date | None = None) -> dict[str, Any]:
     """Everything the dashboard template shows: ``charts`` (daily :class:`BarChart` s),
     ``terms`` (a ranking chart), ``sources`` and ``failed_runs`` (latest failed ingest
-    runs), ``flagged_filters`` and ``hidden_papers`` counts, and ``days``."""
+    runs), ``flagged_filters``, ``hidden_papers``, ``pinned_papers`` and ``failed_digests``
+    (digests ``failed`` in the charts' days) counts, and ``days``."""
     today = today or timezone.localdate()
     days = [today - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
 
@@ -263,6 +264,10 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             IngestRun.objects.filter(status=IngestRun.FAILED).order_by("-started_at")[:5]
         ),
         "flagged_filters": Filter.objects.filter(flagged_for_review=True).count(),
+        # Digests that could not be planned, rendered or sent in the charts' days.
+        "failed_digests": Digest.objects.filter(
+            status=Digest.FAILED, created_at__gte=timezone.now() - timedelta(days=DAYS)
+        ).count(),
         "hidden_papers": Paper.objects.filter(hidden_at__isnull=False).count(),
         "pinned_papers": Paper.objects.pinned().count(),
     }

@@ -368,7 +368,14 @@ class Digest(models.Model):
 
 class DigestItem(models.Model):
     """A paper carried by a digest. Unique per (subscriber, paper): no paper is ever
-    sent twice to the same subscriber."""
+    sent twice to the same subscriber.
+
+    ``reason`` is text of any length: its wording, not the column, keeps it short, so a
+    long reason can never fail the insert of a whole chunk. Planning still cuts it at a
+    word boundary at :attr:`REASON_MAX_CHARS` characters to bound the row.
+    """
+
+    REASON_MAX_CHARS = 1000
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="items")
     subscriber = models.ForeignKey(
@@ -376,7 +383,7 @@ class DigestItem(models.Model):
     )
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="+")
     rank = models.PositiveSmallIntegerField()
-    reason = models.CharField(max_length=500, blank=True)
+    reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["rank"]

@@ -50,10 +50,11 @@ def deliver(
     Only deliverable subscribers whose ``next_digest_at`` has come are planned unless
     ``force`` (the demo and a moderator's "send now" ignore the schedule, never the
     deliverable state); each one's ``next_digest_at`` then moves to the next slot after
-    ``now``. Planned digests of these subscribers still unsent — from this call or an
-    earlier one that was interrupted — are sent too, so running it again finishes what
-    a killed worker left. Returns a result per digest handled, in subscriber order, and
-    ``skipped`` for a subscriber with none.
+    ``now`` — unless their digest row was held by another transaction and is still
+    unplanned: they stay due. Planned digests of these subscribers still unsent — from
+    this call or an earlier one that was interrupted — are sent too, so running it again
+    finishes what a killed worker left. Returns a result per digest handled, in
+    subscriber order, and ``skipped`` for a subscriber with none.
     """
     now = now or timezone.now()
     subscribers = list(Subscriber.objects.filter(pk__in=list(subscriber_ids)).order_by("pk"))
@@ -62,9 +63,13 @@ def deliver(
         s for s in active if force or (s.next_digest_at is not None and s.next_digest_at <= now)
     ]
     planned = plan_digests(served, now)
-    for subscriber in served:
+    # Only a subscriber whose edition is planned (here or by another worker) or failed
+    # moves on. A digest row another transaction held (a moderator's preview, which
+    # rolls back) stays unplanned: its subscriber stays due for the next tick.
+    moved = [s for s in served if _settled(planned[s.pk])]
+    for subscriber in moved:
         subscriber.next_digest_at = subscriber.compute_next_digest_at(now)
-    Subscriber.objects.bulk_update(served, ["next_digest_at"])
+    Subscriber.objects.bulk_update(moved, ["next_digest_at"])
 
     unsent = list(
         Digest.objects.filter(
@@ -101,6 +106,11 @@ def deliver(
     return results
 
 
+def _settled(digest: Digest) -> bool:
+    """Whether the edition's digest no longer needs planning."""
+    return digest.planned_at is not None or digest.status != Digest.PENDING
+
+
 def _result(
     subscriber: Subscriber, digest: Digest, outcome: SendOutcome, counts: dict[int, int]
 ) -> DeliveryResult:
@@ -116,6 +126,8 @@ def _result(
         result.status = "retrying"
     elif digest.status == Digest.EMPTY:
         result.status = "empty"
+    elif digest.status == Digest.FAILED:
+        result.status, result.error = "failed", digest.last_error
     elif digest.pk in outcome.errors:
         result.status = "failed"
     return result

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from digest.delivery.compose import new_message_id
 from digest.delivery.message import digest_message, load_cards, shared_renderer
+from digest.delivery.plan import error_text
 from digest.delivery.render import PaperCard, Renderer
 from digest.models import Digest, DigestItem
 from subscriptions.models import State
@@ -31,6 +32,7 @@ from subscriptions.models import State
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "RenderFailed",
     "SendOutcome",
     "is_transient",
     "resend_digest",
@@ -138,8 +140,10 @@ def _mark_sent(digest_id: int, now: datetime) -> None:
         cursor.execute(_SENT_SQL, [Digest.SENT, now, digest_id])
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
+class RenderFailed(Exception):
+    """A digest's email could not be rendered or composed; the cause is ``__cause__``.
+    Nothing was sent. Trying again cannot help: :func:`send_planned` marks the digest
+    ``failed`` at once."""
 
 
 def send_digest(digest: Digest, connection: BaseEmailBackend) -> bool:
@@ -187,11 +191,15 @@ def _claim_and_send(
         return False
     digest.attempts += 1
     try:
-        message = digest_message(digest, renderer=renderer, papers=papers)
+        try:
+            message = digest_message(digest, renderer=renderer, papers=papers)
+        except Exception as exc:
+            raise RenderFailed(error_text(exc)) from exc
         connection.send_messages([message])
     except Exception as exc:
+        error = str(exc) if isinstance(exc, RenderFailed) else error_text(exc)
         Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
-            status=Digest.PENDING, last_error=_error_text(exc)
+            status=Digest.PENDING, last_error=error
         )
         raise
     log.info(
@@ -234,8 +242,10 @@ def send_planned(
     reached go into ``retry`` (a connection that cannot be opened counts as an attempt
     of each). A digest is ``failed`` and its papers released after
     ``DIGEST_MAX_ATTEMPTS`` attempts, at once when its address is refused, and when its
-    subscriber is no longer active. Any other error is recorded on its digest (back to
-    ``pending``, retried by the beat once the lease passed) and the batch goes on.
+    subscriber is no longer active; at once too when its email cannot be rendered
+    (:class:`RenderFailed`, logged as ``digest_render_failed``). Any other error is
+    recorded on its digest (back to ``pending``, retried by the beat once the lease
+    passed) and the batch goes on.
     """
     outcome = SendOutcome()
     digests = list(
@@ -272,8 +282,22 @@ def send_planned(
                 sent = _claim_and_send(
                     digest, connection, mark, renderer=renderer, papers=papers[digest.pk]
                 )
+            except RenderFailed as exc:
+                error = str(exc)
+                outcome.errors[digest.pk] = error
+                outcome.attempts[digest.pk] = digest.attempts
+                log.error(
+                    "digest_render_failed digest_id=%s subscriber_id=%s error=%s",
+                    digest.pk,
+                    digest.subscriber_id,
+                    error[:500],
+                    exc_info=exc.__cause__,
+                )
+                _give_up([digest.pk], error)
+                outcome.failed.append(digest.pk)
+                continue
             except Exception as exc:
-                error = _error_text(exc)
+                error = error_text(exc)
                 outcome.errors[digest.pk] = error
                 outcome.attempts[digest.pk] = digest.attempts
                 if _refused(exc) or digest.attempts >= settings.DIGEST_MAX_ATTEMPTS:
@@ -305,7 +329,7 @@ def send_planned(
 
 def _charge_attempt(digests: Sequence[Digest], exc: BaseException, outcome: SendOutcome) -> None:
     """Count a failed connection as an attempt of every digest that waited on it."""
-    error = _error_text(exc)
+    error = error_text(exc)
     ids = [d.pk for d in digests]
     Digest.objects.filter(pk__in=ids, status=Digest.PENDING).update(
         attempts=F("attempts") + 1, attempted_at=timezone.now(), last_error=error
