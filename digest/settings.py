@@ -247,6 +247,10 @@ DIGEST_RETRY_BACKOFF_MAX = env_float("DIGEST_RETRY_BACKOFF_MAX", 600.0)
 # Seconds after which a digest left "sending" (its worker died) is sent again, with the
 # same Message-ID. Must be far longer than one message takes to send.
 DIGEST_SENDING_LEASE = env_float("DIGEST_SENDING_LEASE", 900.0)
+# Seconds a worker keeps reconnecting to record a "sent" mark (and claims) after losing
+# its database connection (a failover, a restart, a statement timeout) before it stops
+# the chunk. Far below the lease: a digest still unmarked then is sent again.
+DIGEST_DB_RETRY_SECONDS = env_float("DIGEST_DB_RETRY_SECONDS", min(30.0, DIGEST_SENDING_LEASE / 4))
 
 # --- Celery -----------------------------------------------------------------------
 # With no broker configured every task runs in-process, so the demo needs no server.
@@ -274,6 +278,11 @@ if DIGEST_RETRY_BACKOFF_MAX * 4 > CELERY_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured(
         f"DIGEST_RETRY_BACKOFF_MAX={DIGEST_RETRY_BACKOFF_MAX:g} must be at most a quarter of "
         f"CELERY_VISIBILITY_TIMEOUT={CELERY_VISIBILITY_TIMEOUT}"
+    )
+if DIGEST_DB_RETRY_SECONDS * 2 > DIGEST_SENDING_LEASE:
+    raise ImproperlyConfigured(
+        f"DIGEST_DB_RETRY_SECONDS={DIGEST_DB_RETRY_SECONDS:g} must be at most half of "
+        f"DIGEST_SENDING_LEASE={DIGEST_SENDING_LEASE:g}"
     )
 if DIGEST_SENDING_LEASE <= 2 * EMAIL_TIMEOUT:
     raise ImproperlyConfigured(

@@ -7,7 +7,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from digest.delivery.pipeline import DeliveryResult, deliver, due_subscriber_ids
@@ -81,7 +81,17 @@ def _schedule_retry(digest_ids: list[int], countdown: float) -> None:
     send_planned_digests.apply_async_on_commit((digest_ids,), countdown=countdown)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+# A chunk whose database connection is lost for longer than DIGEST_DB_RETRY_SECONDS runs
+# again a little later on a fresh one (the Celery Django fixup drops the broken one).
+_DB_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": int(settings.DIGEST_RETRY_BACKOFF_MAX),
+    "max_retries": 12,
+}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)
 def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
     """Plan and send the due digests of ``subscriber_ids`` over one mail connection
     (:func:`~digest.delivery.pipeline.deliver`); digests that met a transient error are retried by
@@ -89,7 +99,8 @@ def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
     ``empty``, ``skipped``, ``already``, ``retrying``, ``failed``).
 
     Acknowledged only after it ran, and requeued if its worker dies: running it again
-    sends what is still unsent and nothing twice.
+    sends what is still unsent and nothing twice. Run again after a backoff when the
+    database stays unreachable past ``DIGEST_DB_RETRY_SECONDS``.
     """
     results = deliver(subscriber_ids)
     retry = [r for r in results if r.status == "retrying"]
@@ -99,7 +110,7 @@ def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
     return _counts(results)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)
 def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
     """Send planned digests by id (a retry, or digests a dead worker left); schedules
     its own retry for those that meet a transient error. Returns counts by outcome."""

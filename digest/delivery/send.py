@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import random
 import smtplib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db import connection as db
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -49,7 +51,10 @@ _CLAIM_SQL = (
     f"UPDATE {_TABLE} SET status = %s, attempts = attempts + 1, attempted_at = %s "
     f"WHERE id = %s AND (status = %s OR (status = %s AND attempted_at < %s))"
 )
-_SENT_SQL = f"UPDATE {_TABLE} SET status = %s, sent_at = %s, last_error = '' WHERE id = %s"
+_SENT_ONE_SQL = f"UPDATE {_TABLE} SET status = %s, sent_at = %s, last_error = '' WHERE id = %s"
+_SENT_SQL = (  # PostgreSQL: every digest of a list
+    f"UPDATE {_TABLE} SET status = %s, sent_at = %s, last_error = '' WHERE id = ANY(%s)"
+)
 # PostgreSQL runs both in one statement: the sent mark of the digest sent last, then the
 # claim of the next (a data-modifying WITH runs whatever the outer statement updates).
 _SENT_AND_CLAIM_SQL = f"WITH sent AS ({_SENT_SQL}) {_CLAIM_SQL}"
@@ -109,35 +114,95 @@ def _lease_start() -> datetime:
     return timezone.now() - timedelta(seconds=settings.DIGEST_SENDING_LEASE)
 
 
-def _claim(digest_id: int, now: datetime, *, sent: int | None = None) -> bool:
+def _claim(digest_id: int, now: datetime, *, sent: Sequence[int] = ()) -> bool:
     """Claim a digest to send it: one UPDATE of a row that is ``pending``, or ``sending``
     past the lease (the worker that claimed it died), to ``sending``, counting the
     attempt. True when this caller won the row.
 
-    ``sent`` is a digest this caller sent just before and has not marked yet: it is
-    marked ``sent`` in the same commit, whether or not the claim is won, so a batch pays
-    one commit per digest.
+    ``sent`` are digests this caller sent and has not marked yet: they are marked
+    ``sent`` in the same commit, whether or not the claim is won, so a batch pays one
+    commit per digest.
+
+    When the database connection is lost, or the statement is cancelled (a failover, a
+    restart, a statement timeout), nobody knows whether it committed. The marks are
+    recorded again on a fresh connection (they are idempotent) and the claim is tried
+    again; a claim that had committed is recognised as this caller's by its
+    ``attempted_at``, which is ``now`` to the microsecond (:func:`_reconnecting`).
     """
+    try:
+        return _claim_once(digest_id, now, sent)
+    except (OperationalError, InterfaceError) as exc:
+        if db.in_atomic_block:
+            raise
+        _connection_lost(exc, "claim")
+    if sent:
+        _reconnecting(lambda: _mark_sent(sent, now), "sent mark")
+
+    def claim_or_recognise() -> bool:
+        if _claim_once(digest_id, now, ()):
+            return True
+        row = Digest.objects.filter(pk=digest_id).values_list("status", "attempted_at").first()
+        return row == (Digest.SENDING, now)
+
+    return _reconnecting(claim_or_recognise, "claim")
+
+
+def _claim_once(digest_id: int, now: datetime, sent: Sequence[int]) -> bool:
     claim: list[str | int | datetime] = [
         *(Digest.SENDING, now, digest_id, Digest.PENDING, Digest.SENDING, _lease_start())
     ]
-    if sent is None:
+    if not sent:
         with db.cursor() as cursor:
             cursor.execute(_CLAIM_SQL, claim)
             return cursor.rowcount == 1
     if db.vendor == "postgresql":
         with db.cursor() as cursor:
-            cursor.execute(_SENT_AND_CLAIM_SQL, [Digest.SENT, now, sent, *claim])
+            cursor.execute(_SENT_AND_CLAIM_SQL, [Digest.SENT, now, list(sent), *claim])
             return cursor.rowcount == 1
     with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute(_SENT_SQL, [Digest.SENT, now, sent])
+        cursor.executemany(_SENT_ONE_SQL, [(Digest.SENT, now, pk) for pk in sent])
         cursor.execute(_CLAIM_SQL, claim)
         return cursor.rowcount == 1
 
 
-def _mark_sent(digest_id: int, now: datetime) -> None:
+def _mark_sent(digest_ids: Sequence[int], now: datetime) -> None:
     with db.cursor() as cursor:
-        cursor.execute(_SENT_SQL, [Digest.SENT, now, digest_id])
+        if db.vendor == "postgresql":
+            cursor.execute(_SENT_SQL, [Digest.SENT, now, list(digest_ids)])
+        else:
+            cursor.executemany(_SENT_ONE_SQL, [(Digest.SENT, now, pk) for pk in digest_ids])
+
+
+_T = TypeVar("_T")
+
+
+def _connection_lost(exc: BaseException, during: str) -> None:
+    """Log a lost connection and drop it: Django opens a fresh one for the next query."""
+    log.warning("db_connection_lost during=%s error=%s", during, error_text(exc)[:300])
+    try:
+        db.close()
+    except Exception:  # the connection is already gone; closing it cannot fail worse
+        log.debug("closing the database connection failed", exc_info=True)
+
+
+def _reconnecting(action: Callable[[], _T], during: str) -> _T:
+    """``action()``, run again on a fresh database connection while the connection is
+    lost or the statement cancelled (``OperationalError``, ``InterfaceError``: a
+    failover, a restart, a pooler dropping it, a statement timeout), waiting 0.05 s
+    doubling to 2 s between tries, for at most ``DIGEST_DB_RETRY_SECONDS``; then the
+    error propagates. ``action`` must be safe to repeat. Inside a transaction nothing can
+    be retried (the transaction is lost): the error propagates at once."""
+    deadline = time.monotonic() + settings.DIGEST_DB_RETRY_SECONDS
+    wait = 0.05
+    while True:
+        try:
+            return action()
+        except (OperationalError, InterfaceError) as exc:
+            if db.in_atomic_block or time.monotonic() + wait > deadline:
+                raise
+            _connection_lost(exc, during)
+            time.sleep(wait)
+            wait = min(wait * 2, 2.0)
 
 
 class RenderFailed(Exception):
@@ -162,17 +227,26 @@ def send_digest(digest: Digest, connection: BaseEmailBackend) -> bool:
 
 
 class _SentMark:
-    """The digest a batch sent last whose ``sent`` mark has not committed yet: the next
-    claim commits it (:func:`_claim`), or :meth:`flush`. That commit ends the
-    double-send window of the digest (see the module docstring)."""
+    """The digests a batch sent whose ``sent`` mark has not committed yet: the next
+    claim commits them (:func:`_claim`), or :meth:`flush`. That commit ends the
+    double-send window of each (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.digest_id: int | None = None
+        self.digest_ids: list[int] = []
 
     def flush(self) -> None:
-        if self.digest_id is not None:
-            _mark_sent(self.digest_id, timezone.now())
-            self.digest_id = None
+        """Record the pending marks, on a fresh connection if the current one is lost.
+        When even that fails (the database is away longer than
+        ``DIGEST_DB_RETRY_SECONDS``), logs ``digest_sent_unmarked`` with the ids — those
+        digests are sent again once their lease passes — and raises."""
+        if not self.digest_ids:
+            return
+        try:
+            _reconnecting(lambda: _mark_sent(self.digest_ids, timezone.now()), "sent mark")
+        except Exception:
+            log.error("digest_sent_unmarked digest_ids=%s", self.digest_ids)
+            raise
+        self.digest_ids = []
 
 
 def _claim_and_send(
@@ -185,21 +259,26 @@ def _claim_and_send(
 ) -> bool:
     """:func:`send_digest`, leaving the digest's sent mark to ``mark``; the claim
     commits the mark ``mark`` held before."""
-    won = _claim(digest.pk, timezone.now(), sent=mark.digest_id)
-    mark.digest_id = None
+    won = _claim(digest.pk, timezone.now(), sent=mark.digest_ids)
+    mark.digest_ids = []
     if not won:
         return False
     digest.attempts += 1
     try:
         try:
             message = digest_message(digest, renderer=renderer, papers=papers)
+        except DatabaseError:
+            raise
         except Exception as exc:
             raise RenderFailed(error_text(exc)) from exc
         connection.send_messages([message])
     except Exception as exc:
         error = str(exc) if isinstance(exc, RenderFailed) else error_text(exc)
-        Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
-            status=Digest.PENDING, last_error=error
+        _reconnecting(
+            lambda: Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
+                status=Digest.PENDING, last_error=error
+            ),
+            "release",
         )
         raise
     log.info(
@@ -208,17 +287,23 @@ def _claim_and_send(
         digest.subscriber_id,
         digest.attempts,
     )
-    mark.digest_id = digest.pk
+    mark.digest_ids = [digest.pk]
     return True
 
 
 def _give_up(digest_ids: Sequence[int], error: str) -> None:
     """Mark digests ``failed`` and release their papers for a later digest."""
-    with transaction.atomic():
-        Digest.objects.filter(pk__in=digest_ids).exclude(status=Digest.SENT).update(
-            status=Digest.FAILED, last_error=error[:2000]
-        )
-        DigestItem.objects.filter(digest_id__in=digest_ids, digest__status=Digest.FAILED).delete()
+
+    def give_up() -> None:
+        with transaction.atomic():
+            Digest.objects.filter(pk__in=digest_ids).exclude(status=Digest.SENT).update(
+                status=Digest.FAILED, last_error=error[:2000]
+            )
+            DigestItem.objects.filter(
+                digest_id__in=digest_ids, digest__status=Digest.FAILED
+            ).delete()
+
+    _reconnecting(give_up, "give up")
     log.warning("digests_failed digest_ids=%s error=%s", list(digest_ids), error[:200])
 
 
@@ -296,6 +381,10 @@ def send_planned(
                 _give_up([digest.pk], error)
                 outcome.failed.append(digest.pk)
                 continue
+            except DatabaseError:
+                # The database is away for longer than DIGEST_DB_RETRY_SECONDS: stop the
+                # chunk (its task is retried); the digests not reached stay pending.
+                raise
             except Exception as exc:
                 error = error_text(exc)
                 outcome.errors[digest.pk] = error
