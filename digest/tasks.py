@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from digest.delivery.pipeline import DeliveryResult, deliver, due_subscriber_ids
-from digest.delivery.send import retry_countdown, send_planned, stale_digest_ids
+from digest.delivery.pipeline import DeliveryResult, claim_due_subscribers, deliver
+from digest.delivery.send import claim_stale_digests, retry_countdown, send_planned
 from digest.ingest import sources
 from digest.ingest.store import ingest_source
 
@@ -53,21 +53,29 @@ def fetch_source(source_id: int) -> dict[str, object] | None:
 
 @shared_task
 def send_due_digests() -> int:
-    """The beat's tick: enqueue the due subscribers in chunks of ``DIGEST_CHUNK_SIZE``
-    (one task per chunk, never one per subscriber), and hand the planned digests no
-    worker is looking after (:func:`~digest.delivery.send.stale_digest_ids`) back to
-    ``send_planned_digests``. Tasks are enqueued once the transaction commits.
-    Returns how many subscribers were due."""
+    """The beat's tick: claim the due subscribers in chunks of ``DIGEST_CHUNK_SIZE``
+    (:func:`~digest.delivery.pipeline.claim_due_subscribers`) and enqueue one
+    ``send_digests`` task per chunk (never one per subscriber) once its claim commits;
+    claim the planned digests no worker is looking after
+    (:func:`~digest.delivery.send.claim_stale_digests`) and hand them back to
+    ``send_planned_digests``. Returns how many subscribers were claimed."""
     size = settings.DIGEST_CHUNK_SIZE
-    due = list(due_subscriber_ids(timezone.now()))
-    for start in range(0, len(due), size):
-        send_digests.delay_on_commit(due[start : start + size])
-    stale = stale_digest_ids()
+    now = timezone.now()
+    claimed = 0
+    while True:
+        with transaction.atomic():
+            chunk = claim_due_subscribers(now, size)
+            if chunk:
+                send_digests.delay_on_commit(chunk)
+        claimed += len(chunk)
+        if len(chunk) < size:
+            break
+    stale = claim_stale_digests(now)
     for start in range(0, len(stale), size):
         send_planned_digests.delay_on_commit(stale[start : start + size])
     if stale:
         log.warning("stale_digests_resent count=%s", len(stale))
-    return len(due)
+    return claimed
 
 
 def _counts(results: list[DeliveryResult]) -> dict[str, int]:

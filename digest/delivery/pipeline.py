@@ -6,8 +6,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import Count
 from django.utils import timezone
@@ -19,7 +20,7 @@ from subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeliveryResult", "deliver", "due_subscriber_ids"]
+__all__ = ["DeliveryResult", "claim_due_subscribers", "deliver", "due_subscriber_ids"]
 
 
 @dataclass
@@ -70,6 +71,9 @@ def deliver(
     for subscriber in moved:
         subscriber.next_digest_at = subscriber.compute_next_digest_at(now)
     Subscriber.objects.bulk_update(moved, ["next_digest_at"])
+    waiting = [s.pk for s in served if not _settled(planned[s.pk])]
+    if waiting:  # due again at the next tick, not when the tick's claim runs out
+        Subscriber.objects.filter(pk__in=waiting).update(claimed_until=None)
 
     unsent = list(
         Digest.objects.filter(
@@ -138,3 +142,24 @@ def due_subscriber_ids(now: datetime) -> Sequence[int]:
     return list(
         Subscriber.objects.due(now).order_by("next_digest_at", "pk").values_list("pk", flat=True)
     )
+
+
+def claim_due_subscribers(now: datetime, limit: int) -> list[int]:
+    """Claim up to ``limit`` of the subscribers due at ``now``, oldest due first, and
+    return their ids; call it inside the transaction that enqueues them.
+
+    A claim sets ``claimed_until`` to ``now`` + ``DIGEST_DUE_LEASE``: until then the
+    subscriber is not due to another tick (:meth:`SubscriberQuerySet.due`), so a backlog
+    longer than one tick is enqueued once; if the chunk's task is lost, the subscriber
+    is due again when the claim runs out. Rows locked by another transaction are
+    skipped (``SKIP LOCKED``), as claimed ones; the chunk task moves ``next_digest_at``.
+    """
+    until = now + timedelta(seconds=settings.DIGEST_DUE_LEASE)
+    ids = list(
+        Subscriber.objects.due(now)
+        .order_by("next_digest_at", "pk")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", flat=True)[:limit]
+    )
+    Subscriber.objects.filter(pk__in=ids).update(claimed_until=until)
+    return ids

@@ -41,6 +41,7 @@ __all__ = [
     "retry_countdown",
     "send_digest",
     "send_planned",
+    "claim_stale_digests",
     "stale_digest_ids",
 ]
 
@@ -441,21 +442,40 @@ def _charge_attempt(digests: Sequence[Digest], exc: BaseException, outcome: Send
     )
 
 
+def _stale(cutoff: datetime) -> Q:
+    return (
+        Q(status=Digest.SENDING, attempted_at__lt=cutoff)
+        | Q(status=Digest.PENDING, attempted_at__lt=cutoff)
+        | Q(status=Digest.PENDING, attempted_at__isnull=True, planned_at__lt=cutoff)
+    )
+
+
 def stale_digest_ids() -> list[int]:
     """Planned digests that no worker is looking after: ``sending`` past the lease (its
-    worker died) or ``pending`` with no attempt within the lease (its task was lost).
-    The beat hands them to :func:`send_planned` again."""
-    cutoff = _lease_start()
+    worker died) or ``pending`` with no attempt within the lease (its task was lost)."""
     return list(
         Digest.objects.filter(planned_at__isnull=False)
-        .filter(
-            Q(status=Digest.SENDING, attempted_at__lt=cutoff)
-            | Q(status=Digest.PENDING, attempted_at__lt=cutoff)
-            | Q(status=Digest.PENDING, attempted_at__isnull=True, planned_at__lt=cutoff)
-        )
+        .filter(_stale(_lease_start()))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+
+
+def claim_stale_digests(now: datetime) -> list[int]:
+    """Claim the :func:`stale_digest_ids` for the beat to hand to :func:`send_planned`
+    again: each goes (back) to ``pending`` with ``attempted_at`` = ``now``, so it is not
+    stale again for a lease and the next tick does not enqueue it twice; its claim to
+    send is still :func:`_claim`'s. Returns their ids."""
+    with transaction.atomic():
+        ids = list(
+            Digest.objects.filter(planned_at__isnull=False)
+            .filter(_stale(_lease_start()))
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        Digest.objects.filter(pk__in=ids).update(status=Digest.PENDING, attempted_at=now)
+    return ids
 
 
 def resend_digest(digest: Digest, *, connection: BaseEmailBackend | None = None) -> bool:
