@@ -247,6 +247,9 @@ DIGEST_RETRY_BACKOFF_MAX = env_float("DIGEST_RETRY_BACKOFF_MAX", 600.0)
 # Seconds after which a digest left "sending" (its worker died) is sent again, with the
 # same Message-ID. Must be far longer than one message takes to send.
 DIGEST_SENDING_LEASE = env_float("DIGEST_SENDING_LEASE", 900.0)
+# Messages a sending worker process keeps in flight, each over a mail connection of its
+# own thread: an ESP answers in 50-200 ms, so one connection caps a worker near 10/s.
+DIGEST_SEND_CONCURRENCY = env_int("DIGEST_SEND_CONCURRENCY", 16)
 # Seconds the beat's claim on a due subscriber lasts: a chunk not run by then (its task
 # lost) is enqueued again. Longer than a chunk can wait in the queue behind a backlog.
 DIGEST_DUE_LEASE = env_float("DIGEST_DUE_LEASE", 3600.0)

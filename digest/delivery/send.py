@@ -7,17 +7,20 @@ double-send window) and how errors are retried.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import smtplib
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db import connection as db
@@ -274,13 +277,7 @@ def _claim_and_send(
             raise RenderFailed(error_text(exc)) from exc
         connection.send_messages([message])
     except Exception as exc:
-        error = str(exc) if isinstance(exc, RenderFailed) else error_text(exc)
-        _reconnecting(
-            lambda: Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
-                status=Digest.PENDING, last_error=error
-            ),
-            "release",
-        )
+        _release(digest, str(exc) if isinstance(exc, RenderFailed) else error_text(exc))
         raise
     log.info(
         "digest_sent digest_id=%s subscriber_id=%s attempts=%s",
@@ -315,23 +312,114 @@ def _close_quietly(connection: BaseEmailBackend) -> None:
         log.debug("closing the mail connection failed", exc_info=True)
 
 
+class _Senders:
+    """Up to ``size`` messages in flight: each sent by a thread with a mail connection of
+    its own (a connection is not thread-safe), kept open for the batch. With ``size``
+    1, or a ``connection`` given by the caller, each message is sent at once in the
+    calling thread over that one connection.
+
+    Only mail crosses threads: claims, marks and rendering stay in the calling thread,
+    on its database connection. Finished sends come back from :meth:`finished` and
+    :meth:`wait` as ``(digest, error or None)``.
+    """
+
+    def __init__(self, size: int, connection: BaseEmailBackend | None) -> None:
+        self.size = 1 if connection is not None else max(1, size)
+        self.first = connection or get_connection()
+        self.in_flight = 0
+        self._done: queue.SimpleQueue[tuple[Digest, BaseException | None]] = queue.SimpleQueue()
+        self._opened: list[BaseEmailBackend] = []
+        self._spare = [self.first]
+        self._local = threading.local()
+        self._pool = (
+            ThreadPoolExecutor(self.size, thread_name_prefix="send") if self.size > 1 else None
+        )
+
+    def open(self) -> None:
+        """Open the first connection here: a server that refuses it fails the batch
+        before any digest is claimed."""
+        self.first.open()
+        self._opened.append(self.first)
+
+    def submit(self, digest: Digest, message: EmailMultiAlternatives) -> None:
+        self.in_flight += 1
+        if self._pool is None:
+            self._send(digest, message, self.first)
+        else:
+            self._pool.submit(self._send_in_thread, digest, message)
+
+    def _send_in_thread(self, digest: Digest, message: EmailMultiAlternatives) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = self._spare.pop()  # the one opened by open()
+            except IndexError:
+                connection = get_connection()
+                try:
+                    connection.open()
+                except BaseException as exc:
+                    self._done.put((digest, exc))
+                    return
+                self._opened.append(connection)  # list.append is atomic
+            self._local.connection = connection
+        self._send(digest, message, connection)
+
+    def _send(
+        self, digest: Digest, message: EmailMultiAlternatives, connection: BaseEmailBackend
+    ) -> None:
+        try:
+            connection.send_messages([message])
+        except BaseException as exc:
+            self._done.put((digest, exc))
+        else:
+            self._done.put((digest, None))
+
+    def finished(self) -> list[tuple[Digest, BaseException | None]]:
+        """The sends that finished since the last call, without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(out)
+        return out
+
+    def wait(self) -> tuple[Digest, BaseException | None]:
+        """The next send to finish, waiting for it."""
+        result = self._done.get()
+        self.in_flight -= 1
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for connection in self._opened:
+            _close_quietly(connection)
+
+
 def send_planned(
     digest_ids: Iterable[int],
     *,
     connection: BaseEmailBackend | None = None,
     renderer: Renderer | None = None,
+    concurrency: int | None = None,
 ) -> SendOutcome:
-    """Send the planned, unsent digests among ``digest_ids`` over one mail connection.
+    """Send the planned, unsent digests among ``digest_ids``, up to ``concurrency``
+    (``DIGEST_SEND_CONCURRENCY``) messages in flight, each over a mail connection of
+    its own thread; over ``connection`` alone, one at a time, when one is given.
 
-    Digests already sent, or being sent by a live worker, are left alone (``already``).
-    A transient error stops the batch: the digest that met it and every digest not yet
-    reached go into ``retry`` (a connection that cannot be opened counts as an attempt
-    of each). A digest is ``failed`` and its papers released after
-    ``DIGEST_MAX_ATTEMPTS`` attempts, at once when its address is refused, and when its
-    subscriber is no longer active; at once too when its email cannot be rendered
-    (:class:`RenderFailed`, logged as ``digest_render_failed``). Any other error is
-    recorded on its digest (back to ``pending``, retried by the beat once the lease
-    passed) and the batch goes on.
+    Each digest is claimed before its message is handed to a sender and marked ``sent``
+    after the server accepted it (with the next claim, or at the end). Digests already
+    sent, or being sent by a live worker, are left alone (``already``). A transient
+    error stops the batch: no digest is claimed after it; the digests that met one and
+    every digest not yet reached go into ``retry`` (a first connection that cannot be
+    opened counts as an attempt of each); sends already in flight finish. A digest is
+    ``failed`` and its papers released after ``DIGEST_MAX_ATTEMPTS`` attempts, at once
+    when its address is refused, and when its subscriber is no longer active; at once
+    too when its email cannot be rendered (:class:`RenderFailed`, logged as
+    ``digest_render_failed``). Any other error is recorded on its digest (back to
+    ``pending``, retried by the beat once the lease passed) and the batch goes on.
     """
     outcome = SendOutcome()
     digests = list(
@@ -353,68 +441,122 @@ def send_planned(
     papers = load_cards(d.pk for d in digests)
     renderer = renderer or shared_renderer()
     renderer.prepare(card for cards in papers.values() for card, _ in cards)
-    connection = connection or get_connection()
+    size = settings.DIGEST_SEND_CONCURRENCY if concurrency is None else concurrency
+    senders = _Senders(min(size, len(digests)), connection)
     try:
-        connection.open()
+        senders.open()
     except Exception as exc:
+        senders.close()
         if not is_transient(exc):
             raise
         _charge_attempt(digests, exc, outcome)
         return outcome
-    mark = _SentMark()
+    batch = _Batch(outcome)
     try:
         for index, digest in enumerate(digests):
-            try:
-                sent = _claim_and_send(
-                    digest, connection, mark, renderer=renderer, papers=papers[digest.pk]
-                )
-            except RenderFailed as exc:
-                error = str(exc)
-                outcome.errors[digest.pk] = error
-                outcome.attempts[digest.pk] = digest.attempts
-                log.error(
-                    "digest_render_failed digest_id=%s subscriber_id=%s error=%s",
-                    digest.pk,
-                    digest.subscriber_id,
-                    error[:500],
-                    exc_info=exc.__cause__,
-                )
-                _give_up([digest.pk], error)
-                outcome.failed.append(digest.pk)
+            for done in senders.finished():
+                batch.settle(*done)
+            while senders.in_flight >= senders.size and not batch.stop:
+                batch.settle(*senders.wait())
+            if batch.stop:
+                outcome.retry += [d.pk for d in digests[index:]]
+                break
+            won = _claim(digest.pk, timezone.now(), sent=batch.mark.digest_ids)
+            batch.mark.digest_ids = []
+            if not won:
+                outcome.already.append(digest.pk)
                 continue
+            digest.attempts += 1
+            try:
+                message = digest_message(digest, renderer=renderer, papers=papers[digest.pk])
             except DatabaseError:
-                # The database is away for longer than DIGEST_DB_RETRY_SECONDS: stop the
-                # chunk (its task is retried); the digests not reached stay pending.
                 raise
             except Exception as exc:
-                error = error_text(exc)
-                outcome.errors[digest.pk] = error
-                outcome.attempts[digest.pk] = digest.attempts
-                if _refused(exc) or digest.attempts >= settings.DIGEST_MAX_ATTEMPTS:
-                    _give_up([digest.pk], error)
-                    outcome.failed.append(digest.pk)
-                elif is_transient(exc):
-                    # The connection is likely broken: retry this one and the rest later.
-                    outcome.retry = [d.pk for d in digests[index:]]
-                    outcome.retry_in = retry_countdown(digest.attempts)
-                    log.warning(
-                        "digest_send_retry digest_id=%s attempts=%s error=%s retry_in=%.1f",
-                        digest.pk,
-                        digest.attempts,
-                        error,
-                        outcome.retry_in,
-                    )
-                    break
-                else:
-                    log.exception("digest_send_error digest_id=%s", digest.pk)
+                batch.render_failed(digest, exc)
                 continue
-            (outcome.sent if sent else outcome.already).append(digest.pk)
+            senders.submit(digest, message)
     finally:
         try:
-            mark.flush()
+            while senders.in_flight:
+                batch.settle(*senders.wait())
+            batch.mark.flush()
         finally:
-            _close_quietly(connection)
+            senders.close()
+    outcome.sent.sort()
+    outcome.retry.sort()
+    if outcome.retry:
+        outcome.retry_in = retry_countdown(max(batch.retry_attempts, default=1))
     return outcome
+
+
+class _Batch:
+    """What :func:`send_planned` does with each finished send, in the calling thread."""
+
+    def __init__(self, outcome: SendOutcome) -> None:
+        self.outcome = outcome
+        self.mark = _SentMark()
+        self.stop = False  # a transient error: claim nothing more
+        self.retry_attempts: list[int] = []
+
+    def settle(self, digest: Digest, exc: BaseException | None) -> None:
+        outcome = self.outcome
+        if exc is None:
+            log.info(
+                "digest_sent digest_id=%s subscriber_id=%s attempts=%s",
+                digest.pk,
+                digest.subscriber_id,
+                digest.attempts,
+            )
+            self.mark.digest_ids.append(digest.pk)
+            outcome.sent.append(digest.pk)
+            return
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit in a sender
+            raise exc
+        error = error_text(exc)
+        _release(digest, error)
+        outcome.errors[digest.pk] = error
+        outcome.attempts[digest.pk] = digest.attempts
+        if _refused(exc) or digest.attempts >= settings.DIGEST_MAX_ATTEMPTS:
+            _give_up([digest.pk], error)
+            outcome.failed.append(digest.pk)
+        elif is_transient(exc):
+            # The connection is likely broken: retry this one and the rest later.
+            self.stop = True
+            outcome.retry.append(digest.pk)
+            self.retry_attempts.append(digest.attempts)
+            log.warning(
+                "digest_send_retry digest_id=%s attempts=%s error=%s",
+                digest.pk,
+                digest.attempts,
+                error,
+            )
+        else:
+            log.error("digest_send_error digest_id=%s", digest.pk, exc_info=exc)
+
+    def render_failed(self, digest: Digest, exc: Exception) -> None:
+        error = error_text(exc)
+        _release(digest, error)
+        self.outcome.errors[digest.pk] = error
+        self.outcome.attempts[digest.pk] = digest.attempts
+        log.error(
+            "digest_render_failed digest_id=%s subscriber_id=%s error=%s",
+            digest.pk,
+            digest.subscriber_id,
+            error[:500],
+            exc_info=exc,
+        )
+        _give_up([digest.pk], error)
+        self.outcome.failed.append(digest.pk)
+
+
+def _release(digest: Digest, error: str) -> None:
+    """Put a claimed digest that was not sent back to ``pending``, with its error."""
+    _reconnecting(
+        lambda: Digest.objects.filter(pk=digest.pk, status=Digest.SENDING).update(
+            status=Digest.PENDING, last_error=error
+        ),
+        "release",
+    )
 
 
 def _charge_attempt(digests: Sequence[Digest], exc: BaseException, outcome: SendOutcome) -> None:
