@@ -101,7 +101,7 @@ _DB_RETRY = {
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)
 def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
-    """Plan and send the due digests of ``subscriber_ids`` over one mail connection
+    """Plan and send the due digests of ``subscriber_ids``, many in flight
     (:func:`~digest.delivery.pipeline.deliver`); digests that met a transient error are retried by
     ``send_planned_digests`` after a backoff. Returns counts by outcome (``sent``,
     ``empty``, ``skipped``, ``already``, ``retrying``, ``failed``).

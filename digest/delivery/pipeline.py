@@ -46,7 +46,8 @@ def deliver(
     force: bool = False,
     connection: BaseEmailBackend | None = None,
 ) -> list[DeliveryResult]:
-    """Plan and send the digests of ``subscriber_ids`` over one mail connection.
+    """Plan and send the digests of ``subscriber_ids`` (:func:`send_planned`: up to
+    ``DIGEST_SEND_CONCURRENCY`` in flight, or one at a time over ``connection``).
 
     Only deliverable subscribers whose ``next_digest_at`` has come are planned unless
     ``force`` (the demo and a moderator's "send now" ignore the schedule, never the
