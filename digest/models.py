@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
 
+from django.conf import settings
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models, transaction
 from django.utils import timezone
@@ -364,6 +365,13 @@ class Digest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber} {self.period}"
+
+
+def archive_cutoff(now: datetime | None = None) -> datetime:
+    """The oldest send time whose digests keep their papers (``DIGEST_ARCHIVE_DAYS``):
+    older digests are pruned of them (:mod:`digest.delivery.retention`), so the "view in
+    browser" page and the feed show only newer ones."""
+    return (now or timezone.now()) - timedelta(days=settings.DIGEST_ARCHIVE_DAYS)
 
 
 class DigestItem(models.Model):

@@ -250,6 +250,9 @@ DIGEST_SENDING_LEASE = env_float("DIGEST_SENDING_LEASE", 900.0)
 # Messages a sending worker process keeps in flight, each over a mail connection of its
 # own thread: an ESP answers in 50-200 ms, so one connection caps a worker near 10/s.
 DIGEST_SEND_CONCURRENCY = env_int("DIGEST_SEND_CONCURRENCY", 16)
+# Days a digest keeps its papers (DigestItem rows) for the "view in browser" page and
+# the feed; older ones are pruned nightly, except papers still in the candidate window.
+DIGEST_ARCHIVE_DAYS = env_int("DIGEST_ARCHIVE_DAYS", 90)
 # Seconds the beat's claim on a due subscriber lasts: a chunk not run by then (its task
 # lost) is enqueued again. Longer than a chunk can wait in the queue behind a backlog.
 DIGEST_DUE_LEASE = env_float("DIGEST_DUE_LEASE", 3600.0)
@@ -304,6 +307,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "digest.tasks.ingest_sources",
         "schedule": float(env_int("INGEST_SOURCES_EVERY", 900)),
     },
+    "prune-digest-items": {
+        "task": "digest.tasks.prune_digest_items",
+        "schedule": float(env_int("PRUNE_DIGEST_ITEMS_EVERY", 24 * 3600)),
+    },
     # Each Source (managed in the admin) has its own interval; this finds the due ones.
     "fetch-due-sources": {
         "task": "digest.tasks.fetch_due_sources",
@@ -323,6 +330,7 @@ CELERY_TASK_ROUTES = {
     "digest.tasks.send_due_digests": {"queue": "matching"},
     "digest.tasks.send_digests": {"queue": "sending"},
     "digest.tasks.send_planned_digests": {"queue": "sending"},
+    "digest.tasks.prune_digest_items": {"queue": "matching"},
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

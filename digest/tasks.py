@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from digest.delivery import retention
 from digest.delivery.pipeline import DeliveryResult, claim_due_subscribers, deliver
 from digest.delivery.send import claim_stale_digests, retry_countdown, send_planned
 from digest.ingest import sources
@@ -131,3 +132,10 @@ def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
         "failed": len(outcome.failed),
         "retrying": len(outcome.retry),
     }
+
+
+@shared_task
+def prune_digest_items() -> int:
+    """The nightly pruning of old digests' papers
+    (:func:`~digest.delivery.retention.prune_digest_items`); returns how many went."""
+    return retention.prune_digest_items()
