@@ -37,5 +37,6 @@ Modules, in the order a digest meets them:
 * :mod:`~digest.delivery.send` — claim-then-send over one mail connection, retries;
 * :mod:`~digest.delivery.pipeline` — the bodies of the Celery tasks in :mod:`digest.tasks`;
 * :mod:`~digest.delivery.preview` — a moderator's preview of a subscriber's next digest;
-* :mod:`~digest.delivery.tracking` — bounces and complaints from the ESP's webhooks.
+* :mod:`~digest.delivery.tracking` — bounces and complaints from the ESP's webhooks;
+* :mod:`~digest.delivery.retention` — old digests' papers pruned on a schedule.
 """
