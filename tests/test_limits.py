@@ -82,6 +82,15 @@ def test_a_subscriber_at_every_declared_limit_gets_their_digest(outbox: Path) ->
     heavy.topics.add(*topics)  # every topic
     others = [make_subscriber(f"r{n}@example.org", [WORDS[n % 3]]) for n in range(5)]
 
+    # The moderator's preview of that digest works as delivery will.
+    page = moderator_client().get(
+        reverse("admin:subscriptions_subscriber_preview", args=[heavy.pk])
+    )
+    assert page.status_code == 200
+    preview = page.context["preview"]
+    assert preview.status == "pending" and len(preview.papers) == len(papers)
+    assert all(0 < len(reason) <= DigestItem.REASON_MAX_CHARS for _, reason in preview.papers)
+
     results = deliver([heavy.pk, *(s.pk for s in others)])
 
     assert {r.email: r.status for r in results} == {
