@@ -24,7 +24,7 @@ from tests.support.workers import broker, celery_worker, purge_broker, wait_for
 from .conftest import PAGE_004, make_subscriber
 
 FILTERS = ["transformer", "model", "neural", "brain", "mamba"]
-LATENCY = 0.1  # seconds the server takes to accept each message, as an ESP does
+LATENCY = 0.2  # seconds the server takes to accept each message, as a slow ESP does
 
 
 def planned(n: int) -> list[int]:

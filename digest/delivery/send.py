@@ -438,6 +438,8 @@ def send_planned(
         _give_up([d.pk for d in gone], "the subscriber is no longer active")
         outcome.failed += [d.pk for d in gone]
         digests = [d for d in digests if d.subscriber.state == State.ACTIVE]
+        if not digests:
+            return outcome
     papers = load_cards(d.pk for d in digests)
     renderer = renderer or shared_renderer()
     renderer.prepare(card for cards in papers.values() for card, _ in cards)
