@@ -72,9 +72,12 @@ def deliver(
     for subscriber in moved:
         subscriber.next_digest_at = subscriber.compute_next_digest_at(now)
     Subscriber.objects.bulk_update(moved, ["next_digest_at"])
-    waiting = [s.pk for s in served if not _settled(planned[s.pk])]
-    if waiting:  # due again at the next tick, not when the tick's claim runs out
-        Subscriber.objects.filter(pk__in=waiting).update(claimed_until=None)
+    # The tick's claims are done with: whoever is still due (a digest row held
+    # elsewhere, a schedule changed meanwhile) is due again at the next tick, not when
+    # the claim runs out.
+    Subscriber.objects.filter(
+        pk__in=[s.pk for s in subscribers], claimed_until__isnull=False
+    ).update(claimed_until=None)
 
     unsent = list(
         Digest.objects.filter(
