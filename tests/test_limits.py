@@ -160,9 +160,10 @@ def test_a_subscriber_whose_plan_fails_is_marked_and_the_chunk_goes_on(
 
     # The operator sees it: the dashboard counts it, the admin lists it with its error.
     assert dashboard_data()["failed_digests"] == 1
-    listing = moderator_client().get(
-        reverse("admin:digest_digest_changelist"), {"status": "failed"}
-    )
+    moderator = moderator_client()
+    dashboard = moderator.get(reverse("admin:dashboard")).content.decode()
+    assert "<strong data-failed-digests>1</strong> failed digests" in dashboard
+    listing = moderator.get(reverse("admin:digest_digest_changelist"), {"status": "failed"})
     [row] = listing.context["cl"].result_list
     assert row.pk == failed.pk and "matching blew up" in listing.content.decode()
 
