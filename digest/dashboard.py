@@ -281,12 +281,13 @@ def dashboard_data(today: date | None = None) -> dict[str, Any]:
             IngestRun.objects.filter(status=IngestRun.FAILED).order_by("-started_at")[:5]
         ),
         "flagged_filters": Filter.objects.filter(flagged_for_review=True).count(),
+        # Digests that could not be planned, rendered or sent in the charts' days.
+        "failed_digests": Digest.objects.filter(
+            status=Digest.FAILED, created_at__gte=timezone.now() - timedelta(days=DAYS)
+        ).count(),
         "hidden_papers": Paper.objects.filter(hidden_at__isnull=False).count(),
         "pinned_papers": Paper.objects.pinned().count(),
         "subscribers": {
             state.label: Subscriber.objects.in_state(state).count() for state in Subscriber.State
         },
-        "failed_digests": Digest.objects.filter(
-            status=Digest.FAILED, created_at__date__gte=days[0]
-        ).count(),
     }

@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from urllib.parse import quote_plus
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, URLValidator
 from django.db import models, transaction
@@ -453,9 +454,23 @@ class Digest(models.Model):
         return f"{self.subscriber} {self.period}"
 
 
+def archive_cutoff(now: datetime | None = None) -> datetime:
+    """The oldest send time whose digests keep their papers (``DIGEST_ARCHIVE_DAYS``):
+    older digests are pruned of them (:mod:`digest.delivery.retention`), so the "view in
+    browser" page and the feed show only newer ones."""
+    return (now or timezone.now()) - timedelta(days=settings.DIGEST_ARCHIVE_DAYS)
+
+
 class DigestItem(models.Model):
     """A paper carried by a digest. Unique per (subscriber, paper): no paper is ever
-    sent twice to the same subscriber."""
+    sent twice to the same subscriber.
+
+    ``reason`` is text of any length: its wording, not the column, keeps it short, so a
+    long reason can never fail the insert of a whole chunk. Planning still cuts it at a
+    word boundary at :attr:`REASON_MAX_CHARS` characters to bound the row.
+    """
+
+    REASON_MAX_CHARS = 1000
 
     digest = models.ForeignKey(Digest, on_delete=models.CASCADE, related_name="items")
     subscriber = models.ForeignKey(
@@ -463,7 +478,7 @@ class DigestItem(models.Model):
     )
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="+")
     rank = models.PositiveSmallIntegerField()
-    reason = models.CharField(max_length=500, blank=True)
+    reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["rank"]

@@ -247,6 +247,19 @@ DIGEST_RETRY_BACKOFF_MAX = env_float("DIGEST_RETRY_BACKOFF_MAX", 600.0)
 # Seconds after which a digest left "sending" (its worker died) is sent again, with the
 # same Message-ID. Must be far longer than one message takes to send.
 DIGEST_SENDING_LEASE = env_float("DIGEST_SENDING_LEASE", 900.0)
+# Messages a sending worker process keeps in flight, each over a mail connection of its
+# own thread: an ESP answers in 50-200 ms, so one connection caps a worker near 10/s.
+DIGEST_SEND_CONCURRENCY = env_int("DIGEST_SEND_CONCURRENCY", 16)
+# Days a digest keeps its papers (DigestItem rows) for the "view in browser" page and
+# the feed; older ones are pruned nightly, except papers still in the candidate window.
+DIGEST_ARCHIVE_DAYS = env_int("DIGEST_ARCHIVE_DAYS", 90)
+# Seconds the beat's claim on a due subscriber lasts: a chunk not run by then (its task
+# lost) is enqueued again. Longer than a chunk can wait in the queue behind a backlog.
+DIGEST_DUE_LEASE = env_float("DIGEST_DUE_LEASE", 3600.0)
+# Seconds a worker keeps reconnecting to record a "sent" mark (and claims) after losing
+# its database connection (a failover, a restart, a statement timeout) before it stops
+# the chunk. Far below the lease: a digest still unmarked then is sent again.
+DIGEST_DB_RETRY_SECONDS = env_float("DIGEST_DB_RETRY_SECONDS", min(30.0, DIGEST_SENDING_LEASE / 4))
 
 # --- Celery -----------------------------------------------------------------------
 # With no broker configured every task runs in-process, so the demo needs no server.
@@ -275,6 +288,11 @@ if DIGEST_RETRY_BACKOFF_MAX * 4 > CELERY_VISIBILITY_TIMEOUT:
         f"DIGEST_RETRY_BACKOFF_MAX={DIGEST_RETRY_BACKOFF_MAX:g} must be at most a quarter of "
         f"CELERY_VISIBILITY_TIMEOUT={CELERY_VISIBILITY_TIMEOUT}"
     )
+if DIGEST_DB_RETRY_SECONDS * 2 > DIGEST_SENDING_LEASE:
+    raise ImproperlyConfigured(
+        f"DIGEST_DB_RETRY_SECONDS={DIGEST_DB_RETRY_SECONDS:g} must be at most half of "
+        f"DIGEST_SENDING_LEASE={DIGEST_SENDING_LEASE:g}"
+    )
 if DIGEST_SENDING_LEASE <= 2 * EMAIL_TIMEOUT:
     raise ImproperlyConfigured(
         f"DIGEST_SENDING_LEASE={DIGEST_SENDING_LEASE:g} must exceed twice "
@@ -288,6 +306,10 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-sources": {
         "task": "digest.tasks.ingest_sources",
         "schedule": float(env_int("INGEST_SOURCES_EVERY", 900)),
+    },
+    "prune-digest-items": {
+        "task": "digest.tasks.prune_digest_items",
+        "schedule": float(env_int("PRUNE_DIGEST_ITEMS_EVERY", 24 * 3600)),
     },
     # Each Source (managed in the admin) has its own interval; this finds the due ones.
     "fetch-due-sources": {
@@ -308,6 +330,7 @@ CELERY_TASK_ROUTES = {
     "digest.tasks.send_due_digests": {"queue": "matching"},
     "digest.tasks.send_digests": {"queue": "sending"},
     "digest.tasks.send_planned_digests": {"queue": "sending"},
+    "digest.tasks.prune_digest_items": {"queue": "matching"},
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

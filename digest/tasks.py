@@ -7,11 +7,12 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from digest.delivery.pipeline import DeliveryResult, deliver, due_subscriber_ids
-from digest.delivery.send import retry_countdown, send_planned, stale_digest_ids
+from digest.delivery import retention
+from digest.delivery.pipeline import DeliveryResult, claim_due_subscribers, deliver
+from digest.delivery.send import claim_stale_digests, retry_countdown, send_planned
 from digest.ingest import sources
 from digest.ingest.store import ingest_source
 
@@ -53,21 +54,29 @@ def fetch_source(source_id: int) -> dict[str, object] | None:
 
 @shared_task
 def send_due_digests() -> int:
-    """The beat's tick: enqueue the due subscribers in chunks of ``DIGEST_CHUNK_SIZE``
-    (one task per chunk, never one per subscriber), and hand the planned digests no
-    worker is looking after (:func:`~digest.delivery.send.stale_digest_ids`) back to
-    ``send_planned_digests``. Tasks are enqueued once the transaction commits.
-    Returns how many subscribers were due."""
+    """The beat's tick: claim the due subscribers in chunks of ``DIGEST_CHUNK_SIZE``
+    (:func:`~digest.delivery.pipeline.claim_due_subscribers`) and enqueue one
+    ``send_digests`` task per chunk (never one per subscriber) once its claim commits;
+    claim the planned digests no worker is looking after
+    (:func:`~digest.delivery.send.claim_stale_digests`) and hand them back to
+    ``send_planned_digests``. Returns how many subscribers were claimed."""
     size = settings.DIGEST_CHUNK_SIZE
-    due = list(due_subscriber_ids(timezone.now()))
-    for start in range(0, len(due), size):
-        send_digests.delay_on_commit(due[start : start + size])
-    stale = stale_digest_ids()
+    now = timezone.now()
+    claimed = 0
+    while True:
+        with transaction.atomic():
+            chunk = claim_due_subscribers(now, size)
+            if chunk:
+                send_digests.delay_on_commit(chunk)
+        claimed += len(chunk)
+        if len(chunk) < size:
+            break
+    stale = claim_stale_digests(now)
     for start in range(0, len(stale), size):
         send_planned_digests.delay_on_commit(stale[start : start + size])
     if stale:
         log.warning("stale_digests_resent count=%s", len(stale))
-    return len(due)
+    return claimed
 
 
 def _counts(results: list[DeliveryResult]) -> dict[str, int]:
@@ -81,15 +90,26 @@ def _schedule_retry(digest_ids: list[int], countdown: float) -> None:
     send_planned_digests.apply_async_on_commit((digest_ids,), countdown=countdown)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+# A chunk whose database connection is lost for longer than DIGEST_DB_RETRY_SECONDS runs
+# again a little later on a fresh one (the Celery Django fixup drops the broken one).
+_DB_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": int(settings.DIGEST_RETRY_BACKOFF_MAX),
+    "max_retries": 12,
+}
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)
 def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
-    """Plan and send the due digests of ``subscriber_ids`` over one mail connection
+    """Plan and send the due digests of ``subscriber_ids``, many in flight
     (:func:`~digest.delivery.pipeline.deliver`); digests that met a transient error are retried by
     ``send_planned_digests`` after a backoff. Returns counts by outcome (``sent``,
     ``empty``, ``skipped``, ``already``, ``retrying``, ``failed``).
 
     Acknowledged only after it ran, and requeued if its worker dies: running it again
-    sends what is still unsent and nothing twice.
+    sends what is still unsent and nothing twice. Run again after a backoff when the
+    database stays unreachable past ``DIGEST_DB_RETRY_SECONDS``.
     """
     results = deliver(subscriber_ids)
     retry = [r for r in results if r.status == "retrying"]
@@ -99,7 +119,7 @@ def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
     return _counts(results)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)
 def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
     """Send planned digests by id (a retry, or digests a dead worker left); schedules
     its own retry for those that meet a transient error. Returns counts by outcome."""
@@ -112,3 +132,10 @@ def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
         "failed": len(outcome.failed),
         "retrying": len(outcome.retry),
     }
+
+
+@shared_task
+def prune_digest_items() -> int:
+    """The nightly pruning of old digests' papers
+    (:func:`~digest.delivery.retention.prune_digest_items`); returns how many went."""
+    return retention.prune_digest_items()

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.feedgenerator import Atom1Feed
 
-from digest.models import Digest
+from digest.models import Digest, archive_cutoff
 
 from .models import Subscriber
 from .tokens import digest_web_url
@@ -21,8 +21,9 @@ FEED_DIGESTS = 30
 
 
 class DigestFeed(Feed):
-    """``/feed/<secret>/``: the last :data:`FEED_DIGESTS` sent digests, newest first;
-    each entry links to the digest's "view in browser" page and lists its papers."""
+    """``/feed/<secret>/``: the last :data:`FEED_DIGESTS` sent digests within
+    ``DIGEST_ARCHIVE_DAYS`` (older ones no longer keep their papers), newest first; each
+    entry links to the digest's "view in browser" page and lists its papers."""
 
     feed_type = Atom1Feed
     description_template = "subscriptions/feed_entry.html"
@@ -41,7 +42,7 @@ class DigestFeed(Feed):
 
     def items(self, obj: Subscriber) -> list[Digest]:
         return list(
-            obj.digests.filter(status=Digest.SENT)
+            obj.digests.filter(status=Digest.SENT, sent_at__gte=archive_cutoff())
             .select_related("subscriber")
             .order_by("-sent_at", "-id")
             .prefetch_related("items__paper")[:FEED_DIGESTS]

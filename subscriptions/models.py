@@ -77,8 +77,11 @@ class SubscriberQuerySet(models.QuerySet["Subscriber"]):
         return self.in_state(State.ACTIVE)
 
     def due(self, now: datetime) -> SubscriberQuerySet:
-        """Deliverable subscribers whose ``next_digest_at`` has come."""
-        return self.deliverable().filter(next_digest_at__lte=now)
+        """Deliverable subscribers whose ``next_digest_at`` has come and whom no beat
+        tick has claimed (``claimed_until`` unset or past)."""
+        return self.deliverable().filter(
+            Q(claimed_until__isnull=True) | Q(claimed_until__lte=now), next_digest_at__lte=now
+        )
 
 
 class Subscriber(models.Model):
@@ -98,6 +101,10 @@ class Subscriber(models.Model):
     hour = models.PositiveSmallIntegerField(default=8, help_text="Local hour, 0–23.")
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     next_digest_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Set by the beat's tick when it enqueues the subscriber's digest: not due again
+    # until then, so a backlog longer than a tick is enqueued once and a lost task is
+    # picked up again after it (digest.delivery.pipeline.claim_due_subscribers).
+    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=utcnow)
     confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -36,7 +36,7 @@ from django.views.decorators.http import (
 from digest.delivery.compose import make_email
 from digest.delivery.message import digest_message
 from digest.matching.query import Query, QueryError, parse_query, reference_match
-from digest.models import Digest, Paper
+from digest.models import Digest, Paper, archive_cutoff
 
 from . import throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
@@ -623,6 +623,8 @@ def digest_web(request: HttpRequest, token: str) -> HttpResponse:
     digest = Digest.objects.select_related("subscriber").filter(pk=digest_id).first()
     if digest is None or digest.status != Digest.SENT:
         raise Http404("no such digest")
+    if digest.sent_at is None or digest.sent_at < archive_cutoff():
+        raise Http404("this digest is older than the archive keeps")
     message = digest_message(digest, personal_links=False)
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)

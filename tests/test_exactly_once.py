@@ -234,6 +234,9 @@ def test_a_worker_killed_mid_send_loses_no_digest_and_doubles_none(
             "CELERY_VISIBILITY_TIMEOUT": "8",
             "DIGEST_RETRY_BACKOFF": "0.2",
             "DIGEST_RETRY_BACKOFF_MAX": "1",
+            # One message in flight: the window this test bounds is one message per
+            # killed worker (test_concurrent_sending.py kills one with many in flight).
+            "DIGEST_SEND_CONCURRENCY": "1",
         }
         with celery_worker(outbox, log=tmp_path / "worker-1.log", **env) as first:
             app.send_task("digest.tasks.send_due_digests")

@@ -6,8 +6,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db.models import Count
 from django.utils import timezone
@@ -19,7 +20,7 @@ from subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeliveryResult", "deliver", "due_subscriber_ids"]
+__all__ = ["DeliveryResult", "claim_due_subscribers", "deliver", "due_subscriber_ids"]
 
 
 @dataclass
@@ -45,15 +46,17 @@ def deliver(
     force: bool = False,
     connection: BaseEmailBackend | None = None,
 ) -> list[DeliveryResult]:
-    """Plan and send the digests of ``subscriber_ids`` over one mail connection.
+    """Plan and send the digests of ``subscriber_ids`` (:func:`send_planned`: up to
+    ``DIGEST_SEND_CONCURRENCY`` in flight, or one at a time over ``connection``).
 
     Only deliverable subscribers whose ``next_digest_at`` has come are planned unless
     ``force`` (the demo and a moderator's "send now" ignore the schedule, never the
     deliverable state); each one's ``next_digest_at`` then moves to the next slot after
-    ``now``. Planned digests of these subscribers still unsent — from this call or an
-    earlier one that was interrupted — are sent too, so running it again finishes what
-    a killed worker left. Returns a result per digest handled, in subscriber order, and
-    ``skipped`` for a subscriber with none.
+    ``now`` — unless their digest row was held by another transaction and is still
+    unplanned: they stay due. Planned digests of these subscribers still unsent — from
+    this call or an earlier one that was interrupted — are sent too, so running it again
+    finishes what a killed worker left. Returns a result per digest handled, in
+    subscriber order, and ``skipped`` for a subscriber with none.
     """
     now = now or timezone.now()
     subscribers = list(Subscriber.objects.filter(pk__in=list(subscriber_ids)).order_by("pk"))
@@ -62,9 +65,19 @@ def deliver(
         s for s in active if force or (s.next_digest_at is not None and s.next_digest_at <= now)
     ]
     planned = plan_digests(served, now)
-    for subscriber in served:
+    # Only a subscriber whose edition is planned (here or by another worker) or failed
+    # moves on. A digest row another transaction held (a moderator's preview, which
+    # rolls back) stays unplanned: its subscriber stays due for the next tick.
+    moved = [s for s in served if _settled(planned[s.pk])]
+    for subscriber in moved:
         subscriber.next_digest_at = subscriber.compute_next_digest_at(now)
-    Subscriber.objects.bulk_update(served, ["next_digest_at"])
+    Subscriber.objects.bulk_update(moved, ["next_digest_at"])
+    # The tick's claims are done with: whoever is still due (a digest row held
+    # elsewhere, a schedule changed meanwhile) is due again at the next tick, not when
+    # the claim runs out.
+    Subscriber.objects.filter(
+        pk__in=[s.pk for s in subscribers], claimed_until__isnull=False
+    ).update(claimed_until=None)
 
     unsent = list(
         Digest.objects.filter(
@@ -101,6 +114,11 @@ def deliver(
     return results
 
 
+def _settled(digest: Digest) -> bool:
+    """Whether the edition's digest no longer needs planning."""
+    return digest.planned_at is not None or digest.status != Digest.PENDING
+
+
 def _result(
     subscriber: Subscriber, digest: Digest, outcome: SendOutcome, counts: dict[int, int]
 ) -> DeliveryResult:
@@ -116,6 +134,8 @@ def _result(
         result.status = "retrying"
     elif digest.status == Digest.EMPTY:
         result.status = "empty"
+    elif digest.status == Digest.FAILED:
+        result.status, result.error = "failed", digest.last_error
     elif digest.pk in outcome.errors:
         result.status = "failed"
     return result
@@ -126,3 +146,24 @@ def due_subscriber_ids(now: datetime) -> Sequence[int]:
     return list(
         Subscriber.objects.due(now).order_by("next_digest_at", "pk").values_list("pk", flat=True)
     )
+
+
+def claim_due_subscribers(now: datetime, limit: int) -> list[int]:
+    """Claim up to ``limit`` of the subscribers due at ``now``, oldest due first, and
+    return their ids; call it inside the transaction that enqueues them.
+
+    A claim sets ``claimed_until`` to ``now`` + ``DIGEST_DUE_LEASE``: until then the
+    subscriber is not due to another tick (:meth:`SubscriberQuerySet.due`), so a backlog
+    longer than one tick is enqueued once; if the chunk's task is lost, the subscriber
+    is due again when the claim runs out. Rows locked by another transaction are
+    skipped (``SKIP LOCKED``), as claimed ones; the chunk task moves ``next_digest_at``.
+    """
+    until = now + timedelta(seconds=settings.DIGEST_DUE_LEASE)
+    ids = list(
+        Subscriber.objects.due(now)
+        .order_by("next_digest_at", "pk")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", flat=True)[:limit]
+    )
+    Subscriber.objects.filter(pk__in=ids).update(claimed_until=until)
+    return ids

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db import connection as db
-from django.db import transaction
 
 from digest.delivery.compose import new_message_id
 from digest.matching.ranking import Candidate, Selection, SubscriberSpec, select_for_subscribers
@@ -25,7 +25,7 @@ from subscriptions.schedule import window
 
 log = logging.getLogger(__name__)
 
-__all__ = ["plan_digest", "plan_digests"]
+__all__ = ["bounded_reason", "error_text", "plan_digest", "plan_digests"]
 
 _TABLE = Digest._meta.db_table
 _ITEM_COLUMNS = "(digest_id, subscriber_id, paper_id, rank, reason)"
@@ -38,6 +38,13 @@ _ITEMS_SQL = (
     "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[]) "
     "ON CONFLICT DO NOTHING"
 )
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as stored in ``Digest.last_error``: its type and message, at most 2,000
+    characters."""
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
 
 # --- Planning ---------------------------------------------------------------------------
 
@@ -142,6 +149,11 @@ def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, 
     worker is planning. Returns subscriber id → digest. A digest with nothing matched is
     ``empty`` — or ``pending`` with no papers when ``DIGEST_SEND_EMPTY`` is on, and then
     sends the "nothing matched" note. Planning again in the same period changes nothing.
+
+    One subscriber never stops the others: a subscriber whose matching or recording
+    fails gets a ``failed`` digest with the error in ``last_error`` (logged as
+    ``digest_plan_failed``) and the rest are planned. Errors of the database itself
+    (:class:`django.db.DatabaseError` while matching, a lost connection) propagate.
     """
     if not subscribers:
         return {}
@@ -163,17 +175,53 @@ def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, 
         if digests[s.pk].status == Digest.PENDING and digests[s.pk].planned_at is None
     ]
     if unplanned:
-        digests.update(_record_plans(unplanned, digests, _select(unplanned, now), now))
+        selections, errors = _select_isolated(unplanned, now)
+        digests.update(_record_plans(unplanned, digests, selections, errors, now))
     return digests
+
+
+def _select_isolated(
+    subscribers: Sequence[Subscriber], now: datetime
+) -> tuple[dict[int, list[Selection]], dict[int, str]]:
+    """:func:`_select` for the batch; when it raises, the batch is halved until the
+    subscribers that fail are alone (a few extra passes per failing subscriber).
+    Returns the selections and subscriber id → error of those that failed."""
+    try:
+        return _select(subscribers, now), {}
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        if len(subscribers) == 1:
+            return {}, {subscribers[0].pk: error_text(exc)}
+    half = len(subscribers) // 2
+    chosen, errors = _select_isolated(subscribers[:half], now)
+    more, more_errors = _select_isolated(subscribers[half:], now)
+    return {**chosen, **more}, {**errors, **more_errors}
+
+
+def bounded_reason(reason: str, limit: int = DigestItem.REASON_MAX_CHARS) -> str:
+    """``reason`` cut at the last word boundary within ``limit`` characters, with "…"
+    (unchanged when it fits)."""
+    if len(reason) <= limit:
+        return reason
+    cut = reason[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;") + "…"
 
 
 def _record_plans(
     subscribers: Sequence[Subscriber],
     digests: dict[int, Digest],
     selections: dict[int, list[Selection]],
+    errors: dict[int, str],
     now: datetime,
 ) -> dict[int, Digest]:
     with transaction.atomic():
+        if db.vendor == "postgresql":
+            # Foreign keys are checked at each statement, not at commit, so a paper
+            # deleted meanwhile fails its digest's insert below, not the whole commit.
+            with db.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         locked = list(
             Digest.objects.select_for_update(skip_locked=True).filter(
                 pk__in=[digests[s.pk].pk for s in subscribers],
@@ -181,33 +229,66 @@ def _record_plans(
                 planned_at__isnull=True,
             )
         )
-        items: list[tuple[int, int, int, int, str]] = []
+        rows: dict[int, list[tuple[int, int, int, int, str]]] = {}
         for digest in locked:
             digest.planned_at = now
             digest.message_id = new_message_id()
+            if digest.subscriber_id in errors:
+                _mark_plan_failed(digest, errors[digest.subscriber_id])
+                continue
             chosen = selections.get(digest.subscriber_id, [])
             if not chosen and not settings.DIGEST_SEND_EMPTY:
                 digest.status = Digest.EMPTY
-            items.extend(
-                (digest.pk, digest.subscriber_id, s.paper_id, rank, s.reason)
+            rows[digest.pk] = [
+                (digest.pk, digest.subscriber_id, s.paper_id, rank, bounded_reason(s.reason))
                 for rank, s in enumerate(chosen, 1)
-            )
-        # Plain rows, not models: ten per digest, where the ORM cost ~0.25 ms a digest. A
-        # paper recorded meanwhile in another edition of the same subscriber is skipped.
-        if items:
-            with db.cursor() as cursor:
-                if db.vendor == "postgresql":  # one statement of five arrays
-                    cursor.execute(
-                        _ITEMS_SQL, [list(column) for column in zip(*items, strict=True)]
-                    )
-                else:
-                    cursor.executemany(_ITEM_SQL, items)
+            ]
+        try:
+            with transaction.atomic():  # a savepoint: a failed insert keeps the locks
+                _insert_items([row for items in rows.values() for row in items])
+        except DatabaseError:
+            if not db.is_usable():
+                raise
+            # One digest's papers made the batch fail (a paper deleted meanwhile…): each
+            # digest on its own, so only that one fails.
+            for digest in locked:
+                try:
+                    with transaction.atomic():
+                        _insert_items(rows.get(digest.pk, []))
+                except DatabaseError as exc:
+                    if not db.is_usable():
+                        raise
+                    _mark_plan_failed(digest, error_text(exc))
         with db.cursor() as cursor:  # bulk_update's CASE per row costs ~1 ms a digest
             cursor.executemany(
-                f"UPDATE {_TABLE} SET planned_at = %s, message_id = %s, status = %s WHERE id = %s",
-                [(d.planned_at, d.message_id, d.status, d.pk) for d in locked],
+                f"UPDATE {_TABLE} SET planned_at = %s, message_id = %s, status = %s, "
+                "last_error = %s WHERE id = %s",
+                [(d.planned_at, d.message_id, d.status, d.last_error, d.pk) for d in locked],
             )
     return {d.subscriber_id: d for d in locked}
+
+
+def _mark_plan_failed(digest: Digest, error: str) -> None:
+    digest.status, digest.last_error = Digest.FAILED, error
+    log.error(
+        "digest_plan_failed digest_id=%s subscriber_id=%s error=%s",
+        digest.pk,
+        digest.subscriber_id,
+        error[:500],
+    )
+
+
+def _insert_items(items: list[tuple[int, int, int, int, str]]) -> None:
+    """The digests' papers as plain rows, not models: ten per digest, where the ORM cost
+    ~0.25 ms a digest. A paper recorded meanwhile in another edition of the same
+    subscriber is skipped."""
+    if not items:
+        return
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":  # one statement of five arrays
+            cursor.execute(_ITEMS_SQL, [list(column) for column in zip(*items, strict=True)])
+        else:
+            cursor.executemany(_ITEM_SQL, items)
 
 
 def plan_digest(subscriber: Subscriber, now: datetime) -> Digest:

@@ -3,6 +3,7 @@ delivery would, then rolled back."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from digest.delivery.message import digest_message
-from digest.delivery.plan import plan_digest
+from digest.delivery.plan import error_text, plan_digest
 from digest.models import Digest
 from subscriptions.models import Subscriber
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DigestPreview", "preview_next_digest"]
 
@@ -23,7 +26,9 @@ class DigestPreview:
     ``status`` the planning gave (``pending`` with papers, ``empty``, or ``sent``/
     ``sending`` when that edition already went out), the papers as
     ``(title, reason)`` pairs in rank order, and the rendered ``subject``, ``text`` and
-    ``html`` when there is something to send."""
+    ``html`` when there is something to send. ``status`` is ``failed`` with the reason
+    in ``error`` when planning or rendering this subscriber's digest fails, as delivery
+    would record it."""
 
     at: datetime
     period: str
@@ -33,6 +38,7 @@ class DigestPreview:
     subject: str = ""
     text: str = ""
     html: str = ""
+    error: str = ""
 
 
 def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> DigestPreview:
@@ -59,12 +65,18 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
             deliverable=subscriber.state == Subscriber.State.ACTIVE,
             papers=[(i.paper.title, i.reason) for i in digest.items.select_related("paper")],
         )
-        if digest.status == Digest.PENDING:
-            message = digest_message(digest)
-            preview.subject, preview.text = str(message.subject), str(message.body)
-            preview.html = next(
-                (str(content) for content, mime in message.alternatives if mime == "text/html"),
-                "",
-            )
+        if digest.status == Digest.FAILED:
+            preview.error = digest.last_error
+        elif digest.status == Digest.PENDING:
+            try:
+                message = digest_message(digest)
+            except Exception as exc:  # shown to the moderator, as delivery records it
+                log.warning("digest_preview_render_failed subscriber_id=%s", subscriber.pk)
+                preview.status, preview.error = Digest.FAILED, error_text(exc)
+            else:
+                preview.subject, preview.text = str(message.subject), str(message.body)
+                preview.html = next(
+                    (str(c) for c, mime in message.alternatives if mime == "text/html"), ""
+                )
         transaction.set_rollback(True)
     return preview
