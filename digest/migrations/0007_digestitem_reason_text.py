@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("digest", "0005_plan_older_digests")]
+    dependencies = [("digest", "0006_arxiv_sources")]
 
     operations = [
         migrations.AlterField(
