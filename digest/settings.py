@@ -199,19 +199,37 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 
+# The ESPs whose webhooks sign their posts, and anymail's setting for the key each
+# signature is checked with (https://anymail.dev/en/stable/esps/ "Status tracking
+# webhooks"). Their tracking webhooks are only served with that key set.
+ESP_WEBHOOK_SIGNING_KEYS = {
+    "mailgun": "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "mailersend": "MAILERSEND_SIGNING_SECRET",
+    "mailtrap": "MAILTRAP_TRACKING_SECRET",
+    "mandrill": "MANDRILL_WEBHOOK_KEY",
+    "postal": "POSTAL_WEBHOOK_KEY",
+    "resend": "RESEND_SIGNING_SECRET",
+    "sendgrid": "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+}
 ANYMAIL = {
     key: os.environ[key]
     for key in (
         "POSTMARK_SERVER_TOKEN",
         "MAILGUN_API_KEY",
         "MAILGUN_SENDER_DOMAIN",
-        "MAILGUN_WEBHOOK_SIGNING_KEY",
         "AMAZON_SES_CONFIGURATION_SET_NAME",
+        *ESP_WEBHOOK_SIGNING_KEYS.values(),
     )
     if os.environ.get(key)
 }
 if env_str("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
+# The ESPs whose tracking webhooks (/esp/<esp>/tracking/) are served, by anymail's name
+# for them; by default the ESP of an anymail EMAIL_BACKEND, else none. Each is served
+# only with ANYMAIL_WEBHOOK_SECRET (basic auth) and, where the ESP signs, its signing key
+# (digest.delivery.tracking.webhook_urlpatterns); any other /esp/ address is a 404.
+_backend_esp = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
+ESP_WEBHOOKS = env_list("ESP_WEBHOOKS", _backend_esp)
 if not DEBUG:
     if not env_str("EMAIL_BACKEND"):
         PRODUCTION_PROBLEMS.append(
@@ -222,12 +240,20 @@ if not DEBUG:
     for _esp, _key in (("postmark", "POSTMARK_SERVER_TOKEN"), ("mailgun", "MAILGUN_API_KEY")):
         if EMAIL_BACKEND.startswith(f"anymail.backends.{_esp}.") and _key not in ANYMAIL:
             PRODUCTION_PROBLEMS.append(f"{_key} must be set to send through {EMAIL_BACKEND}")
-    # Bounces and complaints arrive on anymail's tracking webhooks, guarded by basic auth.
-    if EMAIL_BACKEND.startswith("anymail.") and ":" not in env_str("ANYMAIL_WEBHOOK_SECRET"):
+    # Bounces and complaints arrive on the tracking webhooks: an unauthenticated one
+    # would let anyone suppress or unsubscribe any address.
+    if ESP_WEBHOOKS and ":" not in env_str("ANYMAIL_WEBHOOK_SECRET"):
         PRODUCTION_PROBLEMS.append(
             "ANYMAIL_WEBHOOK_SECRET must be set to user:password (random) so the ESP's "
-            "bounce webhooks are accepted"
+            f"bounce webhooks ({', '.join(ESP_WEBHOOKS)}) are accepted; or set "
+            "ESP_WEBHOOKS= (empty) to serve none"
         )
+    for _esp in ESP_WEBHOOKS:
+        _signing = ESP_WEBHOOK_SIGNING_KEYS.get(_esp, "")
+        if _signing and _signing not in ANYMAIL:
+            PRODUCTION_PROBLEMS.append(
+                f"{_signing} must be set to check {_esp}'s webhook signatures"
+            )
 
 # --- Digests ----------------------------------------------------------------------
 DIGEST_MAX_PAPERS = env_int("DIGEST_MAX_PAPERS", 10)
@@ -308,6 +334,8 @@ CELERY_TASK_ROUTES = {
     "digest.tasks.send_due_digests": {"queue": "matching"},
     "digest.tasks.send_digests": {"queue": "sending"},
     "digest.tasks.send_planned_digests": {"queue": "sending"},
+    # Signup and "email me my link" mail, handed off by the pages.
+    "subscriptions.tasks.*": {"queue": "sending"},
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -96,7 +96,13 @@ class SubscriberAdmin(admin.ModelAdmin):
     ordering = ("-created_at",)
     inlines = [FilterInline, DigestInline, DeliveryEventInline]
     filter_horizontal = ("topics",)
-    actions = ["suspend", "resume", "resend_latest_digest", "export_addresses"]
+    actions = [
+        "suspend",
+        "resume",
+        "lift_suppression",
+        "resend_latest_digest",
+        "export_addresses",
+    ]
     fieldsets = [
         (None, {"fields": ["email", "state_badge", "preview_link", "topics"]}),
         ("Schedule", {"fields": ["frequency", "weekday", "hour", "timezone", "next_digest_at"]}),
@@ -155,6 +161,10 @@ class SubscriberAdmin(admin.ModelAdmin):
         """Only superusers may take addresses out of the service."""
         return request.user.is_superuser
 
+    def has_lift_suppression_permission(self, request: HttpRequest) -> bool:
+        """Superusers and moderators (``subscriptions.lift_suppression_subscriber``)."""
+        return request.user.has_perm("subscriptions.lift_suppression_subscriber")
+
     # --- Actions -------------------------------------------------------------------
 
     @admin.action(description="Suspend: send nothing until resumed", permissions=["change"])
@@ -181,6 +191,28 @@ class SubscriberAdmin(admin.ModelAdmin):
                 request,
                 f"{queryset.count() - len(done)} were not suspended by a moderator "
                 "(a bounce or complaint suppression stays).",
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Lift a bounce or complaint suppression", permissions=["lift_suppression"]
+    )
+    def lift_suppression(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        """Lift the suppressions the ESP caused (hard bounces, rejections, complaints,
+        soft-bounce runs), each logged in the subscriber's history with the reason it
+        replaces; a moderator's suspension is lifted with *Resume* instead."""
+        lifted = 0
+        for subscriber in queryset:
+            reason = subscriber.suppressed_reason
+            if subscriber.lift_suppression():
+                lifted += 1
+                self.log_change(request, subscriber, f"Lifted the suppression ({reason})")
+        self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)
+        if lifted < queryset.count():
+            self.message_user(
+                request,
+                f"{queryset.count() - lifted} had no bounce or complaint suppression "
+                "(a moderator's suspension is lifted with Resume).",
                 messages.WARNING,
             )
 

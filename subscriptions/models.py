@@ -114,6 +114,10 @@ class Subscriber(models.Model):
     link_counter = models.PositiveIntegerField(default=0, editable=False)
     # The secret path of the private Atom feed; empty until first asked for.
     feed_secret = models.CharField(max_length=64, blank=True, editable=False)
+    # A signup of an address that already has kept choices (unsubscribed, or suppressed
+    # after a bounce or complaint): its filters, topics and schedule wait here until the
+    # address confirms, so a stranger's signup replaces nothing (:meth:`hold_signup`).
+    pending_signup = models.JSONField(null=True, blank=True, editable=False)
 
     objects = SubscriberQuerySet.as_manager()
 
@@ -125,6 +129,9 @@ class Subscriber(models.Model):
                 condition=~Q(feed_secret=""),
                 name="subscriber_feed_secret_unique",
             ),
+        ]
+        permissions = [
+            ("lift_suppression_subscriber", "Can lift a bounce or complaint suppression"),
         ]
 
     def __str__(self) -> str:
@@ -160,11 +167,77 @@ class Subscriber(models.Model):
         return schedule.period_key(at, frequency=self.frequency, timezone=self.timezone)
 
     def confirm(self, now: datetime | None = None) -> None:
-        """Mark the address confirmed (double opt-in done) and schedule the first digest."""
+        """Mark the address confirmed (double opt-in done) and schedule the first digest.
+
+        The owner of the address has just proved it, so a signup held by
+        :meth:`hold_signup` replaces the kept choices now, an unsubscribe is undone and
+        a bounce or complaint suppression lifted (:meth:`lift_suppression`; a
+        moderator's suspension stays).
+        """
         now = now or utcnow()
-        self.confirmed_at = self.confirmed_at or now
-        self.next_digest_at = self.compute_next_digest_at(now)
-        self.save(update_fields=["confirmed_at", "next_digest_at"])
+        with transaction.atomic():
+            if self.pending_signup is not None:
+                self.apply_signup(self.pending_signup)
+                self.pending_signup = None
+            self.unsubscribed_at = None
+            self.paused_at = None
+            self.confirmed_at = self.confirmed_at or now
+            self.next_digest_at = self.compute_next_digest_at(now)
+            self.save(
+                update_fields=[
+                    "confirmed_at",
+                    "next_digest_at",
+                    "pending_signup",
+                    "unsubscribed_at",
+                    "paused_at",
+                ]
+            )
+            self.lift_suppression(now)
+
+    def apply_signup(self, choices: dict[str, object]) -> None:
+        """Replace filters, topics, frequency and timezone with a signup's ``choices``:
+        ``{"frequency", "timezone", "filters": [query, …], "topics": [topic id, …]}``."""
+        self.frequency = str(choices["frequency"])
+        self.timezone = str(choices["timezone"])
+        self.save(update_fields=["frequency", "timezone"])
+        self.filters.all().delete()
+        Filter.objects.bulk_create(
+            Filter(subscriber=self, query=str(q))
+            for q in choices["filters"]  # type: ignore[attr-defined]
+        )
+        self.topics.set(choices["topics"])  # type: ignore[arg-type]
+
+    def hold_signup(self, choices: dict[str, object]) -> None:
+        """Keep a signup's ``choices`` (as :meth:`apply_signup` takes them) until the
+        address confirms; the kept filters, topics and schedule stay until then."""
+        self.pending_signup = choices
+        self.save(update_fields=["pending_signup"])
+
+    @property
+    def is_suppressed_by_delivery(self) -> bool:
+        """Suppressed after a bounce, a rejection or a complaint (not a moderator's
+        suspension): the owner may lift it by confirming the address again."""
+        return bool(self.suppressed_at) and not self.suppressed_reason.startswith(self.SUSPENDED)
+
+    def lift_suppression(self, now: datetime | None = None) -> bool:
+        """Lift a bounce, rejection or complaint suppression and reset the soft-bounce
+        run; schedule the next digest from ``now`` when confirmed. Returns False when
+        there was none (a moderator's suspension is left alone: :meth:`unsuspend`)."""
+        now = now or utcnow()
+        updated = (
+            Subscriber.objects.filter(pk=self.pk, suppressed_at__isnull=False)
+            .exclude(suppressed_reason__startswith=self.SUSPENDED)
+            .update(
+                suppressed_at=None,
+                suppressed_reason="",
+                soft_bounces=0,
+                next_digest_at=self.compute_next_digest_at(now) if self.confirmed_at else None,
+            )
+        )
+        self.refresh_from_db(
+            fields=["suppressed_at", "suppressed_reason", "soft_bounces", "next_digest_at"]
+        )
+        return bool(updated)
 
     def suppress(self, reason: str, now: datetime | None = None) -> bool:
         """Stop all digests because the address cannot or must not receive them (a hard
@@ -239,17 +312,6 @@ class Subscriber(models.Model):
         )
         self.refresh_from_db(fields=["link_counter"])
         return bool(won)
-
-    def restart_signup(self) -> None:
-        """Make an unsubscribed address unconfirmed again, for a new double opt-in.
-
-        Nothing is sent to it until the new confirmation.
-        """
-        self.unsubscribed_at = None
-        self.confirmed_at = None
-        self.paused_at = None
-        self.next_digest_at = None
-        self.save(update_fields=["unsubscribed_at", "confirmed_at", "paused_at", "next_digest_at"])
 
     def pause(self, now: datetime | None = None) -> None:
         """Hold digests until :meth:`resume`; filters and schedule are kept."""

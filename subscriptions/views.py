@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,22 +25,19 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from digest.delivery.compose import make_email
 from digest.delivery.message import digest_message
 from digest.matching.query import Query, QueryError, parse_query, reference_match
 from digest.models import Digest, Paper
 
-from . import throttle
+from . import tasks, throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
 from .middleware import email_html_policy
-from .models import Filter, State, Subscriber
+from .models import Filter, Subscriber
 from .tokens import (
     CONFIRM,
     MANAGE,
     UNSUBSCRIBE,
-    confirm_url,
     digest_web_url,
-    manage_url,
     read_digest_token,
     read_link_token,
     read_token,
@@ -51,32 +47,6 @@ SESSION_KEY = "subscriptions.subscriber"
 PREVIEW_DAYS = 7
 PREVIEW_LIMIT = 10
 SAMPLE_PAPERS = 3
-
-
-# ---------------------------------------------------------------------------------------
-# Emails
-
-
-def send_confirmation(subscriber: Subscriber) -> None:
-    """The double opt-in email (``emails/confirm-*``), the only mail an unconfirmed
-    address ever gets."""
-    context = {
-        "email": subscriber.email,
-        "confirm_url": confirm_url(subscriber.uuid),
-        "days": settings.CONFIRM_LINK_MAX_AGE // 86400,
-    }
-    make_email("confirm", context, subscriber.email).send()
-
-
-def send_manage_link(subscriber: Subscriber) -> None:
-    """The "here is your link" email (``emails/manage-link-*``)."""
-    context = {
-        "email": subscriber.email,
-        "manage_url": manage_url(subscriber.uuid),
-        "days": settings.MANAGE_LINK_MAX_AGE // 86400,
-        "state": subscriber.state,
-    }
-    make_email("manage-link", context, subscriber.email).send()
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,15 +136,24 @@ def home(request: HttpRequest) -> HttpResponse:
     """What the service sends, a sample digest, and the signup form.
 
     A valid signup always answers with the same redirect to "check your inbox", whatever
-    the address: a new or unconfirmed address gets the confirmation email, a subscribed
-    one its manage link, a suppressed one nothing.
+    the address, after the same work: the signup is handed to a task
+    (:func:`subscriptions.signup.sign_up` says what each address gets).
     """
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         if not throttle.allow("signup-ip", throttle.client_ip(request)):
             return too_many(request)
         if form.is_valid():
-            sign_up(form.cleaned_data)
+            data = form.cleaned_data
+            tasks.sign_up.delay(
+                {
+                    "email": data["email"],
+                    "frequency": data["frequency"],
+                    "timezone": data["timezone"],
+                    "filters": data["filters"],
+                    "topics": [topic.pk for topic in data["topics"]],
+                }
+            )
             return redirect("signup_sent")
     sample = list(recent_papers()[:SAMPLE_PAPERS]) or list(
         Paper.objects.visible().order_by("-upvotes", "-id")[:SAMPLE_PAPERS]
@@ -182,37 +161,6 @@ def home(request: HttpRequest) -> HttpResponse:
     status = 400 if form.is_bound else 200
     context = {"form": form, "sample": sample, "max_papers": settings.DIGEST_MAX_PAPERS}
     return render(request, "subscriptions/home.html", context, status=status)
-
-
-def sign_up(data: dict[str, Any]) -> None:
-    """Record a signup and send what the address's state calls for (see :func:`home`).
-
-    More than ``THROTTLES["signup-address"]`` signups of one address an hour send
-    nothing more, quietly, so the form cannot be used to flood an inbox.
-    """
-    email = data["email"]
-    if not throttle.allow("signup-address", email.lower()):
-        return
-    with transaction.atomic():
-        subscriber, created = Subscriber.objects.get_or_create(
-            email__iexact=email, defaults={"email": email}
-        )
-        state = subscriber.state
-        if state == State.UNSUBSCRIBED:
-            subscriber.restart_signup()
-        if created or state in (State.UNCONFIRMED, State.UNSUBSCRIBED):
-            subscriber.frequency = data["frequency"]
-            subscriber.timezone = data["timezone"]
-            subscriber.save(update_fields=["frequency", "timezone"])
-            subscriber.filters.all().delete()
-            Filter.objects.bulk_create(
-                Filter(subscriber=subscriber, query=q) for q in data["filters"]
-            )
-            subscriber.topics.set(data["topics"])
-    if created or state in (State.UNCONFIRMED, State.UNSUBSCRIBED):
-        send_confirmation(subscriber)
-    elif state in (State.ACTIVE, State.PAUSED):
-        send_manage_link(subscriber)
 
 
 @require_GET
@@ -264,24 +212,16 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def email_link(request: HttpRequest) -> HttpResponse:
-    """ "Email me my link": the same answer whether or not the address is known.
-
-    A subscribed (or unsubscribed) address gets its manage link, an unconfirmed one the
-    confirmation email again, anything else nothing.
+    """ "Email me my link": the same answer, after the same work, whether or not the
+    address is known: the request is handed to a task
+    (:func:`subscriptions.signup.email_link_for` says what each address gets).
     """
     form = EmailLinkForm(request.POST or None)
     if request.method == "POST":
         if not throttle.allow("link-ip", throttle.client_ip(request)):
             return too_many(request)
         if form.is_valid():
-            email = form.cleaned_data["email"]
-            if throttle.allow("link-address", email.lower()):
-                subscriber = Subscriber.objects.filter(email__iexact=email).first()
-                state = subscriber.state if subscriber else None
-                if subscriber and state in (State.ACTIVE, State.PAUSED, State.UNSUBSCRIBED):
-                    send_manage_link(subscriber)
-                elif subscriber and state == State.UNCONFIRMED:
-                    send_confirmation(subscriber)
+            tasks.email_link.delay(form.cleaned_data["email"])
             return redirect("email_link_sent")
     status = 400 if form.is_bound else 200
     return render(request, "subscriptions/email_link.html", {"form": form}, status=status)

@@ -213,3 +213,36 @@ def test_the_preview_says_when_nothing_would_be_sent(outbox: Path) -> None:
     assert "this subscriber gets nothing while not active" in html
     assert "Nothing matches yet" in html
     assert not Digest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_moderator_lifts_a_bounce_suppression_and_it_is_logged(outbox: Path) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    ingest_source(str(PAGE_004))
+    bounced = make_subscriber(
+        "bounced@example.org",
+        ["mamba"],
+        suppressed_at=timezone.now(),
+        suppressed_reason="hard bounce: mailbox full",
+        soft_bounces=2,
+    )
+    suspended = make_subscriber("eve@example.org", ["mamba"])
+    suspended.suspend("spam filters")
+    client = moderator_client()
+    assert "lift_suppression" in {
+        name for name, _ in client.get(SUBSCRIBERS).context["action_form"].fields["action"].choices
+    }
+    assert (
+        action(client, SUBSCRIBERS, "lift_suppression", [bounced.pk, suspended.pk]).status_code
+        == 302
+    )
+    bounced.refresh_from_db()
+    suspended.refresh_from_db()
+    assert (bounced.state, bounced.soft_bounces) == ("active", 0)
+    assert bounced.next_digest_at is not None
+    assert suspended.state == "suppressed"  # a moderator's suspension is not lifted here
+    [entry] = LogEntry.objects.filter(object_id=str(bounced.pk))
+    assert "Lifted the suppression (hard bounce: mailbox full)" in entry.get_change_message()
+    assert entry.user.username == "mona"
+    assert [r.status for r in deliver([bounced.pk], force=True)] == ["sent"]
