@@ -27,6 +27,7 @@ from digest.delivery.send import resend_digest
 from digest.matching.blocked import blocked_terms_in
 from digest.models import DeliveryEvent, Digest
 
+from .forms import FilterAdminForm
 from .middleware import email_html_policy
 from .models import Filter, Subscriber
 
@@ -54,6 +55,7 @@ class SubscriberStateFilter(admin.SimpleListFilter):
 
 class FilterInline(admin.TabularInline):
     model = Filter
+    form = FilterAdminForm
     extra = 0
     fields = ("query", "flagged_for_review", "created_at")
     readonly_fields = ("created_at",)
@@ -327,6 +329,11 @@ class FilterAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber",)
     raw_id_fields = ("subscriber",)
     actions = ["keep_filters"]
+    form = FilterAdminForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Filter | None = None) -> list[str]:
+        """A filter never moves to another subscriber: the subscriber is chosen once."""
+        return [*super().get_readonly_fields(request, obj), *(["subscriber"] if obj else [])]
 
     @admin.display(description="blocked terms")
     def blocked_terms(self, obj: Filter) -> str:

@@ -22,10 +22,11 @@ from digest.matching.query import (
 )
 from digest.models import Topic
 
-from .models import Subscriber, validate_timezone
+from .models import Filter, Subscriber, validate_timezone
 
 __all__ = [
     "EmailLinkForm",
+    "FilterAdminForm",
     "FilterForm",
     "QueryProblem",
     "ScheduleForm",
@@ -208,6 +209,36 @@ class FilterForm(forms.Form):
             self.query_problem = QueryProblem.of(text, error)
             raise forms.ValidationError(str(self.query_problem)) from None
         return text
+
+
+class FilterAdminForm(forms.ModelForm):
+    """A filter in the admin, under the rules of the settings page: the query is checked
+    by :class:`FilterForm` (syntax, length, blocked terms, duplicates and the filter
+    limit of its subscriber), so a moderator can write nothing a subscriber could not."""
+
+    class Meta:
+        model = Filter
+        fields = ["subscriber", "query", "flagged_for_review"]
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if "query" not in data:
+            return data
+        subscriber = data.get("subscriber") or getattr(self.instance, "subscriber", None)
+        others: list[tuple[int, str]] = []
+        if subscriber is not None and subscriber.pk:
+            rows = subscriber.filters.order_by("id").values_list("pk", "query")
+            others = [
+                (number, query)
+                for number, (pk, query) in enumerate(rows, start=1)
+                if pk != self.instance.pk
+            ]
+        public = FilterForm({"query": data["query"]}, others=others, adding=not self.instance.pk)
+        if not public.is_valid():
+            self.add_error("query", public.errors["query"])
+        else:
+            data["query"] = public.cleaned_data["query"]
+        return data
 
 
 class TopicsForm(forms.Form):

@@ -219,3 +219,61 @@ def test_a_moderator_cannot_preview_a_subscriber_without_view_permission() -> No
     url = reverse("admin:subscriptions_subscriber_preview", args=[ada.pk])
     assert client.get(url).status_code == 403
     assert Subscriber.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_moderator_cannot_fetch_sources_now(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    client = moderator_client()
+    source = Source.objects.create(name="Daily", url="http://127.0.0.1:9/papers")
+    url = reverse("admin:digest_source_changelist")
+    assert "fetch_now" not in available_actions(client.get(url))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = action(client, url, "fetch_now", [source.pk])
+    assert response.status_code == 200  # "No action selected": the forged action is refused
+    assert callbacks == []
+
+
+@pytest.mark.django_db
+def test_the_filter_admin_applies_the_public_rules_and_never_moves_a_filter() -> None:
+    from digest.matching.query import MAX_FILTERS
+    from digest.models import BlockedTerm
+    from subscriptions.models import Filter
+
+    client = moderator_client()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    eve = make_subscriber("eve@example.org", ["diffusion"])
+    BlockedTerm.objects.create(term="casino")
+    item = ada.filters.get()
+    change = reverse("admin:subscriptions_filter_change", args=[item.pk])
+
+    for query, error in [
+        ('vision "transformer', "unclosed quote (character 8)"),
+        ("casino bonus", "is not allowed in filters here"),
+        ("x" * 301, "at most 300 characters"),
+    ]:
+        response = client.post(change, {"query": query, "subscriber": str(eve.pk)})
+        assert response.status_code == 200, query
+        assert error in response.content.decode(), query
+    item.refresh_from_db()
+    assert (item.query, item.subscriber_id) == ("mamba", ada.pk)
+
+    # A valid change keeps the filter with its subscriber, whatever the post says.
+    response = client.post(change, {"query": "state space", "subscriber": str(eve.pk)})
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert (item.query, item.subscriber_id) == ("state space", ada.pk)
+
+    # Adding (superusers only): the subscriber's filter limit and duplicates hold too.
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.org", PASSWORD))
+    Filter.objects.bulk_create(
+        Filter(subscriber=eve, query=f"word{n}") for n in range(MAX_FILTERS - 1)
+    )
+    add = reverse("admin:subscriptions_filter_add")
+    response = client.post(add, {"query": "one more", "subscriber": str(eve.pk)})
+    assert f"you already have {MAX_FILTERS} filters" in response.content.decode()
+    response = client.post(add, {"query": "Mamba", "subscriber": str(ada.pk)})
+    assert response.status_code == 302
+    response = client.post(add, {"query": "mambas", "subscriber": str(ada.pk)})
+    assert "same as filter" in response.content.decode()
+    assert eve.filters.count() == MAX_FILTERS

@@ -246,3 +246,20 @@ def test_a_moderator_lifts_a_bounce_suppression_and_it_is_logged(outbox: Path) -
     assert "Lifted the suppression (hard bounce: mailbox full)" in entry.get_change_message()
     assert entry.user.username == "mona"
     assert [r.status for r in deliver([bounced.pk], force=True)] == ["sent"]
+
+
+@pytest.mark.django_db
+def test_the_preview_shows_placeholders_never_the_subscribers_own_links(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    client = moderator_client()
+    page = client.get(reverse("admin:subscriptions_subscriber_preview", args=[ada.pk]))
+    frame = client.get(reverse("admin:subscriptions_subscriber_preview_html", args=[ada.pk]))
+    text = page.context["preview"].text
+    for shown in (text, page.content.decode(), frame.content.decode()):
+        for personal in ("/manage/link/", "/unsubscribe/", "/d/", "/link/"):
+            assert personal not in shown, personal
+    assert "https://papers.example.org/#manage-link-of-the-subscriber" in text
+    assert "#unsubscribe-link-of-the-subscriber" in frame.content.decode()
+    before = Subscriber.objects.get(pk=ada.pk).link_counter
+    assert before == 0  # no link was made that could be spent

@@ -6,15 +6,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from digest.delivery.compose import as_text
 from digest.delivery.message import digest_message
 from digest.delivery.plan import plan_digest
 from digest.models import Digest
 from subscriptions.models import Subscriber
 
-__all__ = ["DigestPreview", "preview_next_digest"]
+__all__ = ["DigestPreview", "placeholder_links", "preview_next_digest"]
+
+
+def placeholder_links() -> dict[str, str]:
+    """What a preview shows instead of the subscriber's own links: the settings link
+    signs its holder in as the subscriber and the unsubscribe link acts at once, so a
+    moderator never sees them. Each placeholder is the site's address with a fragment
+    naming the link."""
+    return {
+        name: f"{settings.SITE_URL}/#{name.replace('_url', '')}-link-of-the-subscriber"
+        for name in ("unsubscribe_url", "manage_url", "web_url")
+    }
 
 
 @dataclass
@@ -42,7 +55,8 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
     through :func:`digest.delivery.plan.plan_digest` and
     :func:`~digest.delivery.message.digest_message`
     inside a transaction that is rolled back: no digest row is claimed and nothing is
-    sent. While it runs, a worker planning the same edition waits for it.
+    sent. While it runs, a worker planning the same edition waits for it. The body's
+    personal links are :func:`placeholder_links`.
     """
     now = now or timezone.now()
     at = (
@@ -60,10 +74,10 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
             papers=[(i.paper.title, i.reason) for i in digest.items.select_related("paper")],
         )
         if digest.status == Digest.PENDING:
-            message = digest_message(digest)
-            preview.subject, preview.text = str(message.subject), str(message.body)
+            message = digest_message(digest, links=placeholder_links())
+            preview.subject, preview.text = as_text(message.subject), as_text(message.body)
             preview.html = next(
-                (str(content) for content, mime in message.alternatives if mime == "text/html"),
+                (as_text(content) for content, mime in message.alternatives if mime == "text/html"),
                 "",
             )
         transaction.set_rollback(True)
