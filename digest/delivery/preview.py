@@ -75,9 +75,10 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
         )
         if digest.status == Digest.PENDING:
             message = digest_message(digest, links=placeholder_links())
-            preview.subject, preview.text = as_text(message.subject), as_text(message.body)
+            preview.subject = as_text(str(message.subject))
+            preview.text = as_text(message.body)
             preview.html = next(
-                (as_text(content) for content, mime in message.alternatives if mime == "text/html"),
+                (str(content) for content, mime in message.alternatives if mime == "text/html"),
                 "",
             )
         transaction.set_rollback(True)
