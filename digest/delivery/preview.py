@@ -76,7 +76,7 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
         if digest.status == Digest.PENDING:
             message = digest_message(digest, links=placeholder_links())
             preview.subject = as_text(str(message.subject))
-            preview.text = as_text(message.body)
+            preview.text = as_text(str(message.body))
             preview.html = next(
                 (str(content) for content, mime in message.alternatives if mime == "text/html"),
                 "",
