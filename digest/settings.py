@@ -370,6 +370,10 @@ THROTTLES = {
     "link-address": (env_int("THROTTLE_LINK_PER_ADDRESS", 3), 3600),
     "preview-ip": (env_int("THROTTLE_PREVIEW_PER_IP", 120), 60),
 }
+# Filter previews index at most this many recent papers (the most upvoted) per process.
+PREVIEW_MAX_PAPERS = env_int("PREVIEW_MAX_PAPERS", 20_000)
+# Seconds a process answers previews from its index before checking the papers changed.
+PREVIEW_INDEX_TTL = env_float("PREVIEW_INDEX_TTL", 5.0)
 # The request.META key holding the client address; behind a reverse proxy that sets it,
 # e.g. HTTP_X_REAL_IP. Never a header clients can set themselves.
 CLIENT_IP_META = env_str("CLIENT_IP_META", "REMOTE_ADDR")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -21,12 +20,13 @@ from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from digest.delivery.message import digest_message
-from digest.matching.query import Query, QueryError, parse_query, reference_match
+from digest.matching import preview
+from digest.matching.preview import PREVIEW_DAYS
+from digest.matching.query import QueryError, parse_query
 from digest.models import Digest, Paper
 
 from . import tasks, throttle
@@ -44,8 +44,6 @@ from .tokens import (
 )
 
 SESSION_KEY = "subscriptions.subscriber"
-PREVIEW_DAYS = 7
-PREVIEW_LIMIT = 10
 SAMPLE_PAPERS = 3
 
 
@@ -98,32 +96,10 @@ def subscriber_required(
     return wrapper
 
 
-def recent_papers(now: Any = None) -> Any:
-    """Visible papers seen on the papers pages in the last :data:`PREVIEW_DAYS` days, most
-    upvoted first."""
-    since = (now or timezone.now()) - timedelta(days=PREVIEW_DAYS)
-    return (
-        Paper.objects.visible()
-        .filter(last_seen_at__gte=since)
-        .order_by("-upvotes", "-published_on", "-id")
-    )
-
-
-def preview_papers(query: Query) -> tuple[int, list[Paper]]:
-    """``(how many, the first PREVIEW_LIMIT)`` of the recent papers ``query`` matches,
-    by :func:`digest.matching.query.reference_match`."""
-    papers = recent_papers().only(
-        "id", "title", "abstract", "authors", "upvotes", "published_on", "arxiv_id"
-    )
-    matched = [
-        p for p in papers.iterator() if reference_match(query, p.title, p.abstract, p.authors)
-    ]
-    return len(matched), matched[:PREVIEW_LIMIT]
-
-
 def preview_of(text: str) -> dict[str, Any]:
-    """The server-rendered preview of a valid query text."""
-    count, papers = preview_papers(parse_query(text))
+    """The server-rendered preview of a valid query text
+    (:func:`digest.matching.preview.preview`)."""
+    count, papers = preview.preview(text)
     return {"query": text, "count": count, "papers": papers, "days": PREVIEW_DAYS}
 
 
@@ -155,7 +131,7 @@ def home(request: HttpRequest) -> HttpResponse:
                 }
             )
             return redirect("signup_sent")
-    sample = list(recent_papers()[:SAMPLE_PAPERS]) or list(
+    sample = list(preview.recent()[:SAMPLE_PAPERS]) or list(
         Paper.objects.visible().order_by("-upvotes", "-id")[:SAMPLE_PAPERS]
     )
     status = 400 if form.is_bound else 200
@@ -324,6 +300,8 @@ def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         return manage_page(request, subscriber, add_form=form, status=400)
     query = form.cleaned_data["query"]
     if _filter_action(request) == "preview":
+        if not throttle.allow("preview-ip", throttle.client_ip(request)):
+            return too_many(request)
         return manage_page(request, subscriber, add_form=form, add_preview=preview_of(query))
     Filter.objects.create(subscriber=subscriber, query=query)
     messages.success(request, "Filter added.")
@@ -346,6 +324,8 @@ def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpRe
         return manage_page(request, subscriber, edit=(item.pk, form, None), status=400)
     query = form.cleaned_data["query"]
     if action == "preview":
+        if not throttle.allow("preview-ip", throttle.client_ip(request)):
+            return too_many(request)
         return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)))
     item.query = query
     item.save(update_fields=["query"])
@@ -470,7 +450,7 @@ def delete_me(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
 
 
 @require_GET
-def preview(request: HttpRequest) -> JsonResponse:
+def preview_json(request: HttpRequest) -> JsonResponse:
     """``GET /preview.json?q=QUERY`` → ``{"ok": true, "count", "days", "papers": [{"title",
     "url", "upvotes", "published_on"}]}`` for the recent papers the query matches, or
     ``{"ok": false, "error": {"message", "position", "column"}}`` for a query that does
@@ -479,7 +459,7 @@ def preview(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"ok": False, "error": {"message": "too many requests"}}, status=429)
     text = request.GET.get("q", "").strip()
     try:
-        query = parse_query(text)
+        parse_query(text)
     except QueryError as error:
         problem = QueryProblem.of(text, error)
         return JsonResponse(
@@ -492,7 +472,7 @@ def preview(request: HttpRequest) -> JsonResponse:
                 },
             }
         )
-    count, papers = preview_papers(query)
+    count, papers = preview.preview(text)
     return JsonResponse(
         {
             "ok": True,

@@ -81,6 +81,8 @@ def _outbox_and_eager(settings, tmp_path: Path) -> Iterator[None]:  # type: igno
     settings.OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "digest.mail.OutboxEmailBackend"
     settings.SITE_URL = "https://papers.example.org"
+    # Previews see each test's papers at once (digest.matching.preview).
+    settings.PREVIEW_INDEX_TTL = 0
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield
