@@ -22,6 +22,7 @@ from digest.matching.query import (
 )
 from digest.models import Topic
 
+from .addresses import normalize_address
 from .models import Filter, Subscriber, validate_timezone
 
 __all__ = [
@@ -141,6 +142,9 @@ class SignupForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["topics"] = topic_field()
         self.query_problem: QueryProblem | None = None
+
+    def clean_email(self) -> str:
+        return normalize_address(self.cleaned_data["email"])
 
     def clean_filters(self) -> list[str]:
         lines = [line.strip() for line in self.cleaned_data["filters"].splitlines()]
@@ -268,3 +272,6 @@ class ScheduleForm(forms.ModelForm):
 
 class EmailLinkForm(forms.Form):
     email = forms.EmailField(max_length=254, label="Email address")
+
+    def clean_email(self) -> str:
+        return normalize_address(self.cleaned_data["email"])

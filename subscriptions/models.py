@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now as utcnow
 
 from . import schedule
+from .addresses import canonical_key
 
 
 def validate_timezone(value: str) -> None:
@@ -68,6 +69,18 @@ _STATE_CONDITIONS = {
 
 
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
+    def bulk_create(self, objs, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        """As Django's, with each row's ``email_key`` set as :meth:`Subscriber.save` sets it."""
+        objs = list(objs)
+        for subscriber in objs:
+            subscriber.email_key = canonical_key(subscriber.email)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def with_address(self, address: str) -> SubscriberQuerySet:
+        """The subscriber (at most one) whose address has the same
+        :func:`~subscriptions.addresses.canonical_key` as ``address``."""
+        return self.filter(email_key=canonical_key(address))
+
     def in_state(self, state: str) -> SubscriberQuerySet:
         """The subscribers whose :attr:`Subscriber.state` is ``state`` (a :class:`State`)."""
         return self.filter(_STATE_CONDITIONS[State(state)])
@@ -91,6 +104,9 @@ class Subscriber(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(max_length=254)
+    # canonical_key(email), set on every save: addresses are compared, looked up and
+    # throttled by it, and it is unique (subscriptions.addresses says why).
+    email_key = models.CharField(max_length=254, editable=False)
     frequency = models.CharField(max_length=8, choices=FREQUENCIES, default=schedule.DAILY)
     weekday = models.PositiveSmallIntegerField(
         choices=WEEKDAYS, default=0, help_text="Weekly digests go out on this day."
@@ -124,6 +140,7 @@ class Subscriber(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_unique_ci"),
+            models.UniqueConstraint(fields=["email_key"], name="subscriber_email_key_unique"),
             models.UniqueConstraint(
                 fields=["feed_secret"],
                 condition=~Q(feed_secret=""),
@@ -136,6 +153,13 @@ class Subscriber(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.email_key = canonical_key(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_key"}
+        super().save(*args, **kwargs)
 
     State = State
 

@@ -16,6 +16,7 @@ from django.db import transaction
 from digest.delivery.compose import make_email
 
 from . import throttle
+from .addresses import canonical_key
 from .models import State, Subscriber
 from .tokens import confirm_url, manage_url
 
@@ -55,10 +56,12 @@ def sign_up(data: dict[str, Any]) -> str:
     and replace them only when the confirmation link is used, which also lifts that
     suppression. A subscribed address gets its manage link; one a moderator suspended,
     nothing. More than ``THROTTLES["signup-address"]`` signups of one address an hour
-    send nothing more, so the form cannot be used to flood an inbox.
+    send nothing more, so the form cannot be used to flood an inbox. Addresses are
+    compared and counted by :func:`~subscriptions.addresses.canonical_key`.
     """
     email = data["email"]
-    if not throttle.allow("signup-address", email.lower()):
+    key = canonical_key(email)
+    if not throttle.allow("signup-address", key):
         return "throttled"
     choices = {
         "frequency": data["frequency"],
@@ -68,7 +71,7 @@ def sign_up(data: dict[str, Any]) -> str:
     }
     with transaction.atomic():
         subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-            email__iexact=email, defaults={"email": email}
+            email_key=key, defaults={"email": email}
         )
         state = subscriber.state
         if created or state == State.UNCONFIRMED:
@@ -93,9 +96,9 @@ def email_link_for(email: str) -> str:
     link, an unconfirmed one the confirmation email again, anything else nothing
     (at most ``THROTTLES["link-address"]`` an hour). Returns what was sent
     (``manage-link``, ``confirm``, ``nothing`` or ``throttled``)."""
-    if not throttle.allow("link-address", email.lower()):
+    if not throttle.allow("link-address", canonical_key(email)):
         return "throttled"
-    subscriber = Subscriber.objects.filter(email__iexact=email).first()
+    subscriber = Subscriber.objects.with_address(email).first()
     state = subscriber.state if subscriber else None
     if subscriber and state in (State.ACTIVE, State.PAUSED, State.UNSUBSCRIBED):
         send_manage_link(subscriber)

@@ -118,6 +118,7 @@ def test_the_page_loads_its_css_and_js_from_static_files(client: Client) -> None
 
 
 @pytest.mark.django_db
+@time_machine.travel(timezone.now(), tick=False)  # the link below is made again, same second
 def test_signing_up_stores_the_choices_and_sends_only_a_confirmation(
     client: Client, outbox: Path
 ) -> None:
@@ -554,3 +555,55 @@ def test_known_and_unknown_addresses_run_the_same_queries_and_enqueue_one_task(
         "paused@example.org",
         "bounced@example.org",
     ]
+
+
+# --- Look-alike addresses ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("address", ["ırıs@example.org", "iriſ@example.org", "bıll@example.org"])
+def test_look_alike_local_parts_are_refused_with_a_clear_error(
+    client: Client, outbox: Path, address: str
+) -> None:
+    make_subscriber("iris@example.org", ["mamba"])
+    response = client.post("/", signup_data(address))
+    assert response.status_code == 400
+    assert (
+        "Internationalized characters before the @-sign are not supported"
+        in response.content.decode()
+    )
+    link = client.post("/link/", {"email": address})
+    assert link.status_code == 400
+    assert Subscriber.objects.count() == 1 and sent(outbox) == []
+
+
+@pytest.mark.django_db
+def test_one_mailbox_is_throttled_whatever_the_spelling(client: Client, outbox: Path) -> None:
+    spellings = ["iris@example.org", "IRIS@example.org", "Iris@EXAMPLE.ORG", "iris@Example.org."]
+    for address in spellings * 3:
+        client.post("/", signup_data(address))
+    assert len(sent(outbox)) == 3  # THROTTLE_SIGNUP_PER_ADDRESS
+    assert Subscriber.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_internationalised_domain_is_one_mailbox_in_either_spelling(
+    client: Client, outbox: Path
+) -> None:
+    client.post("/", signup_data("bill@exämple.org"))
+    client.post("/", signup_data("Bill@xn--exmple-cua.org"))
+    bill = Subscriber.objects.get()
+    assert bill.email == "bill@xn--exmple-cua.org"
+    assert bill.email_key == "bill@xn--exmple-cua.org"
+    assert [m["To"] for m in sent(outbox)] == ["bill@xn--exmple-cua.org"] * 2
+
+
+@pytest.mark.django_db
+def test_the_database_keeps_one_row_per_canonical_key() -> None:
+    from django.db import IntegrityError, transaction
+
+    make_subscriber("iris@example.org", ["mamba"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        # A look-alike stored past the forms (NFKC turns ſ into s) still collides.
+        Subscriber.objects.create(email="IRIſ@example.org")
+    assert Subscriber.objects.with_address("Iris@Example.ORG").count() == 1

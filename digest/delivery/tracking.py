@@ -196,7 +196,7 @@ def _find_digest(event: AnymailTrackingEvent) -> Digest | None:
 def _find_subscriber(address: str | None) -> Subscriber | None:
     if not address:
         return None
-    return Subscriber.objects.filter(email__iexact=address.strip()).first()
+    return Subscriber.objects.with_address(address).first()
 
 
 def _json_safe(value: object) -> dict[str, Any]:
