@@ -134,6 +134,9 @@ class Subscriber(models.Model):
     # after a bounce or complaint): its filters, topics and schedule wait here until the
     # address confirms, so a stranger's signup replaces nothing (:meth:`hold_signup`).
     pending_signup = models.JSONField(null=True, blank=True, editable=False)
+    # Keys of the browser sessions signed in as this subscriber (the latest
+    # MAX_SESSIONS), deleted with them by "delete me" (subscriptions.erasure).
+    session_keys = models.JSONField(default=list, blank=True, editable=False)
 
     objects = SubscriberQuerySet.as_manager()
 
@@ -295,6 +298,12 @@ class Subscriber(models.Model):
         return bool(updated)
 
     SUSPENDED = "suspended by a moderator"
+    MAX_SESSIONS = 20
+
+    def remember_session(self, key: str) -> None:
+        """Note a browser session signed in as this subscriber (see ``session_keys``)."""
+        self.session_keys = [*[k for k in self.session_keys if k != key], key][-self.MAX_SESSIONS :]
+        self.save(update_fields=["session_keys"])
 
     def suspend(self, reason: str = "", now: datetime | None = None) -> bool:
         """Stop all digests on a moderator's decision, whatever the subscriber does.
@@ -366,9 +375,11 @@ class Subscriber(models.Model):
         return self.feed_secret
 
     def erase(self, now: datetime | None = None) -> None:
-        """Delete the subscriber with their address, filters and digests ("delete me").
+        """Delete the subscriber with their address, filters and digests.
 
-        Only anonymous monthly counts survive, in :class:`ErasureCount`.
+        Only anonymous monthly counts survive, in :class:`ErasureCount`. "Delete me"
+        calls it through :func:`subscriptions.erasure.erase`, which also erases what the
+        delivery events, the admin log and the sessions hold about the subscriber.
         """
         now = now or utcnow()
         # Through the reverse relation: this app's models import no stage of digest/.

@@ -29,7 +29,7 @@ from digest.matching.preview import PREVIEW_DAYS
 from digest.matching.query import QueryError, parse_query
 from digest.models import Digest, Paper
 
-from . import tasks, throttle
+from . import erasure, tasks, throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
 from .middleware import email_html_policy
 from .models import Filter, Subscriber
@@ -70,6 +70,8 @@ def start_session(request: HttpRequest, subscriber: Subscriber) -> None:
     """Sign this browser in as ``subscriber`` with a fresh session key (no fixation)."""
     request.session.flush()
     request.session[SESSION_KEY] = str(subscriber.uuid)
+    request.session.save()  # gives it its key, kept to be deleted with the subscriber
+    subscriber.remember_session(str(request.session.session_key))
 
 
 def session_subscriber(request: HttpRequest) -> Subscriber | None:
@@ -440,7 +442,7 @@ def delete_me(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     """GET asks; POST erases the address, filters and digests, keeping anonymous counts."""
     if request.method == "GET":
         return render(request, "subscriptions/delete.html", {"subscriber": subscriber})
-    subscriber.erase()
+    erasure.erase(subscriber)
     request.session.flush()
     return render(request, "subscriptions/deleted.html")
 
