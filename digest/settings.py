@@ -257,6 +257,9 @@ if not DEBUG:
 
 # --- Digests ----------------------------------------------------------------------
 DIGEST_MAX_PAPERS = env_int("DIGEST_MAX_PAPERS", 10)
+# A sent digest's "view in browser" copy (/d/TOKEN/) works this long after sending
+# (seconds), and only while its subscriber is subscribed.
+DIGEST_WEB_MAX_AGE = env_int("DIGEST_WEB_MAX_AGE", 90 * 24 * 3600)
 # Unsubscribe links in old emails keep working this long (seconds).
 UNSUBSCRIBE_LINK_MAX_AGE = env_int("UNSUBSCRIBE_LINK_MAX_AGE", 365 * 24 * 3600)
 # --- Delivery (digest/delivery.py; README "Delivery") ------------------------------
@@ -339,6 +342,11 @@ CELERY_TASK_ROUTES = {
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Fetching sources (digest.ingest.fetch): hosts that resolve to loopback, private,
+# link-local or reserved addresses are refused unless this is true (a source on the
+# operator's own network); one fetch, retries included, ends after FETCH_DEADLINE seconds.
+FETCH_ALLOW_PRIVATE_ADDRESSES = env_bool("FETCH_ALLOW_PRIVATE_ADDRESSES", False)
+FETCH_DEADLINE = env_float("FETCH_DEADLINE", 60.0)
 # Paths or URLs the beat ingests every 15 minutes, whole each time; for URLs fetched
 # with conditional GETs on their own intervals, add Sources in the admin instead.
 INGEST_SOURCES = env_list("INGEST_SOURCES")

@@ -20,6 +20,7 @@ from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -32,7 +33,7 @@ from digest.models import Digest, Paper
 from . import erasure, tasks, throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
 from .middleware import email_html_policy
-from .models import Filter, Subscriber
+from .models import Filter, State, Subscriber
 from .tokens import (
     CONFIRM,
     MANAGE,
@@ -495,17 +496,23 @@ def preview_json(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def digest_web(request: HttpRequest, token: str) -> HttpResponse:
-    """A sent digest as its email's HTML part ("view in browser"), without the links
-    that act for the subscriber: its unsubscribe and settings links lead to the "email
-    me my link" page, since anyone given this address can open it."""
+    """A sent digest as its email's HTML part ("view in browser"), without anything of
+    the subscriber's: no address (the footer names "the recipient") and no link that
+    acts for them (its unsubscribe and settings links lead to the "email me my link"
+    page), since anyone given this address can open it. 404 once the subscriber
+    unsubscribed or was suppressed, and ``DIGEST_WEB_MAX_AGE`` seconds after sending."""
     try:
         digest_id = read_digest_token(token)
     except signing.BadSignature:
         return bad_link(request, "invalid")
     digest = Digest.objects.select_related("subscriber").filter(pk=digest_id).first()
-    if digest is None or digest.status != Digest.SENT:
+    if digest is None or digest.status != Digest.SENT or digest.sent_at is None:
         raise Http404("no such digest")
-    message = digest_message(digest, personal_links=False)
+    if digest.subscriber.state not in (State.ACTIVE, State.PAUSED):
+        raise Http404("no such digest")
+    if (timezone.now() - digest.sent_at).total_seconds() > settings.DIGEST_WEB_MAX_AGE:
+        raise Http404("no such digest")
+    message = digest_message(digest, personal_links=False, links={"email": "the recipient"})
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)
     response["Content-Security-Policy"] = email_html_policy()

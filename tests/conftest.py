@@ -112,8 +112,11 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def server() -> Iterator[PageServer]:
-    """A :class:`~tests.support.pageserver.PageServer` on 127.0.0.1 for the test's duration."""
+def server(settings) -> Iterator[PageServer]:  # type: ignore[no-untyped-def]
+    """A :class:`~tests.support.pageserver.PageServer` on 127.0.0.1 for the test's duration.
+    A test that asks for it opts in to fetching from a private address (production
+    refuses them: ``FETCH_ALLOW_PRIVATE_ADDRESSES``)."""
+    settings.FETCH_ALLOW_PRIVATE_ADDRESSES = True
     pages = PageServer()
     pages.thread.start()
     yield pages

@@ -82,10 +82,11 @@ def digest_message(
     ``papers`` it loaded for the batch. Without ``personal_links`` the body's
     unsubscribe and settings links lead to the "email me my link" page instead of
     carrying the subscriber's tokens (the settings link signs them in): the copy shown
-    to whoever holds the "view in browser" address. ``links`` replaces the body's
-    ``unsubscribe_url``, ``manage_url`` and ``web_url`` (plain ASCII URLs): a
-    moderator's preview shows placeholders there, never links that act for the
-    subscriber.
+    to whoever holds the "view in browser" address. ``links`` replaces fields of the
+    body's :class:`~digest.delivery.render.Recipient` — ``email``, and ``unsubscribe_url``,
+    ``manage_url`` and ``web_url`` (plain ASCII URLs): a moderator's preview shows
+    placeholders there, never links that act for the subscriber, and the public copy
+    no address.
     """
     subscriber = digest.subscriber
     if papers is None:

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 import httpx
+from django.conf import settings
 from django.utils import timezone
 
 from digest.ingest.fetch import FetchError, fetch
@@ -65,7 +66,12 @@ def fetch_source(source_id: int, *, client: httpx.Client | None = None) -> PageR
     etag, last_modified = source.etag, source.last_modified
     try:
         fetched = fetch(
-            source.url, etag=etag or None, last_modified=last_modified or None, client=client
+            source.url,
+            etag=etag or None,
+            last_modified=last_modified or None,
+            client=client,
+            allow_private=settings.FETCH_ALLOW_PRIVATE_ADDRESSES,
+            deadline=settings.FETCH_DEADLINE,
         )
     except FetchError as exc:
         result = failed_run(
