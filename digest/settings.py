@@ -382,9 +382,16 @@ THROTTLES = {
 PREVIEW_MAX_PAPERS = env_int("PREVIEW_MAX_PAPERS", 20_000)
 # Seconds a process answers previews from its index before checking the papers changed.
 PREVIEW_INDEX_TTL = env_float("PREVIEW_INDEX_TTL", 5.0)
-# The request.META key holding the client address; behind a reverse proxy that sets it,
-# e.g. HTTP_X_REAL_IP. Never a header clients can set themselves.
-CLIENT_IP_META = env_str("CLIENT_IP_META", "REMOTE_ADDR")
+# How many reverse proxies stand between the clients and the app (0: none, the client
+# is REMOTE_ADDR). Behind N proxies that each append to X-Forwarded-For, the client is
+# the N-th entry from the right: entries further left are written by the client and
+# never trusted (django-ipware reads them: subscriptions.throttle.client_ip).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if env_str("CLIENT_IP_META"):
+    raise ImproperlyConfigured(
+        "CLIENT_IP_META is gone: set TRUSTED_PROXY_COUNT to the number of reverse proxies "
+        "in front of the app (see docs/operations.md)"
+    )
 # Sent on every response that sets no policy of its own (the "view in browser" digest page
 # allows the email's inline styles). Pages load only our own static JS and CSS.
 CONTENT_SECURITY_POLICY = (
@@ -399,6 +406,9 @@ MIDDLEWARE += ["subscriptions.middleware.ContentSecurityPolicyMiddleware"]
 # ADMIN_LOGIN_LOCKOUT_SECONDS after ADMIN_LOGIN_MAX_FAILURES failed attempts (counted in
 # the cache above).
 ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", 5)
+# ...and a username from any address, or an address for any username, after these many.
+ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME = env_int("ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME", 20)
+ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60)
 
 # One line per event on stderr; LOG_FORMAT=json writes JSON lines (digest/logs.py).

@@ -277,3 +277,70 @@ def test_the_filter_admin_applies_the_public_rules_and_never_moves_a_filter() ->
     response = client.post(add, {"query": "mambas", "subscriber": str(ada.pk)})
     assert "same as filter" in response.content.decode()
     assert eve.filters.count() == MAX_FILTERS
+
+
+# --- Client addresses behind proxies and lockouts across addresses ----------------------
+
+
+def _login_from(address: str, username: str, password: str, **meta: str):  # type: ignore[no-untyped-def]
+    return Client().post(
+        reverse("admin:login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=address,
+        **meta,
+    )
+
+
+@pytest.mark.django_db
+def test_forty_guesses_from_ten_addresses_lock_the_account() -> None:
+    make_moderator("mona")
+    for guess in range(40):
+        _login_from(f"198.51.100.{guess % 10 + 1}", "mona", f"guess-{guess}")
+    # Each address tried only 4 times, under the per-pair limit; the username is locked.
+    locked = _login_from("198.51.100.99", "mona", PASSWORD)
+    assert locked.status_code == 200
+    assert "Too many failed logins" in locked.content.decode()
+
+
+@pytest.mark.django_db
+def test_one_address_guessing_many_usernames_is_locked() -> None:
+    make_moderator("mona")
+    for guess in range(40):
+        _login_from("198.51.100.7", f"user{guess % 10}", "wrong")
+    assert (
+        "Too many failed logins" in _login_from("198.51.100.7", "mona", PASSWORD).content.decode()
+    )
+    assert _login_from("198.51.100.8", "mona", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_forged_forwarded_for_entry_does_not_change_the_client(settings) -> None:  # type: ignore[no-untyped-def]
+    from django.test import RequestFactory
+
+    from subscriptions.throttle import client_ip
+
+    def ip(**meta: str) -> str:
+        return client_ip(RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", **meta))
+
+    # No proxy: the header is the client's own writing and is ignored.
+    assert ip(HTTP_X_FORWARDED_FOR="6.6.6.6") == "10.0.0.2"
+    # One proxy appends the address it was reached from: that entry, never one the
+    # client wrote before it.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert ip(HTTP_X_FORWARDED_FOR="203.0.113.7") == "203.0.113.7"
+    assert ip(HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7") == "203.0.113.7"
+    assert ip(HTTP_X_FORWARDED_FOR="1.1.1.1, 2.2.2.2, 203.0.113.7") == "203.0.113.7"
+    # Two proxies (a CDN, then ours): the second entry from the right.
+    settings.TRUSTED_PROXY_COUNT = 2
+    assert ip(HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7, 192.0.2.50") == "203.0.113.7"
+    assert ip(HTTP_X_FORWARDED_FOR="2001:db8::1, 192.0.2.50") == "2001:db8::/64"
+
+
+@pytest.mark.django_db
+def test_rotating_forged_addresses_behind_a_proxy_does_not_escape_the_lockout(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.TRUSTED_PROXY_COUNT = 1
+    make_moderator("mona")
+    for guess in range(5):
+        _login_from("10.0.0.2", "mona", "wrong", HTTP_X_FORWARDED_FOR=f"6.6.6.{guess}, 203.0.113.7")
+    locked = _login_from("10.0.0.2", "mona", PASSWORD, HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.7")
+    assert "Too many failed logins" in locked.content.decode()
