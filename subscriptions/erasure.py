@@ -10,8 +10,9 @@ counts. What other apps keep about them is erased here, before it:
   Message-ID and every link to the subscriber;
 * the admin log's entries about the subscriber or their filters, or naming the address,
   are deleted;
-* every browser session signed in as the subscriber is deleted
-  (``Subscriber.session_keys``).
+* every browser session signed in as the subscriber is deleted: those noted in
+  ``Subscriber.session_keys``, and with the database session store (the default)
+  every unexpired session holding their uuid, signed in before sessions were noted.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from digest.models import DeliveryEvent
 
-from .models import Filter, Subscriber
+from .models import SESSION_KEY, Filter, Subscriber
 
 __all__ = ["erase"]
 
@@ -66,4 +68,23 @@ def erase(subscriber: Subscriber, now: datetime | None = None) -> None:
         store = import_module(settings.SESSION_ENGINE).SessionStore
         for key in subscriber.session_keys:
             store(session_key=key).delete()
+        if settings.SESSION_ENGINE in _DB_SESSIONS:
+            _delete_db_sessions(str(subscriber.uuid))
         subscriber.erase(now)
+
+
+_DB_SESSIONS = {
+    "django.contrib.sessions.backends.db",
+    "django.contrib.sessions.backends.cached_db",
+}
+
+
+def _delete_db_sessions(subscriber_uuid: str) -> None:
+    """Delete the unexpired database sessions signed in as ``subscriber_uuid``: each is
+    decoded, so this reads every live session (a rare action: "delete me")."""
+    from django.contrib.sessions.models import Session
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get(SESSION_KEY) == subscriber_uuid:
+            store(session_key=session.session_key).delete()

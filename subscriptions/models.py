@@ -29,6 +29,9 @@ def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+# The browser session key holding the uuid of the subscriber it is signed in as.
+SESSION_KEY = "subscriptions.subscriber"
+
 # Temporary failures in a row after which an address is suppressed.
 SOFT_BOUNCE_LIMIT = 3
 

@@ -33,7 +33,7 @@ from digest.models import Digest, Paper
 from . import erasure, tasks, throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
 from .middleware import email_html_policy
-from .models import Filter, State, Subscriber
+from .models import SESSION_KEY, Filter, State, Subscriber
 from .tokens import (
     CONFIRM,
     MANAGE,
@@ -44,7 +44,6 @@ from .tokens import (
     read_token,
 )
 
-SESSION_KEY = "subscriptions.subscriber"
 SAMPLE_PAPERS = 3
 
 

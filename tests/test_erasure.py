@@ -110,6 +110,12 @@ def test_delete_me_leaves_no_trace_of_the_address_or_the_ids(
         {"query": "mamba OR ssm", "flagged_for_review": ""},
     )
     other_browser, this_browser = signed_in(ada), signed_in(ada)
+    # A session signed in before sessions were noted on the subscriber.
+    from django.contrib.sessions.backends.db import SessionStore
+
+    older = SessionStore()
+    older["subscriptions.subscriber"] = str(ada.uuid)
+    older.create()
     before = rows_mentioning(ADDRESS, str(ada.uuid))
     assert {"django_admin_log", "digest_deliveryevent", "django_session"} <= set(before)
     ada.refresh_from_db()
