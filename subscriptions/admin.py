@@ -27,6 +27,7 @@ from digest.delivery.send import resend_digest
 from digest.matching.blocked import blocked_terms_in
 from digest.models import DeliveryEvent, Digest
 
+from . import erasure
 from .forms import FilterAdminForm
 from .middleware import email_html_policy
 from .models import Filter, Subscriber
@@ -166,6 +167,18 @@ class SubscriberAdmin(admin.ModelAdmin):
     def has_lift_suppression_permission(self, request: HttpRequest) -> bool:
         """Superusers and moderators (``subscriptions.lift_suppression_subscriber``)."""
         return request.user.has_perm("subscriptions.lift_suppression_subscriber")
+
+    # --- Deleting ------------------------------------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: Subscriber) -> None:
+        """Erase as "delete me" does (:func:`subscriptions.erasure.erase`): the admin log
+        keeps no entry naming the address; the application log records who erased."""
+        erasure.erase(obj)
+        log.info("subscriber_erased_by_admin user=%s", request.user.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        for subscriber in queryset:
+            self.delete_model(request, subscriber)
 
     # --- Actions -------------------------------------------------------------------
 

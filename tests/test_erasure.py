@@ -135,3 +135,17 @@ def test_delete_me_leaves_no_trace_of_the_address_or_the_ids(
         "bounced",
         "delivered",
     ]
+
+
+@pytest.mark.django_db
+def test_a_superuser_deleting_a_subscriber_erases_them_the_same_way(admin_client: Client) -> None:
+    ada = make_subscriber(ADDRESS, ["mamba"])
+    DeliveryEvent.objects.create(esp_name="Postmark", event_type="bounced", recipient=ADDRESS)
+    uuid, pk = str(ada.uuid), ada.pk
+    response = admin_client.post(
+        reverse("admin:subscriptions_subscriber_delete", args=[pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert rows_mentioning(ADDRESS, uuid) == {}
+    assert rows_pointing_at(pk) == {}
+    assert ErasureCount.objects.get().subscribers == 1
