@@ -1,8 +1,11 @@
 """The admin site: the moderation dashboard at ``dashboard/``, a throttled login, and
 the models listed in the order moderators work through them.
 
-Failed logins are counted per client address and username in Django's cache, and lock
-that pair out for ``ADMIN_LOGIN_LOCKOUT_SECONDS`` after ``ADMIN_LOGIN_MAX_FAILURES``.
+Failed logins are counted in Django's cache three ways — per client address and
+username, per username from any address, per address for any username — and each count
+locks out for ``ADMIN_LOGIN_LOCKOUT_SECONDS`` after the latest failure once it reaches
+its limit (``ADMIN_LOGIN_MAX_FAILURES``, ``…_PER_USERNAME``, ``…_PER_ADDRESS``): so
+guesses spread over many addresses, or over many usernames, are stopped too.
 """
 
 from __future__ import annotations
@@ -41,38 +44,59 @@ MODEL_ORDER = {
 APP_ORDER = ["digest", "subscriptions"]
 
 
-def _login_key(ip: str, username: str) -> str:
-    digest = hashlib.sha256(f"{ip}\n{username.casefold()}".encode()).hexdigest()
-    return f"admin-login-failures:{digest}"
+def _login_keys(ip: str, username: str) -> dict[str, tuple[str, int]]:
+    """Scope → (cache key, failures that lock it)."""
+    name = username.casefold()
+    scopes = {
+        "pair": (f"{ip}\n{name}", settings.ADMIN_LOGIN_MAX_FAILURES),
+        "username": (f"user\n{name}", settings.ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME),
+        "address": (f"ip\n{ip}", settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS),
+    }
+    return {
+        scope: (f"admin-login-failures:{hashlib.sha256(text.encode()).hexdigest()}", limit)
+        for scope, (text, limit) in scopes.items()
+    }
 
 
 def login_locked(ip: str, username: str) -> bool:
-    """Whether ``username`` from ``ip`` has failed ``ADMIN_LOGIN_MAX_FAILURES`` times
-    and is locked out (for ``ADMIN_LOGIN_LOCKOUT_SECONDS`` after the last failure)."""
-    return cache.get(_login_key(ip, username), 0) >= settings.ADMIN_LOGIN_MAX_FAILURES
+    """Whether ``username`` from ``ip`` is locked out: the pair, the username (from any
+    address) or the address (for any username) has reached its failure limit, within
+    ``ADMIN_LOGIN_LOCKOUT_SECONDS`` of its latest failure."""
+    keys = _login_keys(ip, username)
+    counts = cache.get_many([key for key, _ in keys.values()])
+    return any(counts.get(key, 0) >= limit for key, limit in keys.values())
 
 
 def record_login_failure(ip: str, username: str) -> int:
-    """Count one failed login of ``username`` from ``ip``; returns the count so far.
-
-    The count expires ``ADMIN_LOGIN_LOCKOUT_SECONDS`` after the latest failure.
-    """
-    key, timeout = _login_key(ip, username), settings.ADMIN_LOGIN_LOCKOUT_SECONDS
-    cache.add(key, 0, timeout)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout)
-        count = 1
-    cache.touch(key, timeout)
-    if count >= settings.ADMIN_LOGIN_MAX_FAILURES:
-        log.warning("admin_login_locked ip=%s username=%r failures=%s", ip, username, count)
-    return count
+    """Count one failed login of ``username`` from ``ip`` in each scope; returns the
+    pair's count so far. Each count expires ``ADMIN_LOGIN_LOCKOUT_SECONDS`` after the
+    latest failure it counted."""
+    timeout = settings.ADMIN_LOGIN_LOCKOUT_SECONDS
+    counts = {}
+    for scope, (key, limit) in _login_keys(ip, username).items():
+        cache.add(key, 0, timeout)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout)
+            count = 1
+        cache.touch(key, timeout)
+        counts[scope] = count
+        if count == limit:
+            log.warning(
+                "admin_login_locked scope=%s ip=%s username=%r failures=%s",
+                scope,
+                ip,
+                username,
+                count,
+            )
+    return counts["pair"]
 
 
 def clear_login_failures(ip: str, username: str) -> None:
-    """Forget the failures of ``username`` from ``ip`` (after a successful login)."""
-    cache.delete(_login_key(ip, username))
+    """Forget the failures of ``username`` from ``ip`` (after a successful login); the
+    per-username and per-address counts stay until they expire."""
+    cache.delete(_login_keys(ip, username)["pair"][0])
 
 
 class ThrottledAdminLoginForm(AdminAuthenticationForm):

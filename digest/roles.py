@@ -27,7 +27,8 @@ MODERATOR_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "deliveryevent": ("view",),
     },
     "subscriptions": {
-        "subscriber": ("view",),
+        # Lifting a bounce or complaint suppression is logged in the admin history.
+        "subscriber": ("view", "lift_suppression"),
         # Filters flagged for review are kept (flag cleared) or removed by moderators.
         "filter": ("view", "change", "delete"),
     },

@@ -199,19 +199,37 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
 
+# The ESPs whose webhooks sign their posts, and anymail's setting for the key each
+# signature is checked with (https://anymail.dev/en/stable/esps/ "Status tracking
+# webhooks"). Their tracking webhooks are only served with that key set.
+ESP_WEBHOOK_SIGNING_KEYS = {
+    "mailgun": "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "mailersend": "MAILERSEND_SIGNING_SECRET",
+    "mailtrap": "MAILTRAP_TRACKING_SECRET",
+    "mandrill": "MANDRILL_WEBHOOK_KEY",
+    "postal": "POSTAL_WEBHOOK_KEY",
+    "resend": "RESEND_SIGNING_SECRET",
+    "sendgrid": "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+}
 ANYMAIL = {
     key: os.environ[key]
     for key in (
         "POSTMARK_SERVER_TOKEN",
         "MAILGUN_API_KEY",
         "MAILGUN_SENDER_DOMAIN",
-        "MAILGUN_WEBHOOK_SIGNING_KEY",
         "AMAZON_SES_CONFIGURATION_SET_NAME",
+        *ESP_WEBHOOK_SIGNING_KEYS.values(),
     )
     if os.environ.get(key)
 }
 if env_str("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
+# The ESPs whose tracking webhooks (/esp/<esp>/tracking/) are served, by anymail's name
+# for them; by default the ESP of an anymail EMAIL_BACKEND, else none. Each is served
+# only with ANYMAIL_WEBHOOK_SECRET (basic auth) and, where the ESP signs, its signing key
+# (digest.delivery.tracking.webhook_urlpatterns); any other /esp/ address is a 404.
+_backend_esp = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
+ESP_WEBHOOKS = env_list("ESP_WEBHOOKS", _backend_esp)
 if not DEBUG:
     if not env_str("EMAIL_BACKEND"):
         PRODUCTION_PROBLEMS.append(
@@ -222,15 +240,26 @@ if not DEBUG:
     for _esp, _key in (("postmark", "POSTMARK_SERVER_TOKEN"), ("mailgun", "MAILGUN_API_KEY")):
         if EMAIL_BACKEND.startswith(f"anymail.backends.{_esp}.") and _key not in ANYMAIL:
             PRODUCTION_PROBLEMS.append(f"{_key} must be set to send through {EMAIL_BACKEND}")
-    # Bounces and complaints arrive on anymail's tracking webhooks, guarded by basic auth.
-    if EMAIL_BACKEND.startswith("anymail.") and ":" not in env_str("ANYMAIL_WEBHOOK_SECRET"):
+    # Bounces and complaints arrive on the tracking webhooks: an unauthenticated one
+    # would let anyone suppress or unsubscribe any address.
+    if ESP_WEBHOOKS and ":" not in env_str("ANYMAIL_WEBHOOK_SECRET"):
         PRODUCTION_PROBLEMS.append(
             "ANYMAIL_WEBHOOK_SECRET must be set to user:password (random) so the ESP's "
-            "bounce webhooks are accepted"
+            f"bounce webhooks ({', '.join(ESP_WEBHOOKS)}) are accepted; or set "
+            "ESP_WEBHOOKS= (empty) to serve none"
         )
+    for _esp in ESP_WEBHOOKS:
+        _signing = ESP_WEBHOOK_SIGNING_KEYS.get(_esp, "")
+        if _signing and _signing not in ANYMAIL:
+            PRODUCTION_PROBLEMS.append(
+                f"{_signing} must be set to check {_esp}'s webhook signatures"
+            )
 
 # --- Digests ----------------------------------------------------------------------
 DIGEST_MAX_PAPERS = env_int("DIGEST_MAX_PAPERS", 10)
+# A sent digest's "view in browser" copy (/d/TOKEN/) works this long after sending
+# (seconds), and only while its subscriber is subscribed.
+DIGEST_WEB_MAX_AGE = env_int("DIGEST_WEB_MAX_AGE", 90 * 24 * 3600)
 # Unsubscribe links in old emails keep working this long (seconds).
 UNSUBSCRIBE_LINK_MAX_AGE = env_int("UNSUBSCRIBE_LINK_MAX_AGE", 365 * 24 * 3600)
 # --- Delivery (digest/delivery.py; README "Delivery") ------------------------------
@@ -331,9 +360,16 @@ CELERY_TASK_ROUTES = {
     "digest.tasks.send_digests": {"queue": "sending"},
     "digest.tasks.send_planned_digests": {"queue": "sending"},
     "digest.tasks.prune_digest_items": {"queue": "matching"},
+    # Signup and "email me my link" mail, handed off by the pages.
+    "subscriptions.tasks.*": {"queue": "sending"},
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Fetching sources (digest.ingest.fetch): hosts that resolve to loopback, private,
+# link-local or reserved addresses are refused unless this is true (a source on the
+# operator's own network); one fetch, retries included, ends after FETCH_DEADLINE seconds.
+FETCH_ALLOW_PRIVATE_ADDRESSES = env_bool("FETCH_ALLOW_PRIVATE_ADDRESSES", False)
+FETCH_DEADLINE = env_float("FETCH_DEADLINE", 60.0)
 # Paths or URLs the beat ingests every 15 minutes, whole each time; for URLs fetched
 # with conditional GETs on their own intervals, add Sources in the admin instead.
 INGEST_SOURCES = env_list("INGEST_SOURCES")
@@ -369,9 +405,20 @@ THROTTLES = {
     "link-address": (env_int("THROTTLE_LINK_PER_ADDRESS", 3), 3600),
     "preview-ip": (env_int("THROTTLE_PREVIEW_PER_IP", 120), 60),
 }
-# The request.META key holding the client address; behind a reverse proxy that sets it,
-# e.g. HTTP_X_REAL_IP. Never a header clients can set themselves.
-CLIENT_IP_META = env_str("CLIENT_IP_META", "REMOTE_ADDR")
+# Filter previews index at most this many recent papers (the most upvoted) per process.
+PREVIEW_MAX_PAPERS = env_int("PREVIEW_MAX_PAPERS", 20_000)
+# Seconds a process answers previews from its index before checking the papers changed.
+PREVIEW_INDEX_TTL = env_float("PREVIEW_INDEX_TTL", 5.0)
+# How many reverse proxies stand between the clients and the app (0: none, the client
+# is REMOTE_ADDR). Behind N proxies that each append to X-Forwarded-For, the client is
+# the N-th entry from the right: entries further left are written by the client and
+# never trusted (django-ipware reads them: subscriptions.throttle.client_ip).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if env_str("CLIENT_IP_META"):
+    raise ImproperlyConfigured(
+        "CLIENT_IP_META is gone: set TRUSTED_PROXY_COUNT to the number of reverse proxies "
+        "in front of the app (see docs/operations.md)"
+    )
 # Sent on every response that sets no policy of its own (the "view in browser" digest page
 # allows the email's inline styles). Pages load only our own static JS and CSS.
 CONTENT_SECURITY_POLICY = (
@@ -386,6 +433,9 @@ MIDDLEWARE += ["subscriptions.middleware.ContentSecurityPolicyMiddleware"]
 # ADMIN_LOGIN_LOCKOUT_SECONDS after ADMIN_LOGIN_MAX_FAILURES failed attempts (counted in
 # the cache above).
 ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", 5)
+# ...and a username from any address, or an address for any username, after these many.
+ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME = env_int("ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME", 20)
+ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", 20)
 ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60)
 
 # One line per event on stderr; LOG_FORMAT=json writes JSON lines (digest/logs.py).

@@ -28,6 +28,8 @@ from digest.delivery.send import resend_digest
 from digest.matching.blocked import blocked_terms_in
 from digest.models import DeliveryEvent, Digest
 
+from . import erasure
+from .forms import FilterAdminForm
 from .middleware import email_html_policy
 from .models import Filter, Subscriber
 
@@ -55,6 +57,7 @@ class SubscriberStateFilter(admin.SimpleListFilter):
 
 class FilterInline(admin.TabularInline):
     model = Filter
+    form = FilterAdminForm
     extra = 0
     fields = ("query", "flagged_for_review", "created_at")
     readonly_fields = ("created_at",)
@@ -97,7 +100,13 @@ class SubscriberAdmin(admin.ModelAdmin):
     ordering = ("-created_at",)
     inlines = [FilterInline, DigestInline, DeliveryEventInline]
     filter_horizontal = ("topics",)
-    actions = ["suspend", "resume", "resend_latest_digest", "export_addresses"]
+    actions = [
+        "suspend",
+        "resume",
+        "lift_suppression",
+        "resend_latest_digest",
+        "export_addresses",
+    ]
     fieldsets = [
         (None, {"fields": ["email", "state_badge", "preview_link", "topics"]}),
         ("Schedule", {"fields": ["frequency", "weekday", "hour", "timezone", "next_digest"]}),
@@ -170,6 +179,22 @@ class SubscriberAdmin(admin.ModelAdmin):
         """Only superusers may take addresses out of the service."""
         return request.user.is_superuser
 
+    def has_lift_suppression_permission(self, request: HttpRequest) -> bool:
+        """Superusers and moderators (``subscriptions.lift_suppression_subscriber``)."""
+        return request.user.has_perm("subscriptions.lift_suppression_subscriber")
+
+    # --- Deleting ------------------------------------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: Subscriber) -> None:
+        """Erase as "delete me" does (:func:`subscriptions.erasure.erase`): the admin log
+        keeps no entry naming the address; the application log records who erased."""
+        erasure.erase(obj)
+        log.info("subscriber_erased_by_admin user=%s", request.user.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        for subscriber in queryset:
+            self.delete_model(request, subscriber)
+
     # --- Actions -------------------------------------------------------------------
 
     @admin.action(description="Suspend: send nothing until resumed", permissions=["change"])
@@ -196,6 +221,28 @@ class SubscriberAdmin(admin.ModelAdmin):
                 request,
                 f"{queryset.count() - len(done)} were not suspended by a moderator "
                 "(a bounce or complaint suppression stays).",
+                messages.WARNING,
+            )
+
+    @admin.action(
+        description="Lift a bounce or complaint suppression", permissions=["lift_suppression"]
+    )
+    def lift_suppression(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        """Lift the suppressions the ESP caused (hard bounces, rejections, complaints,
+        soft-bounce runs), each logged in the subscriber's history with the reason it
+        replaces; a moderator's suspension is lifted with *Resume* instead."""
+        lifted = 0
+        for subscriber in queryset:
+            reason = subscriber.suppressed_reason
+            if subscriber.lift_suppression():
+                lifted += 1
+                self.log_change(request, subscriber, f"Lifted the suppression ({reason})")
+        self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)
+        if lifted < queryset.count():
+            self.message_user(
+                request,
+                f"{queryset.count() - lifted} had no bounce or complaint suppression "
+                "(a moderator's suspension is lifted with Resume).",
                 messages.WARNING,
             )
 
@@ -310,6 +357,11 @@ class FilterAdmin(admin.ModelAdmin):
     list_select_related = ("subscriber",)
     raw_id_fields = ("subscriber",)
     actions = ["keep_filters"]
+    form = FilterAdminForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Filter | None = None) -> list[str]:
+        """A filter never moves to another subscriber: the subscriber is chosen once."""
+        return [*super().get_readonly_fields(request, obj), *(["subscriber"] if obj else [])]
 
     @admin.display(description="blocked terms")
     def blocked_terms(self, obj: Filter) -> str:

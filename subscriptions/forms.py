@@ -24,11 +24,13 @@ from digest.matching.query import (
 )
 from digest.models import Topic
 
-from .models import Subscriber
+from .addresses import normalize_address
+from .models import Filter, Subscriber
 from .schedule import resolve_timezone
 
 __all__ = [
     "EmailLinkForm",
+    "FilterAdminForm",
     "FilterForm",
     "QueryProblem",
     "ScheduleForm",
@@ -157,6 +159,9 @@ class SignupForm(forms.Form):
         self.fields["topics"] = topic_field()
         self.query_problem: QueryProblem | None = None
 
+    def clean_email(self) -> str:
+        return normalize_address(self.cleaned_data["email"])
+
     def clean_filters(self) -> list[str]:
         lines = [line.strip() for line in self.cleaned_data["filters"].splitlines()]
         queries = [line for line in lines if line]
@@ -226,6 +231,36 @@ class FilterForm(forms.Form):
         return text
 
 
+class FilterAdminForm(forms.ModelForm):
+    """A filter in the admin, under the rules of the settings page: the query is checked
+    by :class:`FilterForm` (syntax, length, blocked terms, duplicates and the filter
+    limit of its subscriber), so a moderator can write nothing a subscriber could not."""
+
+    class Meta:
+        model = Filter
+        fields = ["subscriber", "query", "flagged_for_review"]
+
+    def clean(self):  # type: ignore[no-untyped-def]
+        data = super().clean()
+        if "query" not in data:
+            return data
+        subscriber = data.get("subscriber") or getattr(self.instance, "subscriber", None)
+        others: list[tuple[int, str]] = []
+        if subscriber is not None and subscriber.pk:
+            rows = subscriber.filters.order_by("id").values_list("pk", "query")
+            others = [
+                (number, query)
+                for number, (pk, query) in enumerate(rows, start=1)
+                if pk != self.instance.pk
+            ]
+        public = FilterForm({"query": data["query"]}, others=others, adding=not self.instance.pk)
+        if not public.is_valid():
+            self.add_error("query", public.errors["query"])
+        else:
+            data["query"] = public.cleaned_data["query"]
+        return data
+
+
 class TopicsForm(forms.Form):
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -253,3 +288,6 @@ class ScheduleForm(forms.ModelForm):
 
 class EmailLinkForm(forms.Form):
     email = forms.EmailField(max_length=254, label="Email address")
+
+    def clean_email(self) -> str:
+        return normalize_address(self.cleaned_data["email"])

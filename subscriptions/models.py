@@ -15,6 +15,7 @@ from django.db.models.functions import Lower
 from django.utils.timezone import now as utcnow
 
 from . import schedule
+from .addresses import canonical_key
 
 
 def validate_timezone(value: str) -> None:
@@ -27,6 +28,9 @@ def validate_timezone(value: str) -> None:
 def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
 
+
+# The browser session key holding the uuid of the subscriber it is signed in as.
+SESSION_KEY = "subscriptions.subscriber"
 
 # Temporary failures in a row after which an address is suppressed.
 SOFT_BOUNCE_LIMIT = 3
@@ -68,6 +72,18 @@ _STATE_CONDITIONS = {
 
 
 class SubscriberQuerySet(models.QuerySet["Subscriber"]):
+    def bulk_create(self, objs, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        """As Django's, with each row's ``email_key`` set as :meth:`Subscriber.save` sets it."""
+        objs = list(objs)
+        for subscriber in objs:
+            subscriber.email_key = canonical_key(subscriber.email)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def with_address(self, address: str) -> SubscriberQuerySet:
+        """The subscriber (at most one) whose address has the same
+        :func:`~subscriptions.addresses.canonical_key` as ``address``."""
+        return self.filter(email_key=canonical_key(address))
+
     def in_state(self, state: str) -> SubscriberQuerySet:
         """The subscribers whose :attr:`Subscriber.state` is ``state`` (a :class:`State`)."""
         return self.filter(_STATE_CONDITIONS[State(state)])
@@ -94,6 +110,9 @@ class Subscriber(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     email = models.EmailField(max_length=254)
+    # canonical_key(email), set on every save: addresses are compared, looked up and
+    # throttled by it, and it is unique (subscriptions.addresses says why).
+    email_key = models.CharField(max_length=254, editable=False)
     frequency = models.CharField(max_length=8, choices=FREQUENCIES, default=schedule.DAILY)
     weekday = models.PositiveSmallIntegerField(
         choices=WEEKDAYS, default=0, help_text="Weekly digests go out on this day."
@@ -122,21 +141,39 @@ class Subscriber(models.Model):
     link_counter = models.PositiveIntegerField(default=0, editable=False)
     # The secret path of the private Atom feed; empty until first asked for.
     feed_secret = models.CharField(max_length=64, blank=True, editable=False)
+    # A signup of an address that already has kept choices (unsubscribed, or suppressed
+    # after a bounce or complaint): its filters, topics and schedule wait here until the
+    # address confirms, so a stranger's signup replaces nothing (:meth:`hold_signup`).
+    pending_signup = models.JSONField(null=True, blank=True, editable=False)
+    # Keys of the browser sessions signed in as this subscriber (the latest
+    # MAX_SESSIONS), deleted with them by "delete me" (subscriptions.erasure).
+    session_keys = models.JSONField(default=list, blank=True, editable=False)
 
     objects = SubscriberQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="subscriber_email_unique_ci"),
+            models.UniqueConstraint(fields=["email_key"], name="subscriber_email_key_unique"),
             models.UniqueConstraint(
                 fields=["feed_secret"],
                 condition=~Q(feed_secret=""),
                 name="subscriber_feed_secret_unique",
             ),
         ]
+        permissions = [
+            ("lift_suppression_subscriber", "Can lift a bounce or complaint suppression"),
+        ]
 
     def __str__(self) -> str:
         return self.email
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.email_key = canonical_key(self.email)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "email_key"}
+        super().save(*args, **kwargs)
 
     State = State
 
@@ -168,11 +205,77 @@ class Subscriber(models.Model):
         return schedule.period_key(at, frequency=self.frequency, timezone=self.timezone)
 
     def confirm(self, now: datetime | None = None) -> None:
-        """Mark the address confirmed (double opt-in done) and schedule the first digest."""
+        """Mark the address confirmed (double opt-in done) and schedule the first digest.
+
+        The owner of the address has just proved it, so a signup held by
+        :meth:`hold_signup` replaces the kept choices now, an unsubscribe is undone and
+        a bounce or complaint suppression lifted (:meth:`lift_suppression`; a
+        moderator's suspension stays).
+        """
         now = now or utcnow()
-        self.confirmed_at = self.confirmed_at or now
-        self.next_digest_at = self.compute_next_digest_at(now)
-        self.save(update_fields=["confirmed_at", "next_digest_at"])
+        with transaction.atomic():
+            if self.pending_signup is not None:
+                self.apply_signup(self.pending_signup)
+                self.pending_signup = None
+            self.unsubscribed_at = None
+            self.paused_at = None
+            self.confirmed_at = self.confirmed_at or now
+            self.next_digest_at = self.compute_next_digest_at(now)
+            self.save(
+                update_fields=[
+                    "confirmed_at",
+                    "next_digest_at",
+                    "pending_signup",
+                    "unsubscribed_at",
+                    "paused_at",
+                ]
+            )
+            self.lift_suppression(now)
+
+    def apply_signup(self, choices: dict[str, object]) -> None:
+        """Replace filters, topics, frequency and timezone with a signup's ``choices``:
+        ``{"frequency", "timezone", "filters": [query, …], "topics": [topic id, …]}``."""
+        self.frequency = str(choices["frequency"])
+        self.timezone = str(choices["timezone"])
+        self.save(update_fields=["frequency", "timezone"])
+        self.filters.all().delete()
+        Filter.objects.bulk_create(
+            Filter(subscriber=self, query=str(q))
+            for q in choices["filters"]  # type: ignore[attr-defined]
+        )
+        self.topics.set(choices["topics"])  # type: ignore[arg-type]
+
+    def hold_signup(self, choices: dict[str, object]) -> None:
+        """Keep a signup's ``choices`` (as :meth:`apply_signup` takes them) until the
+        address confirms; the kept filters, topics and schedule stay until then."""
+        self.pending_signup = choices
+        self.save(update_fields=["pending_signup"])
+
+    @property
+    def is_suppressed_by_delivery(self) -> bool:
+        """Suppressed after a bounce, a rejection or a complaint (not a moderator's
+        suspension): the owner may lift it by confirming the address again."""
+        return bool(self.suppressed_at) and not self.suppressed_reason.startswith(self.SUSPENDED)
+
+    def lift_suppression(self, now: datetime | None = None) -> bool:
+        """Lift a bounce, rejection or complaint suppression and reset the soft-bounce
+        run; schedule the next digest from ``now`` when confirmed. Returns False when
+        there was none (a moderator's suspension is left alone: :meth:`unsuspend`)."""
+        now = now or utcnow()
+        updated = (
+            Subscriber.objects.filter(pk=self.pk, suppressed_at__isnull=False)
+            .exclude(suppressed_reason__startswith=self.SUSPENDED)
+            .update(
+                suppressed_at=None,
+                suppressed_reason="",
+                soft_bounces=0,
+                next_digest_at=self.compute_next_digest_at(now) if self.confirmed_at else None,
+            )
+        )
+        self.refresh_from_db(
+            fields=["suppressed_at", "suppressed_reason", "soft_bounces", "next_digest_at"]
+        )
+        return bool(updated)
 
     def suppress(self, reason: str, now: datetime | None = None) -> bool:
         """Stop all digests because the address cannot or must not receive them (a hard
@@ -206,6 +309,12 @@ class Subscriber(models.Model):
         return bool(updated)
 
     SUSPENDED = "suspended by a moderator"
+    MAX_SESSIONS = 20
+
+    def remember_session(self, key: str) -> None:
+        """Note a browser session signed in as this subscriber (see ``session_keys``)."""
+        self.session_keys = [*[k for k in self.session_keys if k != key], key][-self.MAX_SESSIONS :]
+        self.save(update_fields=["session_keys"])
 
     def suspend(self, reason: str = "", now: datetime | None = None) -> bool:
         """Stop all digests on a moderator's decision, whatever the subscriber does.
@@ -254,17 +363,6 @@ class Subscriber(models.Model):
         Subscriber.objects.filter(pk=self.pk).update(link_counter=F("link_counter") + 1)
         self.refresh_from_db(fields=["link_counter"])
 
-    def restart_signup(self) -> None:
-        """Make an unsubscribed address unconfirmed again, for a new double opt-in.
-
-        Nothing is sent to it until the new confirmation.
-        """
-        self.unsubscribed_at = None
-        self.confirmed_at = None
-        self.paused_at = None
-        self.next_digest_at = None
-        self.save(update_fields=["unsubscribed_at", "confirmed_at", "paused_at", "next_digest_at"])
-
     def pause(self, now: datetime | None = None) -> None:
         """Hold digests until :meth:`resume`; filters and schedule are kept."""
         self.paused_at = self.paused_at or now or utcnow()
@@ -294,9 +392,11 @@ class Subscriber(models.Model):
         return self.feed_secret
 
     def erase(self, now: datetime | None = None) -> None:
-        """Delete the subscriber with their address, filters and digests ("delete me").
+        """Delete the subscriber with their address, filters and digests.
 
-        Only anonymous monthly counts survive, in :class:`ErasureCount`.
+        Only anonymous monthly counts survive, in :class:`ErasureCount`. "Delete me"
+        calls it through :func:`subscriptions.erasure.erase`, which also erases what the
+        delivery events, the admin log and the sessions hold about the subscriber.
         """
         now = now or utcnow()
         # Through the reverse relation: this app's models import no stage of digest/.

@@ -14,17 +14,33 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+from ipware import get_client_ip
 
 __all__ = ["allow", "client_ip"]
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client's address from ``settings.CLIENT_IP_META`` (``REMOTE_ADDR`` unless a
-    trusted proxy sets another), an IPv6 address cut to its /64 network, since one
-    subscriber line usually holds a whole /64. ``"unknown"`` when missing or malformed."""
-    raw = str(request.META.get(settings.CLIENT_IP_META, "")).split(",")[0].strip()
+    """The client's address, an IPv6 address cut to its /64 network (one subscriber line
+    usually holds a whole /64); ``"unknown"`` when missing or malformed.
+
+    With ``settings.TRUSTED_PROXY_COUNT`` = 0 it is ``REMOTE_ADDR``. Behind N proxies
+    that each append the address they were reached from to ``X-Forwarded-For``, it is
+    the N-th entry from the right, read by django-ipware (``proxy_count`` = N - 1 in its
+    terms: the proxies other than the last, whose entries the header holds); whatever a
+    client wrote further left is ignored.
+    """
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies <= 0:
+        raw, _ = get_client_ip(request, request_header_order=["REMOTE_ADDR"])
+    else:
+        raw, _ = get_client_ip(
+            request,
+            proxy_count=proxies - 1,
+            request_header_order=["HTTP_X_FORWARDED_FOR"],
+            strict=False,
+        )
     try:
-        address = ipaddress.ip_address(raw)
+        address = ipaddress.ip_address(str(raw or ""))
     except ValueError:
         return "unknown"
     if address.version == 6:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from functools import cache, wraps
 from typing import Any
 
@@ -19,7 +18,6 @@ import markdown
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -33,58 +31,28 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from digest.delivery.compose import make_email
 from digest.delivery.message import digest_message
-from digest.matching.query import Query, QueryError, parse_query, reference_match
+from digest.matching import preview
+from digest.matching.preview import PREVIEW_DAYS
+from digest.matching.query import QueryError, parse_query
 from digest.models import Digest, Paper, archive_cutoff
 
-from . import throttle
+from . import erasure, tasks, throttle
 from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
 from .middleware import email_html_policy
-from .models import Filter, State, Subscriber
+from .models import SESSION_KEY, Filter, State, Subscriber
 from .tokens import (
     CONFIRM,
     MANAGE,
     UNSUBSCRIBE,
-    confirm_url,
     digest_web_url,
-    manage_url,
     read_digest_token,
     read_link_token,
     read_token,
 )
 
-SESSION_KEY = "subscriptions.subscriber"
 SESSION_COUNTER = "subscriptions.link_counter"
-PREVIEW_DAYS = 7
-PREVIEW_LIMIT = 10
 SAMPLE_PAPERS = 3
-
-
-# ---------------------------------------------------------------------------------------
-# Emails
-
-
-def send_confirmation(subscriber: Subscriber) -> None:
-    """The double opt-in email (``emails/confirm-*``), the only mail an unconfirmed
-    address ever gets."""
-    context = {
-        "email": subscriber.email,
-        "confirm_url": confirm_url(subscriber.uuid),
-        "days": settings.CONFIRM_LINK_MAX_AGE // 86400,
-    }
-    make_email("confirm", context, subscriber.email).send()
-
-
-def send_manage_link(subscriber: Subscriber) -> None:
-    """The "here is your link" email (``emails/manage-link-*``)."""
-    context = {
-        "email": subscriber.email,
-        "manage_url": manage_url(subscriber.uuid),
-        "days": settings.MANAGE_LINK_MAX_AGE // 86400,
-        "state": subscriber.state,
-    }
-    make_email("manage-link", context, subscriber.email).send()
 
 
 # ---------------------------------------------------------------------------------------
@@ -112,6 +80,8 @@ def start_session(request: HttpRequest, subscriber: Subscriber) -> None:
     request.session.flush()
     request.session[SESSION_KEY] = str(subscriber.uuid)
     request.session[SESSION_COUNTER] = subscriber.link_counter
+    request.session.save()  # gives it its key, kept to be deleted with the subscriber
+    subscriber.remember_session(str(request.session.session_key))
 
 
 def session_subscriber(request: HttpRequest) -> Subscriber | None:
@@ -143,34 +113,10 @@ def subscriber_required(
     return wrapper
 
 
-def recent_papers(now: Any = None) -> Any:
-    """Visible papers seen on the papers pages in the last :data:`PREVIEW_DAYS` days, most
-    upvoted first."""
-    since = (now or timezone.now()) - timedelta(days=PREVIEW_DAYS)
-    return (
-        Paper.objects.visible()
-        .filter(last_seen_at__gte=since)
-        .order_by("-upvotes", "-published_on", "-id")
-    )
-
-
-def preview_papers(query: Query) -> tuple[int, list[Paper]]:
-    """``(how many, the first PREVIEW_LIMIT)`` of the recent papers ``query`` matches,
-    by :func:`digest.matching.query.reference_match`."""
-    papers = recent_papers().only(
-        "id", "title", "abstract", "authors", "categories", "upvotes", "published_on", "arxiv_id"
-    )
-    matched = [
-        p
-        for p in papers.iterator()
-        if reference_match(query, p.title, p.abstract, p.authors, p.categories)
-    ]
-    return len(matched), matched[:PREVIEW_LIMIT]
-
-
 def preview_of(text: str) -> dict[str, Any]:
-    """The server-rendered preview of a valid query text."""
-    count, papers = preview_papers(parse_query(text))
+    """The server-rendered preview of a valid query text
+    (:func:`digest.matching.preview.preview`)."""
+    count, papers = preview.preview(text)
     return {"query": text, "count": count, "papers": papers, "days": PREVIEW_DAYS}
 
 
@@ -183,53 +129,31 @@ def home(request: HttpRequest) -> HttpResponse:
     """What the service sends, a sample digest, and the signup form.
 
     A valid signup always answers with the same redirect to "check your inbox", whatever
-    the address: a new or unconfirmed address gets the confirmation email, a subscribed
-    one its manage link, a suppressed one nothing.
+    the address, after the same work: the signup is handed to a task
+    (:func:`subscriptions.signup.sign_up` says what each address gets).
     """
     form = SignupForm(request.POST or None)
     if request.method == "POST":
         if not throttle.allow("signup-ip", throttle.client_ip(request)):
             return too_many(request)
         if form.is_valid():
-            sign_up(form.cleaned_data)
+            data = form.cleaned_data
+            tasks.sign_up.delay(
+                {
+                    "email": data["email"],
+                    "frequency": data["frequency"],
+                    "timezone": data["timezone"],
+                    "filters": data["filters"],
+                    "topics": [topic.pk for topic in data["topics"]],
+                }
+            )
             return redirect("signup_sent")
-    sample = list(recent_papers()[:SAMPLE_PAPERS]) or list(
+    sample = list(preview.recent()[:SAMPLE_PAPERS]) or list(
         Paper.objects.visible().order_by("-upvotes", "-id")[:SAMPLE_PAPERS]
     )
     status = 400 if form.is_bound else 200
     context = {"form": form, "sample": sample, "max_papers": settings.DIGEST_MAX_PAPERS}
     return render(request, "subscriptions/home.html", context, status=status)
-
-
-def sign_up(data: dict[str, Any]) -> None:
-    """Record a signup and send what the address's state calls for (see :func:`home`).
-
-    More than ``THROTTLES["signup-address"]`` signups of one address an hour send
-    nothing more, quietly, so the form cannot be used to flood an inbox.
-    """
-    email = data["email"]
-    if not throttle.allow("signup-address", email.lower()):
-        return
-    with transaction.atomic():
-        subscriber, created = Subscriber.objects.get_or_create(
-            email__iexact=email, defaults={"email": email}
-        )
-        state = subscriber.state
-        if state == State.UNSUBSCRIBED:
-            subscriber.restart_signup()
-        if created or state in (State.UNCONFIRMED, State.UNSUBSCRIBED):
-            subscriber.frequency = data["frequency"]
-            subscriber.timezone = data["timezone"]
-            subscriber.save(update_fields=["frequency", "timezone"])
-            subscriber.filters.all().delete()
-            Filter.objects.bulk_create(
-                Filter(subscriber=subscriber, query=q) for q in data["filters"]
-            )
-            subscriber.topics.set(data["topics"])
-    if created or state in (State.UNCONFIRMED, State.UNSUBSCRIBED):
-        send_confirmation(subscriber)
-    elif state in (State.ACTIVE, State.PAUSED):
-        send_manage_link(subscriber)
 
 
 @require_GET
@@ -282,24 +206,16 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def email_link(request: HttpRequest) -> HttpResponse:
-    """ "Email me my link": the same answer whether or not the address is known.
-
-    A subscribed (or unsubscribed) address gets its manage link, an unconfirmed one the
-    confirmation email again, anything else nothing.
+    """ "Email me my link": the same answer, after the same work, whether or not the
+    address is known: the request is handed to a task
+    (:func:`subscriptions.signup.email_link_for` says what each address gets).
     """
     form = EmailLinkForm(request.POST or None)
     if request.method == "POST":
         if not throttle.allow("link-ip", throttle.client_ip(request)):
             return too_many(request)
         if form.is_valid():
-            email = form.cleaned_data["email"]
-            if throttle.allow("link-address", email.lower()):
-                subscriber = Subscriber.objects.filter(email__iexact=email).first()
-                state = subscriber.state if subscriber else None
-                if subscriber and state in (State.ACTIVE, State.PAUSED, State.UNSUBSCRIBED):
-                    send_manage_link(subscriber)
-                elif subscriber and state == State.UNCONFIRMED:
-                    send_confirmation(subscriber)
+            tasks.email_link.delay(form.cleaned_data["email"])
             return redirect("email_link_sent")
     status = 400 if form.is_bound else 200
     return render(request, "subscriptions/email_link.html", {"form": form}, status=status)
@@ -424,6 +340,8 @@ def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         return manage_page(request, subscriber, add_form=form, status=400)
     query = form.cleaned_data["query"]
     if _filter_action(request) == "preview":
+        if not throttle.allow("preview-ip", throttle.client_ip(request)):
+            return too_many(request)
         return manage_page(request, subscriber, add_form=form, add_preview=preview_of(query))
     Filter.objects.create(subscriber=subscriber, query=query)
     messages.success(request, "Filter added.")
@@ -446,6 +364,8 @@ def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpRe
         return manage_page(request, subscriber, edit=(item.pk, form, None), status=400)
     query = form.cleaned_data["query"]
     if action == "preview":
+        if not throttle.allow("preview-ip", throttle.client_ip(request)):
+            return too_many(request)
         return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)))
     item.query = query
     item.save(update_fields=["query"])
@@ -560,7 +480,7 @@ def delete_me(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     """GET asks; POST erases the address, filters and digests, keeping anonymous counts."""
     if request.method == "GET":
         return render(request, "subscriptions/delete.html", {"subscriber": subscriber})
-    subscriber.erase()
+    erasure.erase(subscriber)
     request.session.flush()
     return render(request, "subscriptions/deleted.html")
 
@@ -570,7 +490,7 @@ def delete_me(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
 
 
 @require_GET
-def preview(request: HttpRequest) -> JsonResponse:
+def preview_json(request: HttpRequest) -> JsonResponse:
     """``GET /preview.json?q=QUERY`` → ``{"ok": true, "count", "days", "papers": [{"title",
     "url", "upvotes", "published_on"}]}`` for the recent papers the query matches, or
     ``{"ok": false, "error": {"message", "position", "column"}}`` for a query that does
@@ -579,7 +499,7 @@ def preview(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"ok": False, "error": {"message": "too many requests"}}, status=429)
     text = request.GET.get("q", "").strip()
     try:
-        query = parse_query(text)
+        parse_query(text)
     except QueryError as error:
         problem = QueryProblem.of(text, error)
         return JsonResponse(
@@ -592,7 +512,7 @@ def preview(request: HttpRequest) -> JsonResponse:
                 },
             }
         )
-    count, papers = preview_papers(query)
+    count, papers = preview.preview(text)
     return JsonResponse(
         {
             "ok": True,
@@ -613,19 +533,25 @@ def preview(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def digest_web(request: HttpRequest, token: str) -> HttpResponse:
-    """A sent digest as its email's HTML part ("view in browser"), without the links
-    that act for the subscriber: its unsubscribe and settings links lead to the "email
-    me my link" page, since anyone given this address can open it."""
+    """A sent digest as its email's HTML part ("view in browser"), without anything of
+    the subscriber's: no address (the footer names "the recipient") and no link that
+    acts for them (its unsubscribe and settings links lead to the "email me my link"
+    page), since anyone given this address can open it. 404 once the subscriber
+    unsubscribed or was suppressed, and ``DIGEST_WEB_MAX_AGE`` seconds after sending."""
     try:
         digest_id = read_digest_token(token)
     except signing.BadSignature:
         return bad_link(request, "invalid")
     digest = Digest.objects.select_related("subscriber").filter(pk=digest_id).first()
-    if digest is None or digest.status != Digest.SENT:
+    if digest is None or digest.status != Digest.SENT or digest.sent_at is None:
+        raise Http404("no such digest")
+    if digest.subscriber.state not in (State.ACTIVE, State.PAUSED):
         raise Http404("no such digest")
     if digest.sent_at is None or digest.sent_at < archive_cutoff():
         raise Http404("this digest is older than the archive keeps")
-    message = digest_message(digest, personal_links=False)
+    if (timezone.now() - digest.sent_at).total_seconds() > settings.DIGEST_WEB_MAX_AGE:
+        raise Http404("no such digest")
+    message = digest_message(digest, personal_links=False, links={"email": "the recipient"})
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)
     response["Content-Security-Policy"] = email_html_policy()

@@ -81,6 +81,8 @@ def _outbox_and_eager(settings, tmp_path: Path) -> Iterator[None]:  # type: igno
     settings.OUTBOX_DIR = tmp_path / "outbox"
     settings.EMAIL_BACKEND = "digest.mail.OutboxEmailBackend"
     settings.SITE_URL = "https://papers.example.org"
+    # Previews see each test's papers at once (digest.matching.preview).
+    settings.PREVIEW_INDEX_TTL = 0
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield
@@ -110,8 +112,11 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def server() -> Iterator[PageServer]:
-    """A :class:`~tests.support.pageserver.PageServer` on 127.0.0.1 for the test's duration."""
+def server(settings) -> Iterator[PageServer]:  # type: ignore[no-untyped-def]
+    """A :class:`~tests.support.pageserver.PageServer` on 127.0.0.1 for the test's duration.
+    A test that asks for it opts in to fetching from a private address (production
+    refuses them: ``FETCH_ALLOW_PRIVATE_ADDRESSES``)."""
+    settings.FETCH_ALLOW_PRIVATE_ADDRESSES = True
     pages = PageServer()
     pages.thread.start()
     yield pages

@@ -219,3 +219,128 @@ def test_a_moderator_cannot_preview_a_subscriber_without_view_permission() -> No
     url = reverse("admin:subscriptions_subscriber_preview", args=[ada.pk])
     assert client.get(url).status_code == 403
     assert Subscriber.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_moderator_cannot_fetch_sources_now(django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    client = moderator_client()
+    source = Source.objects.create(name="Daily", url="http://127.0.0.1:9/papers")
+    url = reverse("admin:digest_source_changelist")
+    assert "fetch_now" not in available_actions(client.get(url))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = action(client, url, "fetch_now", [source.pk])
+    assert response.status_code == 200  # "No action selected": the forged action is refused
+    assert callbacks == []
+
+
+@pytest.mark.django_db
+def test_the_filter_admin_applies_the_public_rules_and_never_moves_a_filter() -> None:
+    from digest.matching.query import MAX_FILTERS
+    from digest.models import BlockedTerm
+    from subscriptions.models import Filter
+
+    client = moderator_client()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    eve = make_subscriber("eve@example.org", ["diffusion"])
+    BlockedTerm.objects.create(term="casino")
+    item = ada.filters.get()
+    change = reverse("admin:subscriptions_filter_change", args=[item.pk])
+
+    for query, error in [
+        ('vision "transformer', "unclosed quote (character 8)"),
+        ("casino bonus", "is not allowed in filters here"),
+        ("x" * 301, "at most 300 characters"),
+    ]:
+        response = client.post(change, {"query": query, "subscriber": str(eve.pk)})
+        assert response.status_code == 200, query
+        assert error in response.content.decode(), query
+    item.refresh_from_db()
+    assert (item.query, item.subscriber_id) == ("mamba", ada.pk)
+
+    # A valid change keeps the filter with its subscriber, whatever the post says.
+    response = client.post(change, {"query": "state space", "subscriber": str(eve.pk)})
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert (item.query, item.subscriber_id) == ("state space", ada.pk)
+
+    # Adding (superusers only): the subscriber's filter limit and duplicates hold too.
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "root@example.org", PASSWORD))
+    Filter.objects.bulk_create(
+        Filter(subscriber=eve, query=f"word{n}") for n in range(MAX_FILTERS - 1)
+    )
+    add = reverse("admin:subscriptions_filter_add")
+    response = client.post(add, {"query": "one more", "subscriber": str(eve.pk)})
+    assert f"you already have {MAX_FILTERS} filters" in response.content.decode()
+    response = client.post(add, {"query": "Mamba", "subscriber": str(ada.pk)})
+    assert response.status_code == 302
+    response = client.post(add, {"query": "mambas", "subscriber": str(ada.pk)})
+    assert "same as filter" in response.content.decode()
+    assert eve.filters.count() == MAX_FILTERS
+
+
+# --- Client addresses behind proxies and lockouts across addresses ----------------------
+
+
+def _login_from(address: str, username: str, password: str, **meta: str):  # type: ignore[no-untyped-def]
+    return Client().post(
+        reverse("admin:login"),
+        {"username": username, "password": password},
+        REMOTE_ADDR=address,
+        **meta,
+    )
+
+
+@pytest.mark.django_db
+def test_forty_guesses_from_ten_addresses_lock_the_account() -> None:
+    make_moderator("mona")
+    for guess in range(40):
+        _login_from(f"198.51.100.{guess % 10 + 1}", "mona", f"guess-{guess}")
+    # Each address tried only 4 times, under the per-pair limit; the username is locked.
+    locked = _login_from("198.51.100.99", "mona", PASSWORD)
+    assert locked.status_code == 200
+    assert "Too many failed logins" in locked.content.decode()
+
+
+@pytest.mark.django_db
+def test_one_address_guessing_many_usernames_is_locked() -> None:
+    make_moderator("mona")
+    for guess in range(40):
+        _login_from("198.51.100.7", f"user{guess % 10}", "wrong")
+    assert (
+        "Too many failed logins" in _login_from("198.51.100.7", "mona", PASSWORD).content.decode()
+    )
+    assert _login_from("198.51.100.8", "mona", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_forged_forwarded_for_entry_does_not_change_the_client(settings) -> None:  # type: ignore[no-untyped-def]
+    from django.test import RequestFactory
+
+    from subscriptions.throttle import client_ip
+
+    def ip(**meta: str) -> str:
+        return client_ip(RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", **meta))
+
+    # No proxy: the header is the client's own writing and is ignored.
+    assert ip(HTTP_X_FORWARDED_FOR="6.6.6.6") == "10.0.0.2"
+    # One proxy appends the address it was reached from: that entry, never one the
+    # client wrote before it.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert ip(HTTP_X_FORWARDED_FOR="203.0.113.7") == "203.0.113.7"
+    assert ip(HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7") == "203.0.113.7"
+    assert ip(HTTP_X_FORWARDED_FOR="1.1.1.1, 2.2.2.2, 203.0.113.7") == "203.0.113.7"
+    # Two proxies (a CDN, then ours): the second entry from the right.
+    settings.TRUSTED_PROXY_COUNT = 2
+    assert ip(HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7, 192.0.2.50") == "203.0.113.7"
+    assert ip(HTTP_X_FORWARDED_FOR="2001:db8::1, 192.0.2.50") == "2001:db8::/64"
+
+
+@pytest.mark.django_db
+def test_rotating_forged_addresses_behind_a_proxy_does_not_escape_the_lockout(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.TRUSTED_PROXY_COUNT = 1
+    make_moderator("mona")
+    for guess in range(5):
+        _login_from("10.0.0.2", "mona", "wrong", HTTP_X_FORWARDED_FOR=f"6.6.6.{guess}, 203.0.113.7")
+    locked = _login_from("10.0.0.2", "mona", PASSWORD, HTTP_X_FORWARDED_FOR="9.9.9.9, 203.0.113.7")
+    assert "Too many failed logins" in locked.content.decode()

@@ -254,3 +254,53 @@ def test_the_subscriber_page_says_which_timezone_its_times_are_in(admin_client: 
     assert "History (UTC)" in html
     listing = admin_client.get(reverse("admin:subscriptions_subscriber_changelist")).content
     assert b"next digest (utc)" in listing.lower()
+
+
+@pytest.mark.django_db
+def test_a_moderator_lifts_a_bounce_suppression_and_it_is_logged(outbox: Path) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    ingest_source(str(PAGE_004))
+    bounced = make_subscriber(
+        "bounced@example.org",
+        ["mamba"],
+        suppressed_at=timezone.now(),
+        suppressed_reason="hard bounce: mailbox full",
+        soft_bounces=2,
+    )
+    suspended = make_subscriber("eve@example.org", ["mamba"])
+    suspended.suspend("spam filters")
+    client = moderator_client()
+    assert "lift_suppression" in {
+        name for name, _ in client.get(SUBSCRIBERS).context["action_form"].fields["action"].choices
+    }
+    assert (
+        action(client, SUBSCRIBERS, "lift_suppression", [bounced.pk, suspended.pk]).status_code
+        == 302
+    )
+    bounced.refresh_from_db()
+    suspended.refresh_from_db()
+    assert (bounced.state, bounced.soft_bounces) == ("active", 0)
+    assert bounced.next_digest_at is not None
+    assert suspended.state == "suppressed"  # a moderator's suspension is not lifted here
+    [entry] = LogEntry.objects.filter(object_id=str(bounced.pk))
+    assert "Lifted the suppression (hard bounce: mailbox full)" in entry.get_change_message()
+    assert entry.user.username == "mona"
+    assert [r.status for r in deliver([bounced.pk], force=True)] == ["sent"]
+
+
+@pytest.mark.django_db
+def test_the_preview_shows_placeholders_never_the_subscribers_own_links(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    client = moderator_client()
+    page = client.get(reverse("admin:subscriptions_subscriber_preview", args=[ada.pk]))
+    frame = client.get(reverse("admin:subscriptions_subscriber_preview_html", args=[ada.pk]))
+    text = page.context["preview"].text
+    for shown in (text, page.content.decode(), frame.content.decode()):
+        for personal in ("/manage/link/", "/unsubscribe/", "/d/", "/link/"):
+            assert personal not in shown, personal
+    assert "https://papers.example.org/#manage-link-of-the-subscriber" in text
+    assert "#unsubscribe-link-of-the-subscriber" in frame.content.decode()
+    before = Subscriber.objects.get(pk=ada.pk).link_counter
+    assert before == 0  # no link was made that could be spent

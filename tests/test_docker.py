@@ -123,6 +123,40 @@ def test_the_image_is_multi_stage_slim_and_not_root() -> None:
             assert (ROOT / source).exists(), f"{line}: {source} is not in the repository"
 
 
+def image_environment() -> dict[str, str]:
+    """The ``ENV`` of the image's runtime stage (``NAME=value`` pairs, ``\\`` line joins)."""
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    runtime = dockerfile.split("AS runtime", 1)[1].replace("\\\n", " ")
+    env: dict[str, str] = {}
+    for line in runtime.splitlines():
+        if line.startswith("ENV "):
+            for pair in line.split()[1:]:
+                name, _, value = pair.partition("=")
+                env[name] = value
+    return env
+
+
+def test_the_image_defaults_to_production(tmp_path: Path) -> None:
+    env = image_environment()
+    assert env["DEBUG"] == "false"
+    # Started with nothing else set, it refuses to run rather than run in DEBUG mode.
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            **{k: v for k, v in env.items() if k not in {"PATH", "VAR_DIR", "STATIC_ROOT"}},
+            "VAR_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "Unsafe or incomplete production settings (DEBUG is off)" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
 def test_the_image_installs_the_web_server_and_static_files_server() -> None:
     # The image installs exactly pyproject's dependencies.
     with (ROOT / "pyproject.toml").open("rb") as f:

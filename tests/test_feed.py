@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import time_machine
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 
 from digest.delivery.pipeline import deliver
 from digest.models import Digest
@@ -52,8 +55,12 @@ def test_a_sent_digest_opens_in_the_browser_as_its_email(client: Client, outbox:
     public = sent
     for url in set(tokens):
         public = public.replace(url, "https://papers.example.org/link/")
+    # Nor the recipient's address.
+    assert "ada@example.org" in sent
+    public = public.replace("ada@example.org", "the recipient")
     assert html == public
     assert "/manage/link/" not in html and "/unsubscribe/" not in html
+    assert "ada@example.org" not in html
     assert "<i>Diffusion" not in html
     # The email's inline styles are allowed there; scripts and forms are not.
     policy = response.headers["Content-Security-Policy"]
@@ -73,6 +80,20 @@ def test_a_tampered_digest_link_is_refused_and_unsent_digests_are_not_shown(
     # Another digest id with this digest's signature.
     assert client.get(f"/d/{digest.pk + 1}:{token.split(':', 1)[1]}/").status_code == 400
     Digest.objects.filter(pk=digest.pk).update(status=Digest.PENDING)
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_browser_copy_stops_working_after_unsubscribing_or_its_max_age(
+    client: Client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    digest = sent_digest()
+    path = path_of(digest_web_url(digest))
+    assert client.get(path).status_code == 200
+    settings.DIGEST_WEB_MAX_AGE = 3600
+    with time_machine.travel(timezone.now() + timedelta(seconds=3601)):
+        assert client.get(path).status_code == 404
+    digest.subscriber.unsubscribe()
     assert client.get(path).status_code == 404
 
 

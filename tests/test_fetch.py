@@ -15,9 +15,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from digest.ingest.fetch import FetchError, fetch, retry_after_seconds, user_agent
+from digest.ingest import fetch as fetch_module
+from digest.ingest.fetch import FetchError, retry_after_seconds, user_agent
 
 SERVER_DATE = "Wed, 12 Mar 2025 10:00:00 GMT"
+
+
+def fetch(url: str, **options: object) -> fetch_module.FetchResult:
+    """:func:`digest.ingest.fetch.fetch`, opted in to private addresses: the scripted
+    server is on 127.0.0.1 (the refusal itself is tested at the end)."""
+    return fetch_module.fetch(url, allow_private=True, **options)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     length: bool = True
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the body's bytes
 
 
 class Server:
@@ -68,7 +76,13 @@ class Server:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 try:
-                    self.wfile.write(reply.body)
+                    if reply.trickle:
+                        for byte in reply.body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client stopped reading, as it should past its size cap
 
@@ -342,3 +356,65 @@ def test_retry_after_reads_seconds_and_http_dates(
     now = datetime(2025, 3, 12, 10, 0, 0, tzinfo=UTC)
 
     assert retry_after_seconds(value, now=now) == expected
+
+
+# --- Non-public addresses and the deadline ------------------------------------------------
+
+
+def test_loopback_and_private_addresses_are_refused_unless_allowed(server: Server) -> None:
+    server.queue(Reply(body=b"internal"))
+    for url in (
+        server.url(),
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+    ):
+        with pytest.raises(FetchError, match="not a public address"):
+            fetch_module.fetch(url, max_attempts=1)
+    assert server.requests == []  # refused before any request
+    assert fetch_module.fetch(server.url(), allow_private=True).content == b"internal"
+
+
+def test_a_redirect_to_a_private_address_is_refused(server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The first hop passes as if public (its checks are stood in for); the redirect to
+    # localhost is checked on its own.
+    real = fetch_module._refuse_private
+    hops = []
+
+    def first_hop_public(url, limits, attempt):  # type: ignore[no-untyped-def]
+        hops.append(url)
+        if len(hops) > 1:
+            real(url, limits, attempt)
+
+    monkeypatch.setattr(fetch_module, "_refuse_private", first_hop_public)
+    monkeypatch.setattr(fetch_module, "_refuse_connected", lambda *args: None)
+    port = server.httpd.server_address[1]
+    server.queue(Reply(status=302, headers={"Location": f"http://localhost:{port}/secret"}))
+    with pytest.raises(FetchError, match="localhost resolves to .*not a public address"):
+        fetch_module.fetch(server.url(), max_attempts=1)
+    assert len(server.requests) == 1  # the redirect's target was never asked
+    assert hops == [server.url(), f"http://localhost:{port}/secret"]
+
+
+def test_the_address_connected_to_is_checked_too(server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # DNS that answers a public address to the check and then a private one (rebinding).
+    real = socket.getaddrinfo
+    public = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 80))]
+    calls = []
+
+    def rebinding(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(host)
+        return public if len(calls) == 1 else real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    server.queue(Reply(body=b"internal"))
+    with pytest.raises(FetchError, match="127.0.0.1, which is not a public address"):
+        fetch_module.fetch(server.url().replace("127.0.0.1", "localhost"), max_attempts=1)
+
+
+def test_a_slow_trickle_stops_at_the_deadline(server: Server) -> None:
+    server.queue(Reply(body=b"x" * 100, trickle=0.05))  # 5 s in all, each byte on time
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="deadline passed"):
+        fetch(server.url(), timeout=2.0, deadline=1.0, max_attempts=1)
+    assert time.monotonic() - started < 2.0

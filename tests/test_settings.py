@@ -172,6 +172,37 @@ def test_it_refuses_an_esp_backend_without_a_webhook_secret(tmp_path: Path) -> N
     assert "ANYMAIL_WEBHOOK_SECRET must be set to user:password" in refusal(env, tmp_path)
 
 
+SMTP_PRODUCTION = {
+    **{k: v for k, v in PRODUCTION.items() if "POSTMARK" not in k and "ANYMAIL" not in k},
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+}
+
+
+def test_smtp_serves_no_webhooks_unless_asked(tmp_path: Path) -> None:
+    result = run_python(
+        "from django.conf import settings; print(settings.ESP_WEBHOOKS)", SMTP_PRODUCTION, tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_it_refuses_webhooks_without_a_secret_whatever_the_backend(tmp_path: Path) -> None:
+    message = refusal({**SMTP_PRODUCTION, "ESP_WEBHOOKS": "postmark"}, tmp_path)
+    assert "ANYMAIL_WEBHOOK_SECRET must be set to user:password" in message
+
+
+def test_it_refuses_a_signing_esp_without_its_signing_key(tmp_path: Path) -> None:
+    env = {
+        **SMTP_PRODUCTION,
+        "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+        "MAILGUN_API_KEY": "key",
+        "ANYMAIL_WEBHOOK_SECRET": "hooks:Zk3q9Vb2",
+    }
+    assert "MAILGUN_WEBHOOK_SIGNING_KEY must be set" in refusal(env, tmp_path)
+    env["MAILGUN_WEBHOOK_SIGNING_KEY"] = "signing-key"
+    assert load(env, tmp_path)["debug"] is False
+
+
 def test_smtp_needs_no_esp_credentials(tmp_path: Path) -> None:
     env = {
         **{k: v for k, v in PRODUCTION.items() if "POSTMARK" not in k and "ANYMAIL" not in k},

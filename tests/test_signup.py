@@ -118,6 +118,7 @@ def test_the_page_loads_its_css_and_js_from_static_files(client: Client) -> None
 
 
 @pytest.mark.django_db
+@time_machine.travel(timezone.now(), tick=False)  # the link below is made again, same second
 def test_signing_up_stores_the_choices_and_sends_only_a_confirmation(
     client: Client, outbox: Path
 ) -> None:
@@ -156,14 +157,26 @@ def test_the_answer_is_the_same_whether_or_not_the_address_is_known(
 ) -> None:
     grace = make_subscriber("grace@example.org", ["mamba"])
     make_subscriber("bounced@example.org", ["mamba"], suppressed_at=timezone.now())
+    eve = make_subscriber("eve@example.org", ["mamba"])
+    eve.suspend()
     answers = []
-    for address in ("new@example.org", "Grace@Example.org", "bounced@example.org"):
+    for address in (
+        "new@example.org",
+        "Grace@Example.org",
+        "bounced@example.org",
+        "eve@example.org",
+    ):
         response = client.post("/", signup_data(address), follow=True)
         answers.append((response.status_code, response.redirect_chain, response.content))
-    assert answers[0] == answers[1] == answers[2]
-    # The subscribed address got its manage link instead, and nothing of it changed.
+    assert answers[0] == answers[1] == answers[2] == answers[3]
+    # The subscribed address got its manage link instead, and nothing of it changed; a
+    # bounced address may opt in again; a suspended one gets nothing.
     kinds = {(m["To"], m["X-Email-Kind"]) for m in sent(outbox)}
-    assert kinds == {("new@example.org", "confirm"), ("grace@example.org", "manage-link")}
+    assert kinds == {
+        ("new@example.org", "confirm"),
+        ("grace@example.org", "manage-link"),
+        ("bounced@example.org", "confirm"),
+    }
     assert [f.query for f in grace.filters.all()] == ["mamba"]
     assert Subscriber.objects.get(pk=grace.pk).frequency == "daily"
 
@@ -184,15 +197,55 @@ def test_signing_up_again_while_unconfirmed_replaces_the_choices(
 def test_an_unsubscribed_address_signs_up_again_through_a_new_opt_in(
     client: Client, outbox: Path
 ) -> None:
-    ada = make_subscriber("ada@example.org", ["mamba"], unsubscribed_at=timezone.now())
-    client.post("/", signup_data(filters="segmentation"))
+    ada = make_subscriber(
+        "ada@example.org", ["mamba"], unsubscribed_at=timezone.now(), frequency="daily"
+    )
+    client.post("/", signup_data(filters="segmentation", frequency="weekly"))
     ada.refresh_from_db()
-    assert ada.state == "unconfirmed"
-    assert [f.query for f in ada.filters.all()] == ["segmentation"]
+    # Until the address confirms, a stranger's signup changes nothing of what ada kept.
+    assert ada.state == "unsubscribed"
+    assert [f.query for f in ada.filters.all()] == ["mamba"]
+    assert ada.frequency == "daily"
     [message] = sent(outbox, "confirm")
     client.post(path_of(link_in(message, "/confirm/")))
     ada.refresh_from_db()
     assert ada.state == "active" and ada.next_digest_at is not None
+    assert [f.query for f in ada.filters.all()] == ["segmentation"]
+    assert ada.frequency == "weekly" and ada.pending_signup is None
+
+
+@pytest.mark.django_db
+def test_a_bounced_address_is_lifted_only_by_its_own_confirmation(
+    client: Client, outbox: Path
+) -> None:
+    ada = make_subscriber(
+        "ada@example.org",
+        ["mamba"],
+        suppressed_at=timezone.now(),
+        suppressed_reason="spam complaint (Postmark)",
+    )
+    client.post("/", signup_data(filters="segmentation"))
+    ada.refresh_from_db()
+    assert ada.state == "suppressed" and [f.query for f in ada.filters.all()] == ["mamba"]
+    [message] = sent(outbox, "confirm")
+    client.post(path_of(link_in(message, "/confirm/")))
+    ada.refresh_from_db()
+    assert ada.state == "active" and ada.suppressed_reason == ""
+    assert [f.query for f in ada.filters.all()] == ["segmentation"]
+
+
+@pytest.mark.django_db
+def test_a_suspended_address_cannot_lift_its_suspension_by_signing_up(
+    client: Client, outbox: Path
+) -> None:
+    eve = make_subscriber("eve@example.org", ["mamba"])
+    eve.suspend("abuse")
+    client.post("/", signup_data("eve@example.org"))
+    assert sent(outbox) == []
+    # Even a confirmation link made for the address leaves the suspension alone.
+    client.post(path_of(confirm_url(eve.uuid)))
+    eve.refresh_from_db()
+    assert eve.state == "suppressed" and eve.suppressed_reason.startswith("suspended")
 
 
 @pytest.mark.django_db
@@ -477,3 +530,101 @@ def test_the_filter_language_has_a_help_page_linked_from_signup(client: Client) 
     # The rules of docs/query-language.md, as HTML, without its developers' section.
     assert "<table>" in html and "Singular and plural" in html
     assert "For developers" not in html
+
+
+# --- Timing: the request does the same work whatever the address ---------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "task", "data"),
+    [
+        ("/", "sign_up", signup_data),
+        ("/link/", "email_link", lambda address: {"email": address}),
+    ],
+    ids=["signup", "email me my link"],
+)
+def test_known_and_unknown_addresses_run_the_same_queries_and_enqueue_one_task(
+    client: Client, monkeypatch: pytest.MonkeyPatch, url: str, task: str, data
+) -> None:  # type: ignore[no-untyped-def]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from subscriptions import tasks
+
+    make_subscriber("grace@example.org", ["mamba"])
+    make_subscriber("paused@example.org", ["mamba"], paused_at=timezone.now())
+    make_subscriber("bounced@example.org", ["mamba"], suppressed_at=timezone.now())
+    enqueued: list[tuple] = []
+    monkeypatch.setattr(getattr(tasks, task), "delay", lambda *args: enqueued.append(args))
+    work = []
+    for address in (
+        "grace@example.org",
+        "nobody@example.org",
+        "paused@example.org",
+        "bounced@example.org",
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(url, data(address))
+        assert response.status_code == 302
+        work.append([q["sql"] for q in queries.captured_queries])
+    assert work[0] == work[1] == work[2] == work[3]
+    assert not any("subscriptions_subscriber" in sql for sql in work[0])
+    assert [args[0] if task == "email_link" else args[0]["email"] for args in enqueued] == [
+        "grace@example.org",
+        "nobody@example.org",
+        "paused@example.org",
+        "bounced@example.org",
+    ]
+
+
+# --- Look-alike addresses ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("address", ["ırıs@example.org", "iriſ@example.org", "bıll@example.org"])
+def test_look_alike_local_parts_are_refused_with_a_clear_error(
+    client: Client, outbox: Path, address: str
+) -> None:
+    make_subscriber("iris@example.org", ["mamba"])
+    response = client.post("/", signup_data(address))
+    assert response.status_code == 400
+    assert (
+        "Internationalized characters before the @-sign are not supported"
+        in response.content.decode()
+    )
+    link = client.post("/link/", {"email": address})
+    assert link.status_code == 400
+    assert Subscriber.objects.count() == 1 and sent(outbox) == []
+
+
+@pytest.mark.django_db
+def test_one_mailbox_is_throttled_whatever_the_spelling(client: Client, outbox: Path) -> None:
+    spellings = ["iris@example.org", "IRIS@example.org", "Iris@EXAMPLE.ORG", "iris@Example.org."]
+    for address in spellings * 3:
+        client.post("/", signup_data(address))
+    assert len(sent(outbox)) == 3  # THROTTLE_SIGNUP_PER_ADDRESS
+    assert Subscriber.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_internationalised_domain_is_one_mailbox_in_either_spelling(
+    client: Client, outbox: Path
+) -> None:
+    client.post("/", signup_data("bill@exämple.org"))
+    client.post("/", signup_data("Bill@xn--exmple-cua.org"))
+    bill = Subscriber.objects.get()
+    assert bill.email == "bill@xn--exmple-cua.org"
+    assert bill.email_key == "bill@xn--exmple-cua.org"
+    assert [m["To"] for m in sent(outbox)] == ["bill@xn--exmple-cua.org"] * 2
+
+
+@pytest.mark.django_db
+def test_the_database_keeps_one_row_per_canonical_key() -> None:
+    from django.db import IntegrityError, transaction
+
+    make_subscriber("iris@example.org", ["mamba"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        # A look-alike stored past the forms (NFKC turns ſ into s) still collides.
+        Subscriber.objects.create(email="IRIſ@example.org")
+    assert Subscriber.objects.with_address("Iris@Example.ORG").count() == 1

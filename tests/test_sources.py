@@ -335,7 +335,10 @@ def test_a_worker_fetches_the_due_sources_the_beat_finds(
             "/api/daily_papers", Page(DAILY_JSON.read_bytes(), content_type="application/json")
         ),
     )
-    with celery_worker(tmp_path / "outbox", log=tmp_path / "worker.log"):
+    # The worker fetches from the local page server: it opts in to private addresses.
+    with celery_worker(
+        tmp_path / "outbox", log=tmp_path / "worker.log", FETCH_ALLOW_PRIVATE_ADDRESSES="true"
+    ):
         broker().send_task("digest.tasks.fetch_due_sources")
         wait_for(
             lambda: IngestRun.objects.filter(status=IngestRun.OK).count() == 2,
@@ -346,3 +349,23 @@ def test_a_worker_fetches_the_due_sources_the_beat_finds(
     )
     assert Paper.objects.count() == 3
     assert sorted(server.paths_requested()) == ["/api/daily_papers", "/papers"]
+
+
+@pytest.mark.django_db
+def test_a_source_on_a_private_address_is_refused_in_production_settings(
+    settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    settings.FETCH_ALLOW_PRIVATE_ADDRESSES = False  # the default: no opt-in here
+    pages = PageServer()
+    pages.thread.start()
+    try:
+        url = pages.serve("/papers", Page(DAILY_HTML.read_bytes()))
+        source = make_source("internal", url)
+        result = fetch_source(source.pk)
+    finally:
+        pages.httpd.shutdown()
+        pages.httpd.server_close()
+    assert result is not None and result.status == IngestRun.FAILED
+    assert pages.requests == []
+    run = IngestRun.objects.get(from_source=source)
+    assert "not a public address" in run.error

@@ -33,6 +33,7 @@ _ids = count(1000)
 @pytest.fixture(autouse=True)
 def _webhook_settings(settings) -> None:  # type: ignore[no-untyped-def]
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY}
+    settings.ESP_WEBHOOKS = ["postmark", "mailgun"]
 
 
 def auth(secret: str = SECRET) -> dict[str, str]:
@@ -174,6 +175,73 @@ def test_retries_of_one_message_count_as_one_soft_bounce(client: Client) -> None
     assert DeliveryEvent.objects.count() == 4
     ada.refresh_from_db()
     assert (ada.soft_bounces, ada.state) == (1, "active")
+
+
+# --- Forged posts ------------------------------------------------------------------------
+
+
+def forged_complaint(address: str) -> dict:
+    """What anyone on the web can post: no credentials, no id, no digest."""
+    return {"RecordType": "SpamComplaint", "Type": "SpamComplaint", "Email": address}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "anymail",
+    [{}, {"MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY}],
+    ids=["smtp setup: no anymail settings", "no webhook secret"],
+)
+def test_a_forged_complaint_suppresses_nobody_without_a_webhook_secret(
+    client: Client, settings, anymail: dict
+) -> None:  # type: ignore[no-untyped-def]
+    settings.ANYMAIL = anymail
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    response = post_postmark(client, forged_complaint("ada@example.org"))
+    assert response.status_code == 403
+    assert not DeliveryEvent.objects.exists()
+    assert Subscriber.objects.get(pk=ada.pk).state == "active"
+
+
+@pytest.mark.django_db
+def test_webhooks_of_esps_not_configured_are_not_served(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ESP_WEBHOOKS = []
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    response = post_postmark(client, forged_complaint("ada@example.org"), **auth())
+    assert response.status_code == 404
+    settings.ESP_WEBHOOKS = ["postmark"]
+    assert (
+        client.post(
+            "/esp/postmark/inbound/", data="{}", content_type="application/json"
+        ).status_code
+        == 404
+    )
+    assert Subscriber.objects.get(pk=ada.pk).state == "active"
+
+
+@pytest.mark.django_db
+def test_a_signing_esp_without_its_key_is_refused(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET}
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    payload = mailgun(mailgun_event(sent_digest(ada), "failed", **PERMANENT_FAILURE))
+    assert post_mailgun(client, payload, **auth()).status_code == 403
+    assert Subscriber.objects.get(pk=ada.pk).state == "active"
+
+
+@pytest.mark.django_db
+def test_soft_bounces_without_an_id_or_a_digest_suppress_nobody(client: Client) -> None:
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    bounce = {
+        "RecordType": "Bounce",
+        "Type": "SoftBounce",
+        "TypeCode": 4096,
+        "Email": "ada@example.org",
+        "Description": "mailbox full",
+    }
+    for _ in range(5):
+        assert post_postmark(client, bounce, **auth()).status_code == 200
+    ada.refresh_from_db()
+    assert (ada.state, ada.soft_bounces) == ("active", 0)
+    assert DeliveryEvent.objects.filter(subscriber=ada).count() == 5
 
 
 @pytest.mark.django_db

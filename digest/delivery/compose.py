@@ -25,6 +25,7 @@ from premailer import Premailer
 
 __all__ = [
     "AlternativeEmail",
+    "as_text",
     "base_context",
     "inline_css",
     "make_email",
@@ -182,6 +183,17 @@ def _fold(line: str, linesep: str) -> str:
     return linesep.join(out)
 
 
+def as_text(value: str) -> str:
+    """``value`` as a plain ``str``: never Django's ``SafeString``.
+
+    The text parts are rendered with autoescaping off, so Django marks them safe; they
+    hold subscribers' filters and papers' text unescaped, and a page that printed one
+    marked safe would run that text as HTML. A plain ``str`` is escaped wherever a
+    template shows it.
+    """
+    return str.__str__(value)
+
+
 def message_id_domain() -> str:
     """The domain part of our Message-IDs: the host of ``SITE_URL``."""
     return urlsplit(settings.SITE_URL).hostname or "localhost"
@@ -215,7 +227,7 @@ def render_parts(kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     """``(subject, text body, inlined HTML body)`` of an email of ``kind``."""
     ctx = {**base_context(), **context}
     subject = " ".join(render_to_string(f"emails/{kind}-subject.txt", ctx).split())
-    text = render_to_string(f"emails/{kind}-body.txt", ctx)
+    text = as_text(render_to_string(f"emails/{kind}-body.txt", ctx))
     html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
     return subject, text, html
 
@@ -236,6 +248,8 @@ def make_email(
     subject, text, html = parts or render_parts(kind, context)
     all_headers = {"X-Email-Kind": kind, **(headers or {})}
     all_headers.setdefault("Message-ID", new_message_id())
-    message = AlternativeEmail(subject=subject, body=text, to=[to], headers=all_headers)
+    message = AlternativeEmail(
+        subject=as_text(subject), body=as_text(text), to=[to], headers=all_headers
+    )
     message.attach_alternative(html, "text/html")
     return message

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -77,6 +78,7 @@ def digest_message(
     renderer: Renderer | None = None,
     papers: Sequence[tuple[PaperCard, str]] | None = None,
     personal_links: bool = True,
+    links: Mapping[str, str] | None = None,
 ) -> EmailMultiAlternatives:
     """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
     it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
@@ -88,7 +90,11 @@ def digest_message(
     ``papers`` it loaded for the batch. Without ``personal_links`` the body's
     unsubscribe and settings links lead to the "email me my link" page instead of
     carrying the subscriber's tokens (the settings link signs them in): the copy shown
-    to whoever holds the "view in browser" address.
+    to whoever holds the "view in browser" address. ``links`` replaces fields of the
+    body's :class:`~digest.delivery.render.Recipient` — ``email``, and ``unsubscribe_url``,
+    ``manage_url`` and ``web_url`` (plain ASCII URLs): a moderator's preview shows
+    placeholders there, never links that act for the subscriber, and the public copy
+    no address.
     """
     subscriber = digest.subscriber
     if papers is None:
@@ -104,6 +110,8 @@ def digest_message(
         manage_url=body_manage,
         web_url=digest_web_url(digest),
     )
+    if links:
+        recipient = replace(recipient, **links)
     frequency = str(subscriber.get_frequency_display()).lower()
     if papers:
         cards, reasons = [p for p, _ in papers], [r for _, r in papers]

@@ -7,9 +7,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from digest.delivery.compose import as_text
 from digest.delivery.message import digest_message
 from digest.delivery.plan import error_text, plan_digest
 from digest.models import Digest
@@ -17,7 +19,18 @@ from subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DigestPreview", "preview_next_digest"]
+__all__ = ["DigestPreview", "placeholder_links", "preview_next_digest"]
+
+
+def placeholder_links() -> dict[str, str]:
+    """What a preview shows instead of the subscriber's own links: the settings link
+    signs its holder in as the subscriber and the unsubscribe link acts at once, so a
+    moderator never sees them. Each placeholder is the site's address with a fragment
+    naming the link."""
+    return {
+        name: f"{settings.SITE_URL}/#{name.replace('_url', '')}-link-of-the-subscriber"
+        for name in ("unsubscribe_url", "manage_url", "web_url")
+    }
 
 
 @dataclass
@@ -48,7 +61,8 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
     through :func:`digest.delivery.plan.plan_digest` and
     :func:`~digest.delivery.message.digest_message`
     inside a transaction that is rolled back: no digest row is claimed and nothing is
-    sent. While it runs, a worker planning the same edition waits for it.
+    sent. While it runs, a worker planning the same edition waits for it. The body's
+    personal links are :func:`placeholder_links`.
     """
     now = now or timezone.now()
     at = (
@@ -69,12 +83,13 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
             preview.error = digest.last_error
         elif digest.status == Digest.PENDING:
             try:
-                message = digest_message(digest)
+                message = digest_message(digest, links=placeholder_links())
             except Exception as exc:  # shown to the moderator, as delivery records it
                 log.warning("digest_preview_render_failed subscriber_id=%s", subscriber.pk)
                 preview.status, preview.error = Digest.FAILED, error_text(exc)
             else:
-                preview.subject, preview.text = str(message.subject), str(message.body)
+                preview.subject = as_text(str(message.subject))
+                preview.text = as_text(str(message.body))
                 preview.html = next(
                     (str(c) for c, mime in message.alternatives if mime == "text/html"), ""
                 )

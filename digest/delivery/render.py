@@ -30,7 +30,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
-from digest.delivery.compose import base_context, inline_css
+from digest.delivery.compose import as_text, base_context, inline_css
 
 __all__ = [
     "PaperCard",
@@ -198,7 +198,7 @@ def render_digest(
         "edition": edition,
     }
     subject = " ".join(render_to_string("emails/digest-subject.txt", ctx).split())
-    text = render_to_string("emails/digest-body.txt", {**ctx, "cards_text": cards_text})
+    text = as_text(render_to_string("emails/digest-body.txt", {**ctx, "cards_text": cards_text}))
     body = render_to_string("emails/digest-body.html", {**ctx, "cards_html": mark_safe(cards_html)})
     return subject, text, inline_css(body)
 
@@ -212,7 +212,7 @@ def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Par
         "edition": edition,
     }
     subject = " ".join(render_to_string("emails/nothing-subject.txt", ctx).split())
-    text = render_to_string("emails/nothing-body.txt", ctx)
+    text = as_text(render_to_string("emails/nothing-body.txt", ctx))
     return subject, text, inline_css(render_to_string("emails/nothing-body.html", ctx))
 
 

@@ -1,8 +1,10 @@
 """Bounces, complaints and deliveries reported by the ESP.
 
 The ESP posts its events to django-anymail's tracking webhooks (``/esp/<esp>/tracking/``,
-mounted in :mod:`digest.urls`, guarded by ``ANYMAIL["WEBHOOK_SECRET"]`` basic auth and,
-for Mailgun, its signature). Anymail normalises them and sends its ``tracking`` signal;
+mounted in :mod:`digest.urls` by :func:`webhook_urlpatterns`: only the ESPs of
+``settings.ESP_WEBHOOKS``, and only while ``ANYMAIL["WEBHOOK_SECRET"]`` basic auth and,
+for an ESP that signs its posts, the signing key are configured; anymail checks both).
+Anymail normalises them and sends its ``tracking`` signal;
 :func:`record_tracking_event` stores each event once as a :class:`DeliveryEvent` and acts
 on the subscriber (event types and reject reasons are anymail's:
 https://anymail.dev/en/stable/sending/tracking/#normalized-tracking-event):
@@ -10,8 +12,9 @@ https://anymail.dev/en/stable/sending/tracking/#normalized-tracking-event):
 * a hard bounce (``bounced`` with reject reason ``bounced`` or ``invalid``), a
   ``rejected`` address or a ``complained`` spam complaint suppresses the address at once;
 * a soft bounce (``deferred``, or ``bounced`` for another reason such as ``timed_out``)
-  counts once per digest; ``SOFT_BOUNCE_LIMIT`` in a row suppress it, and a
-  ``delivered`` event ends the run;
+  of a digest we sent counts once per digest; ``SOFT_BOUNCE_LIMIT`` in a row suppress
+  it, and a ``delivered`` event ends the run. A soft bounce naming no digest of ours is
+  stored but not counted: it cannot be told from the ESP's retries of one message;
 * ``unsubscribed`` (the ESP's own unsubscribe or suppression list) unsubscribes.
 """
 
@@ -19,18 +22,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from anymail.signals import AnymailTrackingEvent, tracking
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.urls import URLPattern, path
 
 from digest.models import DeliveryEvent, Digest
 from subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 
-__all__ = ["record_event", "record_tracking_event"]
+__all__ = ["record_event", "record_tracking_event", "webhook_urlpatterns", "webhook_refusal"]
 
 HARD_REASONS = {"bounced", "invalid"}
 SOFT_TYPES = {"deferred", "bounced"}
@@ -38,6 +46,55 @@ SOFT_TYPES = {"deferred", "bounced"}
 # with reason "bounced" like a hard one (https://postmarkapp.com/developer/api/bounce-api
 # #bounce-types): tell them apart by the ESP's own field.
 _SOFT_ESP_TYPES = {"SoftBounce", "Transient", "DnsError"}
+
+
+def webhook_refusal(esp: str) -> str | None:
+    """Why ``esp``'s tracking webhook is not served now, or None when it is: it must be
+    listed in ``settings.ESP_WEBHOOKS``, ``ANYMAIL["WEBHOOK_SECRET"]`` must hold basic
+    auth credentials, and an ESP that signs its posts needs its key
+    (``settings.ESP_WEBHOOK_SIGNING_KEYS``). Without them anymail would accept a forged
+    post from anyone (it only warns), and a post can suppress any address."""
+    if esp not in settings.ESP_WEBHOOKS:
+        return "not served"
+    anymail = getattr(settings, "ANYMAIL", {})
+    if not anymail.get("WEBHOOK_SECRET"):
+        return "ANYMAIL WEBHOOK_SECRET is not set"
+    key = settings.ESP_WEBHOOK_SIGNING_KEYS.get(esp)
+    if key and not anymail.get(key):
+        return f"ANYMAIL {key} is not set"
+    return None
+
+
+def _guarded(esp: str, view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)  # keeps anymail's csrf_exempt
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refusal = webhook_refusal(esp)
+        if refusal == "not served":
+            raise Http404("no such webhook")
+        if refusal:
+            log.warning("webhook_refused esp=%s reason=%s", esp, refusal)
+            return HttpResponseForbidden("webhook not configured")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def webhook_urlpatterns() -> list[URLPattern]:
+    """anymail's tracking webhooks, ``<esp>/tracking/`` (named as anymail names them),
+    each refused unless :func:`webhook_refusal` lets it through (404 for an ESP not
+    served, 403 while its credentials are missing). Inbound-mail webhooks are not
+    mounted: the service reads no mail."""
+    from anymail import urls as anymail_urls
+
+    suffix = "_tracking_webhook"
+    patterns = []
+    for pattern in anymail_urls.urlpatterns:
+        name = getattr(pattern, "name", None) or ""
+        if isinstance(pattern, URLPattern) and name.endswith(suffix):
+            esp = name.removesuffix(suffix)
+            route = str(pattern.pattern)
+            patterns.append(path(route, _guarded(esp, pattern.callback), name=name))
+    return patterns
 
 
 @receiver(tracking, dispatch_uid="digest.delivery.tracking.record_tracking_event")
@@ -99,7 +156,7 @@ def _act(stored: DeliveryEvent, subscriber: Subscriber, event: AnymailTrackingEv
     elif kind == "bounced" and reason in HARD_REASONS and not _esp_says_soft(event):
         subscriber.suppress(f"hard bounce: {detail}")
     elif kind in SOFT_TYPES:
-        if not _soft_bounce_counted(stored):
+        if stored.digest_id is not None and not _soft_bounce_counted(stored):
             subscriber.record_soft_bounce(detail)
     elif kind == "delivered":
         subscriber.record_delivery()
@@ -115,8 +172,7 @@ def _esp_says_soft(event: AnymailTrackingEvent) -> bool:
 def _soft_bounce_counted(stored: DeliveryEvent) -> bool:
     """Whether an earlier soft bounce of the same digest was counted: an ESP reports
     every retry of one message, and one message is one bounce."""
-    if stored.digest_id is None:
-        return False
+    assert stored.digest_id is not None
     return (
         DeliveryEvent.objects.filter(digest_id=stored.digest_id, event_type__in=SOFT_TYPES)
         .exclude(pk=stored.pk)
@@ -140,7 +196,7 @@ def _find_digest(event: AnymailTrackingEvent) -> Digest | None:
 def _find_subscriber(address: str | None) -> Subscriber | None:
     if not address:
         return None
-    return Subscriber.objects.filter(email__iexact=address.strip()).first()
+    return Subscriber.objects.with_address(address).first()
 
 
 def _json_safe(value: object) -> dict[str, Any]:

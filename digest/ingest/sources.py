@@ -121,6 +121,8 @@ def fetch_source(
                 last_modified=(last_modified or None) if first else None,
                 client=client,
                 sleep=sleep,
+                allow_private=settings.FETCH_ALLOW_PRIVATE_ADDRESSES,
+                deadline=settings.FETCH_DEADLINE,
             )
         except FetchError as exc:
             result = failed_run(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -474,7 +475,12 @@ def read_source(source: str, *, max_bytes: int = MAX_PAGE_BYTES) -> bytes:
         from digest.ingest.fetch import FetchError, fetch
 
         try:
-            response = fetch(source, max_bytes=max_bytes)
+            response = fetch(
+                source,
+                max_bytes=max_bytes,
+                allow_private=settings.FETCH_ALLOW_PRIVATE_ADDRESSES,
+                deadline=settings.FETCH_DEADLINE,
+            )
         except FetchError as exc:
             # exc names the URL too; the ParseError adds it once.
             raise ParseError(exc.reason, source=source) from None

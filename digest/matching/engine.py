@@ -81,6 +81,7 @@ __all__ = [
     "Reason",
     "index_papers",
     "match_edition",
+    "query_bits",
     "rank_subscribers",
     "reference_points",
     "reference_top",
@@ -151,7 +152,6 @@ class Edition:
         self._key_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._form_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._sequences: dict[str, list[tuple[str, ...]]] = {f: [] for f in _FIELDS}
-        self._positions: dict[tuple[str, int], dict[str, list[int]]] = {}
         self._category_bits: dict[str, int] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
@@ -209,24 +209,23 @@ class Edition:
             candidates = self.everything
             for key in keys:
                 candidates &= self.term_bits(key, fld)
-            n = len(keys)
+            n, first = len(keys), keys[0]
             for rank in _bits(candidates):
                 sequence = self._sequences[fld][rank]
-                for start in self._key_positions(fld, rank).get(keys[0], ()):
+                # tuple.index scans in C: a few microseconds a paper, and no index of
+                # every word's positions kept per paper (a preview process keeps an
+                # edition for its lifetime, and strangers choose its phrases).
+                start = sequence.index(first)  # a candidate holds every key
+                while True:
                     if sequence[start : start + n] == keys:
                         found |= 1 << rank
                         break
+                    try:
+                        start = sequence.index(first, start + 1)
+                    except ValueError:
+                        break
             self._leaf_memo[memo_key] = found
         return found
-
-    def _key_positions(self, fld: str, rank: int) -> dict[str, list[int]]:
-        positions = self._positions.get((fld, rank))
-        if positions is None:
-            positions = {}
-            for i, key in enumerate(self._sequences[fld][rank]):
-                positions.setdefault(key, []).append(i)
-            self._positions[(fld, rank)] = positions
-        return positions
 
     def category_bits(self, pattern: str) -> int:
         """Papers listing a category that ``pattern`` names
@@ -719,6 +718,17 @@ def match_edition(
             matches.append(Match(paper_id, score, tuple(reasons)))
         result[sid] = matches
     return result
+
+
+def query_bits(edition: Edition, text: str) -> tuple[int, int]:
+    """``(weak, strong)``: bitsets of the papers of ``edition`` (bit ``r`` is the paper at
+    rank ``r``) the filter ``text`` matches weakly and strongly (disjoint; see the module
+    docstring). A text that does not parse matches nothing. One filter's ranking is then
+    read off directly: its strong matches in rank order, then its weak ones, as
+    :func:`rank_subscribers` would rank them, without its per-call set-up."""
+    bank = _Bank(edition)
+    found = bank.by_text[text]
+    return bank.weak[found], bank.strong[found]
 
 
 # ---------------------------------------------------------------------------------------

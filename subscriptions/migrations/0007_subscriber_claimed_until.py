@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("subscriptions", "0003_links_feeds_bounces_review")]
+    dependencies = [("subscriptions", "0006_session_keys")]
 
     operations = [
         migrations.AddField(

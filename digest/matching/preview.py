@@ -1,0 +1,166 @@
+"""Filter previews: which recent papers a query matches, answered from one index.
+
+The public ``/preview.json`` and the settings page's Preview buttons ask this for every
+keystroke or click. Scanning every recent paper with the reference evaluator cost
+seconds a request with thousands of papers; instead the recent papers are indexed once
+by the engine (:func:`digest.matching.engine.index_papers`) and each preview is set
+algebra on that index (:func:`digest.matching.engine.query_bits`): well under a
+millisecond for 5,000 papers.
+
+The index is built once per process per *edition of the recent papers*, keyed by
+:func:`edition_key` — the latest ingest run, the number of recent papers, and the
+hidden state — so an ingest, a hidden or shown paper or a merge makes a preview rebuild
+it. The key costs two aggregate queries (milliseconds with thousands of papers), so a
+process reads it at most once every ``settings.PREVIEW_INDEX_TTL`` seconds (5): a
+change shows in previews within that time. A moderator's edit of a title shows at the
+next ingest or hide. Work per preview is bounded: the
+query is at most :data:`~digest.matching.query.MAX_QUERY_LENGTH` characters and the index
+holds at most ``settings.PREVIEW_MAX_PAPERS`` papers (the most upvoted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from digest.matching.engine import Edition, PaperText, index_papers, query_bits
+from digest.models import IngestRun, Paper
+
+__all__ = ["PREVIEW_DAYS", "PREVIEW_LIMIT", "PreviewIndex", "edition_key", "preview", "recent"]
+
+PREVIEW_DAYS = 7
+"""A preview looks at the papers seen on the pages in this many past days."""
+PREVIEW_LIMIT = 10
+"""Papers a preview lists (it counts them all)."""
+
+# Memoised leaf results an index may keep (each a bitset of the papers): strangers'
+# queries add to them, so they are dropped past this many.
+_MAX_MEMO = 20_000
+
+
+def recent(now: datetime | None = None):  # type: ignore[no-untyped-def]
+    """Visible papers seen in the last :data:`PREVIEW_DAYS` days, most upvoted first
+    (then newest, then highest id): a queryset."""
+    since = (now or timezone.now()) - timedelta(days=PREVIEW_DAYS)
+    return (
+        Paper.objects.visible()
+        .filter(last_seen_at__gte=since)
+        .order_by("-upvotes", "-published_on", "-id")
+    )
+
+
+def edition_key(now: datetime | None = None) -> tuple[object, ...]:
+    """What the recent papers' index depends on: the hour of the 7-day window's start,
+    the latest ingest run id, and the count, hidden count and latest hide time of the
+    papers seen in the window. One aggregate query each."""
+    now = now or timezone.now()
+    since = now - timedelta(days=PREVIEW_DAYS)
+    latest_run = IngestRun.objects.aggregate(latest=Max("id"))["latest"]
+    papers = Paper.objects.filter(last_seen_at__gte=since).aggregate(
+        n=Count("id"),
+        hidden=Count("id", filter=Q(hidden_at__isnull=False)),
+        last_hidden=Max("hidden_at"),
+        last_id=Max("id"),
+    )
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    return (
+        hour,
+        latest_run,
+        papers["n"],
+        papers["hidden"],
+        papers["last_hidden"],
+        papers["last_id"],
+    )
+
+
+@dataclass
+class PreviewIndex:
+    """The recent papers indexed for previews: ``edition`` ranks them in the order of
+    :func:`recent` (its ``trend`` is minus the position there) and ``papers`` maps each
+    id to its row (``id``, ``title``, ``arxiv_id``, ``upvotes``, ``published_on``
+    loaded)."""
+
+    key: tuple[object, ...]
+    edition: Edition
+    papers: dict[int, Paper]
+
+
+def build_index(key: tuple[object, ...], now: datetime | None = None) -> PreviewIndex:
+    """Read the recent papers (at most ``settings.PREVIEW_MAX_PAPERS``) and index them."""
+    rows = list(
+        recent(now).only(
+            "id",
+            "title",
+            "abstract",
+            "authors",
+            "categories",
+            "upvotes",
+            "published_on",
+            "arxiv_id",
+        )[: settings.PREVIEW_MAX_PAPERS]
+    )
+    texts = [
+        PaperText(
+            id=p.pk,
+            title=p.title,
+            abstract=p.abstract,
+            authors=tuple(p.authors or ()),
+            categories=tuple(p.categories or ()),
+            trend=-float(position),
+        )
+        for position, p in enumerate(rows)
+    ]
+    for p in rows:  # kept in memory for the process: only what a preview shows
+        p.abstract = ""
+        p.authors = []
+    return PreviewIndex(key=key, edition=index_papers(texts), papers={p.pk: p for p in rows})
+
+
+_lock = threading.Lock()
+_current: PreviewIndex | None = None
+_checked_at = float("-inf")  # time.monotonic() of the last edition_key read
+
+
+def current_index(now: datetime | None = None) -> PreviewIndex:
+    """This process's index of the recent papers, rebuilt when :func:`edition_key`
+    changed since it was built; the key is read at most once every
+    ``settings.PREVIEW_INDEX_TTL`` seconds (one thread builds; the others wait)."""
+    global _current, _checked_at
+    index = _current
+    if index is not None and time.monotonic() - _checked_at < settings.PREVIEW_INDEX_TTL:
+        return index
+    key = edition_key(now)
+    if index is not None and index.key == key:
+        _checked_at = time.monotonic()
+        return index
+    with _lock:
+        if _current is None or _current.key != key:
+            _current = build_index(key, now)
+        _checked_at = time.monotonic()
+        return _current
+
+
+def preview(text: str, now: datetime | None = None) -> tuple[int, list[Paper]]:
+    """``(how many recent papers the filter ``text`` matches, the first
+    :data:`PREVIEW_LIMIT` of them)``, ranked as a digest ranks them (title and author
+    matches first, then by upvotes). ``text`` must parse
+    (:func:`digest.matching.query.parse_query`); one that does not matches nothing."""
+    index = current_index(now)
+    edition = index.edition
+    weak, strong = query_bits(edition, text)
+    ranks: list[int] = []
+    for bits in (strong, weak):  # strong matches first, each in rank order
+        while bits and len(ranks) < PREVIEW_LIMIT:
+            low = bits & -bits
+            ranks.append(low.bit_length() - 1)
+            bits ^= low
+    memo = getattr(edition, "_leaf_memo", None)
+    if memo is not None and len(memo) > _MAX_MEMO:
+        memo.clear()
+    return (weak | strong).bit_count(), [index.papers[edition.papers[r].id] for r in ranks]

@@ -1,0 +1,109 @@
+"""What a signup or an "email me my link" request does once it left the request: look
+the address up, record the signup, send the mail its state calls for.
+
+The pages hand both to a Celery task (:mod:`subscriptions.tasks`) whatever the address,
+so a request does the same work, and takes the same time, for a known address and an
+unknown one; nothing here runs in the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from digest.delivery.compose import make_email
+
+from . import throttle
+from .addresses import canonical_key
+from .models import State, Subscriber
+from .tokens import confirm_url, manage_url
+
+__all__ = ["email_link_for", "send_confirmation", "send_manage_link", "sign_up"]
+
+
+def send_confirmation(subscriber: Subscriber) -> None:
+    """The double opt-in email (``emails/confirm-*``), the only mail an unconfirmed
+    address ever gets."""
+    context = {
+        "email": subscriber.email,
+        "confirm_url": confirm_url(subscriber.uuid),
+        "days": settings.CONFIRM_LINK_MAX_AGE // 86400,
+    }
+    make_email("confirm", context, subscriber.email).send()
+
+
+def send_manage_link(subscriber: Subscriber) -> None:
+    """The "here is your link" email (``emails/manage-link-*``)."""
+    context = {
+        "email": subscriber.email,
+        "manage_url": manage_url(subscriber.uuid),
+        "days": settings.MANAGE_LINK_MAX_AGE // 86400,
+        "state": subscriber.state,
+    }
+    make_email("manage-link", context, subscriber.email).send()
+
+
+def sign_up(data: dict[str, Any]) -> str:
+    """Record a signup and send what the address's state calls for; returns what was
+    done (``confirm``, ``manage-link``, ``nothing`` or ``throttled``).
+
+    ``data`` is ``{"email", "frequency", "timezone", "filters": [query, …], "topics":
+    [topic id, …]}``. A new or unconfirmed address takes the choices and gets the
+    confirmation email. An unsubscribed address, or one suppressed after a bounce or a
+    complaint, keeps its choices: the new ones are held (:meth:`Subscriber.hold_signup`)
+    and replace them only when the confirmation link is used, which also lifts that
+    suppression. A subscribed address gets its manage link; one a moderator suspended,
+    nothing. More than ``THROTTLES["signup-address"]`` signups of one address an hour
+    send nothing more, so the form cannot be used to flood an inbox. Addresses are
+    compared and counted by :func:`~subscriptions.addresses.canonical_key`.
+    """
+    email = data["email"]
+    key = canonical_key(email)
+    if not throttle.allow("signup-address", key):
+        return "throttled"
+    choices = {
+        "frequency": data["frequency"],
+        "timezone": data["timezone"],
+        "filters": list(data["filters"]),
+        "topics": [int(pk) for pk in data["topics"]],
+    }
+    with transaction.atomic():
+        subscriber, created = Subscriber.objects.select_for_update().get_or_create(
+            email_key=key, defaults={"email": email}
+        )
+        state = subscriber.state
+        if created or state == State.UNCONFIRMED:
+            subscriber.apply_signup(choices)
+            outcome = "confirm"
+        elif state == State.UNSUBSCRIBED or subscriber.is_suppressed_by_delivery:
+            subscriber.hold_signup(choices)
+            outcome = "confirm"
+        elif state in (State.ACTIVE, State.PAUSED):
+            outcome = "manage-link"
+        else:
+            outcome = "nothing"
+    if outcome == "confirm":
+        send_confirmation(subscriber)
+    elif outcome == "manage-link":
+        send_manage_link(subscriber)
+    return outcome
+
+
+def email_link_for(email: str) -> str:
+    """ "Email me my link": a subscribed, paused or unsubscribed address gets its manage
+    link, an unconfirmed one the confirmation email again, anything else nothing
+    (at most ``THROTTLES["link-address"]`` an hour). Returns what was sent
+    (``manage-link``, ``confirm``, ``nothing`` or ``throttled``)."""
+    if not throttle.allow("link-address", canonical_key(email)):
+        return "throttled"
+    subscriber = Subscriber.objects.with_address(email).first()
+    state = subscriber.state if subscriber else None
+    if subscriber and state in (State.ACTIVE, State.PAUSED, State.UNSUBSCRIBED):
+        send_manage_link(subscriber)
+        return "manage-link"
+    if subscriber and state == State.UNCONFIRMED:
+        send_confirmation(subscriber)
+        return "confirm"
+    return "nothing"
