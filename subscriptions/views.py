@@ -91,7 +91,8 @@ def session_subscriber(request: HttpRequest) -> Subscriber | None:
     if not value:
         return None
     subscriber = Subscriber.objects.filter(uuid=value).first()
-    if subscriber is None or request.session.get(SESSION_COUNTER) != subscriber.link_counter:
+    # A session from before counters were kept counts as made at counter 0.
+    if subscriber is None or request.session.get(SESSION_COUNTER, 0) != subscriber.link_counter:
         return None
     return subscriber
 
