@@ -208,7 +208,9 @@ def test_a_digest_that_cannot_be_rendered_fails_alone(
     monkeypatch.setattr(send_module, "digest_message", render)
     monkeypatch.setattr(
         "digest.delivery.preview.digest_message",
-        lambda digest: (_ for _ in ()).throw(KeyError("a template variable went missing")),
+        lambda digest, **kwargs: (_ for _ in ()).throw(
+            KeyError("a template variable went missing")
+        ),
     )
     other = make_subscriber("other@example.org", [WORDS[0]])
     preview = preview_next_digest(other)
