@@ -231,6 +231,10 @@ if not DEBUG:
 
 # --- Digests ----------------------------------------------------------------------
 DIGEST_MAX_PAPERS = env_int("DIGEST_MAX_PAPERS", 10)
+# Octets of text and HTML body a digest may hold: Gmail clips a message past 102 KB and
+# hides the unsubscribe footer with it. Larger digests get shorter summaries, then fewer
+# cards (digest.delivery.render.fit_digest); 88,000 keeps the whole message under 90 KB.
+DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 88_000)
 # Unsubscribe links in old emails keep working this long (seconds).
 UNSUBSCRIBE_LINK_MAX_AGE = env_int("UNSUBSCRIBE_LINK_MAX_AGE", 365 * 24 * 3600)
 # --- Delivery (digest/delivery.py; README "Delivery") ------------------------------

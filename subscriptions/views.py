@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.db import transaction
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -135,7 +136,7 @@ def recent_papers(now: Any = None) -> Any:
     return (
         Paper.objects.visible()
         .filter(last_seen_at__gte=since)
-        .order_by("-upvotes", "-published_on", "-id")
+        .order_by(F("upvotes").desc(nulls_last=True), "-published_on", "-id")
     )
 
 
@@ -177,7 +178,7 @@ def home(request: HttpRequest) -> HttpResponse:
             sign_up(form.cleaned_data)
             return redirect("signup_sent")
     sample = list(recent_papers()[:SAMPLE_PAPERS]) or list(
-        Paper.objects.visible().order_by("-upvotes", "-id")[:SAMPLE_PAPERS]
+        Paper.objects.visible().order_by(F("upvotes").desc(nulls_last=True), "-id")[:SAMPLE_PAPERS]
     )
     status = 400 if form.is_bound else 200
     context = {"form": form, "sample": sample, "max_papers": settings.DIGEST_MAX_PAPERS}
@@ -583,7 +584,7 @@ def digest_web(request: HttpRequest, token: str) -> HttpResponse:
     digest = Digest.objects.select_related("subscriber").filter(pk=digest_id).first()
     if digest is None or digest.status != Digest.SENT:
         raise Http404("no such digest")
-    message = digest_message(digest, personal_links=False)
+    message = digest_message(digest, personal_links=False, fit=False)
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)
     response["Content-Security-Policy"] = email_html_policy()

@@ -201,10 +201,13 @@ def inline_css(html: str) -> str:
     """Move the ``<style>`` rules of ``html`` into ``style`` attributes (email clients
     drop ``<style>`` blocks). Network loading is off: only CSS in the document is used.
     The document is serialised as parsed, without re-indenting, so a fragment cut out of
-    it is the same text wherever the fragment is placed."""
+    it is the same text wherever the fragment is placed. Rules that cannot be inlined
+    (``@media``: the dark-mode colours) stay in a ``<style>`` block with their
+    ``!important``, which they need to win over the inlined light colours."""
     return Premailer(
         html,
         base_url=settings.SITE_URL,
+        strip_important=False,
         allow_network=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,

@@ -6,14 +6,26 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
+from django.utils import timezone
 
 from digest.delivery.compose import make_email
-from digest.delivery.render import PaperCard, Recipient, Renderer, render_digest, render_nothing
+from digest.delivery.render import (
+    SHOWN_AUTHORS,
+    PaperCard,
+    Recipient,
+    Renderer,
+    render_digest,
+    render_nothing,
+)
+from digest.matching.trend import upvote_growth
 from digest.models import Digest, DigestItem, Paper, paper_url
+from subscriptions.schedule import DAILY, WEEKLY, window
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
 __all__ = ["digest_message", "load_cards", "shared_renderer"]
@@ -32,35 +44,83 @@ def shared_renderer() -> Renderer:
     return renderer
 
 
+_GAINED_LABEL = {DAILY: "today", WEEKLY: "this week"}
+
+
 def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str]]]:
-    """Digest id → its papers, in rank order, with the reason each was chosen. A paper
-    carried by several digests is one :class:`PaperCard` object. Two queries of plain
-    rows, whatever the number of digests."""
+    """Digest id → its papers, in rank order, with the reason each was chosen.
+
+    Each card carries the upvotes its paper gained since the previous edition — since
+    one period (:func:`subscriptions.schedule.window`) before the digest was planned
+    (:func:`digest.matching.trend.upvote_growth`) — so digests of one chunk (planned
+    at one instant, of one frequency) share one :class:`PaperCard` object per paper.
+    Three queries of plain rows, and 2 to 4 per (frequency, planning instant) for the
+    growth, whatever the number of digests."""
+    ids = list(digest_ids)
     items = list(
-        DigestItem.objects.filter(digest_id__in=list(digest_ids))
+        DigestItem.objects.filter(digest_id__in=ids)
         .order_by("digest_id", "rank")
         .values_list("digest_id", "paper_id", "reason")
     )
-    cards = {
-        pk: PaperCard(
-            id=pk,
-            title=title,
-            url=paper_url(arxiv_id, title),
-            abstract=abstract,
-            upvotes=upvotes,
-            published_on=published_on,
-            authors_count=authors_count,
-        )
-        for pk, title, arxiv_id, abstract, upvotes, published_on, authors_count in (
-            Paper.objects.filter(pk__in={paper_id for _, paper_id, _ in items}).values_list(
-                "pk", "title", "arxiv_id", "abstract", "upvotes", "published_on", "authors_count"
-            )
+    out: dict[int, list[tuple[PaperCard, str]]] = defaultdict(list)  # no papers: []
+    if not items:
+        return out
+    rows = {
+        row[0]: row
+        for row in Paper.objects.filter(pk__in={paper_id for _, paper_id, _ in items}).values_list(
+            "pk",
+            "title",
+            "arxiv_id",
+            "abstract",
+            "ai_summary",
+            "upvotes",
+            "published_on",
+            "authors",
+            "authors_count",
+            "github_repo",
+            "project_page",
         )
     }
-    out: dict[int, list[tuple[PaperCard, str]]] = defaultdict(list)
+    editions = {
+        pk: (frequency, planned_at or timezone.now())
+        for pk, frequency, planned_at in Digest.objects.filter(pk__in=ids).values_list(
+            "pk", "subscriber__frequency", "planned_at"
+        )
+    }
+    papers_of: dict[tuple[str, datetime], set[int]] = defaultdict(set)
+    for digest_id, paper_id, _ in items:
+        papers_of[editions[digest_id]].add(paper_id)
+    cards: dict[tuple[str, datetime], dict[int, PaperCard]] = {}
+    for (frequency, planned_at), paper_ids in papers_of.items():
+        gained = upvote_growth(paper_ids, since=planned_at - window(frequency))
+        cards[frequency, planned_at] = {
+            pk: _card(rows[pk], gained[pk], _GAINED_LABEL.get(frequency, "")) for pk in paper_ids
+        }
     for digest_id, paper_id, reason in items:
-        out[digest_id].append((cards[paper_id], reason))
+        out[digest_id].append((cards[editions[digest_id]][paper_id], reason))
     return out
+
+
+def _card(row: tuple[Any, ...], gained: int, gained_label: str) -> PaperCard:
+    """A card from a row of :func:`load_cards`' paper query."""
+    (pk, title, arxiv_id, abstract, ai_summary, upvotes, published_on) = row[:7]
+    authors, authors_count, github_repo, project_page = row[7:]
+    return PaperCard(
+        id=pk,
+        title=title,
+        url=paper_url(arxiv_id, title),
+        abstract=abstract,
+        upvotes=upvotes,
+        published_on=published_on,
+        authors_count=authors_count,
+        authors=tuple(str(name) for name in (authors or ())[:SHOWN_AUTHORS]),
+        gained=gained if upvotes is not None else None,
+        gained_label=gained_label,
+        arxiv_id=arxiv_id,
+        github_repo=github_repo,
+        project_page=project_page,
+        ai_summary=ai_summary,
+    )
 
 
 def digest_message(
@@ -69,6 +129,7 @@ def digest_message(
     renderer: Renderer | None = None,
     papers: Sequence[tuple[PaperCard, str]] | None = None,
     personal_links: bool = True,
+    fit: bool = True,
 ) -> EmailMultiAlternatives:
     """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
     it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
@@ -80,7 +141,9 @@ def digest_message(
     ``papers`` it loaded for the batch. Without ``personal_links`` the body's
     unsubscribe and settings links lead to the "email me my link" page instead of
     carrying the subscriber's tokens (the settings link signs them in): the copy shown
-    to whoever holds the "view in browser" address.
+    to whoever holds the "view in browser" address. Without ``fit`` every paper is
+    shown, however long the email (the "view in browser" page, where mail apps do not
+    cut it short); with it the email stays within ``DIGEST_MAX_BYTES``.
     """
     subscriber = digest.subscriber
     if papers is None:
@@ -101,7 +164,7 @@ def digest_message(
         cards, reasons = [p for p, _ in papers], [r for _, r in papers]
         render = renderer.digest if renderer else render_digest
         parts = render(
-            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period
+            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period, fit=fit
         )
         kind = "digest"
     else:

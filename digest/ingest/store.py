@@ -47,6 +47,7 @@ _UPDATED_FIELDS = [
     "published_on",
     "num_comments",
     "ai_keywords",
+    "ai_summary",
     "github_repo",
     "project_page",
 ]
@@ -142,9 +143,10 @@ def store_papers(papers: Iterable[ParsedPaper], run: IngestRun, now: datetime) -
                 if parsed.authors_count is not None
                 else (len(parsed.authors) or None),
                 published_on=parsed.published_on,
-                upvotes=parsed.upvotes or 0,
+                upvotes=parsed.upvotes,
                 num_comments=parsed.num_comments,
                 ai_keywords=list(parsed.ai_keywords),
+                ai_summary=parsed.ai_summary,
                 github_repo=_web_url(parsed.github_repo),
                 project_page=_web_url(parsed.project_page),
                 first_seen_at=now,
@@ -228,6 +230,8 @@ def _merge(row: Paper, parsed: ParsedPaper, now: datetime) -> None:
         row.abstract = parsed.abstract
     if parsed.ai_keywords:
         row.ai_keywords = list(parsed.ai_keywords)
+    if parsed.ai_summary:
+        row.ai_summary = parsed.ai_summary
     if github_repo := _web_url(parsed.github_repo):
         row.github_repo = github_repo
     if project_page := _web_url(parsed.project_page):

@@ -36,7 +36,8 @@ class ParsedPaper:
 
     ``upvotes`` is ``None`` when the page shows no count (the saved text pages only
     show one when it is non-zero). ``authors`` holds names when the source gives
-    them; ``authors_count`` the count shown or ``len(authors)``.
+    them; ``authors_count`` the count shown or ``len(authors)``. ``ai_summary`` is the
+    source's one-paragraph summary (the JSON API's ``ai_summary``), when it gives one.
     """
 
     title: str
@@ -47,6 +48,7 @@ class ParsedPaper:
     published_on: date | None = None
     upvotes: int | None = None
     ai_keywords: tuple[str, ...] = ()
+    ai_summary: str = ""
     github_repo: str = ""
     project_page: str = ""
     num_comments: int | None = None
