@@ -13,7 +13,8 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from email.utils import formatdate, make_msgid
+from datetime import UTC, datetime
+from email.utils import format_datetime, formatdate, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +26,10 @@ from premailer import Premailer
 
 __all__ = [
     "AlternativeEmail",
+    "LIST_KINDS",
     "base_context",
+    "feedback_id",
+    "list_id",
     "inline_css",
     "make_email",
     "new_message_id",
@@ -223,6 +227,25 @@ def render_parts(kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     return subject, text, html
 
 
+LIST_KINDS = frozenset({"digest", "nothing"})
+"""Kinds of email sent to the list of subscribers (the others answer one person's request)."""
+
+
+def list_id() -> str:
+    """The ``List-Id`` of our digests (RFC 2919): ``"<SITE_NAME> digests"
+    <digests.<host of SITE_URL>>``, a dot-atom under a domain we own."""
+    name = settings.SITE_NAME.replace("\\", "").replace('"', "")
+    return f'"{name} digests" <digests.{message_id_domain()}>'
+
+
+def feedback_id(kind: str) -> str:
+    """The ``Feedback-ID`` of a kind of email, in the format of Gmail's Postmaster Tools
+    (``a:b:c:SenderId``, up to four colon-separated fields, the last one the sender's
+    constant id): ``<kind>:<host of SITE_URL>`` — so the feedback loop reports spam
+    rates per kind."""
+    return f"{kind}:{message_id_domain()}"
+
+
 def make_email(
     kind: str,
     context: Mapping[str, Any],
@@ -234,10 +257,23 @@ def make_email(
     """A multipart/alternative message of ``kind`` to one address, with a Message-ID
     (a fresh one unless ``headers`` carries it).
 
-    ``parts`` passes an already rendered ``(subject, text, html)``.
+    ``parts`` passes an already rendered ``(subject, text, html)``. Every email carries
+    ``Auto-Submitted: auto-generated`` (RFC 3834: an auto-responder answers none),
+    ``X-Auto-Response-Suppress`` (the same for Exchange), a ``Feedback-ID``
+    (:func:`feedback_id`), a ``Date`` in UTC written ``+0000`` (``-0000`` would say the
+    zone is unknown, RFC 5322 section 3.3), and the digests a ``List-Id``
+    (:func:`list_id`). ``headers`` may replace any of them.
     """
     subject, text, html = parts or render_parts(kind, context)
-    all_headers = {"X-Email-Kind": kind, **(headers or {})}
+    all_headers = {
+        "Date": format_datetime(datetime.now(UTC).replace(microsecond=0)),
+        "X-Email-Kind": kind,
+        "Auto-Submitted": "auto-generated",
+        "X-Auto-Response-Suppress": "All",
+        "Feedback-ID": feedback_id(kind),
+        **({"List-Id": list_id()} if kind in LIST_KINDS else {}),
+        **(headers or {}),
+    }
     all_headers.setdefault("Message-ID", new_message_id())
     message = AlternativeEmail(subject=subject, body=text, to=[to], headers=all_headers)
     message.attach_alternative(html, "text/html")
