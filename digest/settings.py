@@ -198,6 +198,24 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# DKIM signing by digest.mail.SmtpEmailBackend (RFC 6376): the private key in PEM (or a
+# file holding it), the selector whose TXT record at <selector>._domainkey.<domain>
+# publishes the public key, and the signing domain (d=), which DMARC wants aligned with
+# the From domain. Unset: the relay signs, or nothing does.
+DKIM_PRIVATE_KEY = env_str("DKIM_PRIVATE_KEY")
+if env_str("DKIM_PRIVATE_KEY_FILE"):
+    DKIM_PRIVATE_KEY = Path(env_str("DKIM_PRIVATE_KEY_FILE")).read_text()
+DKIM_SELECTOR = env_str("DKIM_SELECTOR")
+DKIM_DOMAIN = env_str("DKIM_DOMAIN")
+if not DEBUG and len({bool(DKIM_PRIVATE_KEY), bool(DKIM_SELECTOR), bool(DKIM_DOMAIN)}) == 2:
+    PRODUCTION_PROBLEMS.append(
+        "DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE), DKIM_SELECTOR and DKIM_DOMAIN "
+        "go together: set all three or none"
+    )
+# With DEBUG off and SITE_URL not on loopback, a sender at localhost, or at a domain that
+# is not SITE_URL's host or a parent of it, is refused (receivers reject or junk such
+# mail) unless this is on.
+ALLOW_UNRELATED_SENDER = env_bool("ALLOW_UNRELATED_SENDER", False)
 
 ANYMAIL = {
     key: os.environ[key]
@@ -212,7 +230,37 @@ ANYMAIL = {
 }
 if env_str("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
+
+
+def sender_problem(from_email: str, site_host: str) -> str | None:
+    """Why ``from_email`` would be rejected or junked by receivers when sent for a site
+    at ``site_host``, or None: its domain is ``localhost`` (or has no dot), or neither
+    ``site_host``, a parent of it, nor a subdomain of one of those (DMARC's relaxed
+    alignment works on organisational domains, RFC 7489 section 3.1)."""
+    from email.utils import parseaddr
+
+    domain = parseaddr(from_email)[1].rpartition("@")[2].lower().rstrip(".")
+    if not domain or "." not in domain or domain == "localhost" or domain.endswith(".localhost"):
+        return f"DEFAULT_FROM_EMAIL={from_email!r} is at localhost: receivers reject it"
+    labels = site_host.lower().split(".")
+    parents = {".".join(labels[i:]) for i in range(len(labels) - 1)}
+    if domain in parents or any(domain.endswith("." + parent) for parent in parents):
+        return None
+    return (
+        f"DEFAULT_FROM_EMAIL={from_email!r} is not at SITE_URL's domain {site_host!r}: "
+        "receivers check that the sender's domain is the one its links and DKIM "
+        "signature name (set ALLOW_UNRELATED_SENDER=true if it is on purpose)"
+    )
+
+
 if not DEBUG:
+    # A site at localhost (the Docker Compose trial) mails only a local catcher.
+    if (
+        not ALLOW_UNRELATED_SENDER
+        and not SITE_IS_LOOPBACK
+        and (_sender := sender_problem(DEFAULT_FROM_EMAIL, _site.hostname or ""))
+    ):
+        PRODUCTION_PROBLEMS.append(_sender)
     if not env_str("EMAIL_BACKEND"):
         PRODUCTION_PROBLEMS.append(
             "EMAIL_BACKEND must be set when DEBUG is off (the default only writes files), "
