@@ -58,13 +58,24 @@ SAMPLE_PAPERS = 3
 # Emails
 
 
+def schedule_text(subscriber: Subscriber) -> str:
+    """``"daily at 08:00 (Europe/Paris)"`` or ``"weekly, on Mondays at 08:00 (UTC)"``."""
+    at = f"at {subscriber.hour:02d}:00 ({subscriber.timezone})"
+    if subscriber.frequency == Subscriber.FREQUENCIES[1][0]:
+        return f"weekly, on {Subscriber.WEEKDAYS[subscriber.weekday][1]}s {at}"
+    return f"daily {at}"
+
+
 def send_confirmation(subscriber: Subscriber) -> None:
     """The double opt-in email (``emails/confirm-*``), the only mail an unconfirmed
-    address ever gets."""
+    address ever gets; it recaps what was signed up for (filters, topics, schedule)."""
     context = {
         "email": subscriber.email,
         "confirm_url": confirm_url(subscriber.uuid),
         "days": settings.CONFIRM_LINK_MAX_AGE // 86400,
+        "filters": list(subscriber.filters.order_by("pk").values_list("query", flat=True)),
+        "topics": list(subscriber.topics.order_by("name").values_list("name", flat=True)),
+        "schedule": schedule_text(subscriber),
     }
     make_email("confirm", context, subscriber.email).send()
 

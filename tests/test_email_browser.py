@@ -5,9 +5,11 @@ Screenshots go to ``var/screenshots/email-*.png``."""
 
 from __future__ import annotations
 
+import email
 import json
 import re
 from datetime import timedelta
+from email import policy
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,38 @@ def test_outlook_gets_a_fixed_width_table_layout(outbox: Path) -> None:
         assert re.search(r'<table role="presentation" class="container" width="100%"', html)
         assert 'class="container"' in html and '<div class="container"' not in html
     assert html.count('<table role="presentation"') >= 2
+
+
+@pytest.mark.browser
+@pytest.mark.django_db
+def test_a_confirmation_recaps_the_signup_and_its_link_wraps_on_a_phone(
+    browser, outbox: Path
+) -> None:
+    from digest.models import Topic
+    from subscriptions.views import send_confirmation
+
+    filters = [(f"filter{n}_" + "x" * 300)[:280] + f' "phrase {n}"' for n in range(20)]
+    ada = make_subscriber(
+        "ada@example.org",
+        filters,
+        confirmed_at=None,
+        frequency="weekly",
+        weekday=2,
+        hour=7,
+        timezone="Europe/Paris",
+    )
+    ada.topics.set([Topic.objects.create(name="Vision <& language>", slug="vl", query="vlm")])
+    send_confirmation(ada)
+    [eml] = outbox.glob("confirm-*.eml")
+    [html_file] = outbox.glob("confirm-*.html")
+    text = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    body = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = html_file.read_text()
+    assert "Schedule: Weekly, on Wednesdays at 07:00 (Europe/Paris)" in body
+    assert "Topics:   Vision <& language>" in body and filters[19] in body
+    assert "Weekly, on Wednesdays at 07:00 (Europe/Paris)" in html
+    assert "Vision &lt;&amp; language&gt;" in html and html.count('class="reason"') == 20
+    for scheme in SCHEMES:
+        seen = look(browser, html, "confirm", 375, scheme)
+        assert seen["width"] <= 375, f"the confirmation is wider than a phone ({scheme})"
+        assert not [c for c in seen["contrasts"] if c["ratio"] < 4.5]
