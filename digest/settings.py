@@ -228,6 +228,19 @@ ANYMAIL = {
     )
     if os.environ.get(key)
 }
+# The ESP's stream for each kind of mail (digest.delivery.compose.esp_stream): digests
+# and "nothing matched" notes are bulk, confirmations and settings links transactional.
+# Empty: the ESP's default (Postmark's "outbound" stream, SES's default configuration set).
+ESP_STREAMS = {
+    "postmark": {
+        "bulk": env_str("POSTMARK_BULK_STREAM"),
+        "transactional": env_str("POSTMARK_TRANSACTIONAL_STREAM"),
+    },
+    "amazon_ses": {
+        "bulk": env_str("AMAZON_SES_BULK_CONFIGURATION_SET"),
+        "transactional": env_str("AMAZON_SES_TRANSACTIONAL_CONFIGURATION_SET"),
+    },
+}
 if env_str("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
 

@@ -28,6 +28,7 @@ __all__ = [
     "AlternativeEmail",
     "LIST_KINDS",
     "base_context",
+    "esp_stream",
     "feedback_id",
     "list_id",
     "inline_css",
@@ -246,6 +247,34 @@ def feedback_id(kind: str) -> str:
     return f"{kind}:{message_id_domain()}"
 
 
+def esp_stream(kind: str) -> str:
+    """``"bulk"`` for the list's mail (digests, "nothing matched" notes), else
+    ``"transactional"`` (confirmations, settings links: one person's request)."""
+    return "bulk" if kind in LIST_KINDS else "transactional"
+
+
+def _route_to_stream(message: AlternativeEmail, kind: str) -> None:
+    """Send ``message`` through the ESP's stream for its kind, where the ESP has one and
+    the settings name it (django-anymail's ``esp_extra``, merged into the API call):
+    Postmark's message stream (``MessageStream``: ``POSTMARK_BULK_STREAM``, e.g. its
+    ``broadcast`` stream, or ``POSTMARK_TRANSACTIONAL_STREAM``); Amazon SES's
+    configuration set (``ConfigurationSetName``: ``AMAZON_SES_BULK_CONFIGURATION_SET``
+    or ``…_TRANSACTIONAL_…``); Mailgun, which has no streams, gets the stream as a tag.
+    Other backends are left alone."""
+    stream = esp_stream(kind)
+    backend = settings.EMAIL_BACKEND
+    if backend.startswith("anymail.backends.postmark."):
+        name = settings.ESP_STREAMS["postmark"][stream]
+        if name:
+            message.esp_extra = {"MessageStream": name}  # type: ignore[attr-defined]
+    elif backend.startswith("anymail.backends.amazon_ses."):
+        name = settings.ESP_STREAMS["amazon_ses"][stream]
+        if name:
+            message.esp_extra = {"ConfigurationSetName": name}  # type: ignore[attr-defined]
+    elif backend.startswith("anymail.backends.mailgun."):
+        message.tags = [*getattr(message, "tags", []), stream]  # type: ignore[attr-defined]
+
+
 def make_email(
     kind: str,
     context: Mapping[str, Any],
@@ -262,7 +291,8 @@ def make_email(
     ``X-Auto-Response-Suppress`` (the same for Exchange), a ``Feedback-ID``
     (:func:`feedback_id`), a ``Date`` in UTC written ``+0000`` (``-0000`` would say the
     zone is unknown, RFC 5322 section 3.3), and the digests a ``List-Id``
-    (:func:`list_id`). ``headers`` may replace any of them.
+    (:func:`list_id`). ``headers`` may replace any of them. It goes through the ESP's
+    bulk or transactional stream (:func:`esp_stream`) where the settings name one.
     """
     subject, text, html = parts or render_parts(kind, context)
     all_headers = {
@@ -277,4 +307,5 @@ def make_email(
     all_headers.setdefault("Message-ID", new_message_id())
     message = AlternativeEmail(subject=subject, body=text, to=[to], headers=all_headers)
     message.attach_alternative(html, "text/html")
+    _route_to_stream(message, kind)
     return message

@@ -182,5 +182,5 @@ def digest_message(
     # django-anymail sends these to the ESP, which returns them in tracking webhooks
     # (digest.delivery.tracking); other backends ignore them.
     message.metadata = {"digest_id": str(digest.pk), "subscriber_id": str(subscriber.pk)}  # type: ignore[attr-defined]
-    message.tags = ["digest"]  # type: ignore[attr-defined]
+    message.tags = ["digest", *getattr(message, "tags", [])]  # type: ignore[attr-defined]
     return message
