@@ -24,6 +24,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpEmailBackend
 from django.core.mail.message import sanitize_address
 
+from digest.delivery.bounces import verp_address
 from digest.delivery.compose import AlternativeEmail
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "OutboxEmailBackend",
     "SmtpEmailBackend",
     "dkim_sign",
+    "envelope_sender",
     "message_bytes",
     "outbox_name",
 ]
@@ -112,11 +114,11 @@ def _sanitize(address: str, encoding: str) -> str:
 
 class SmtpEmailBackend(DjangoSmtpEmailBackend):
     """Django's SMTP backend (same settings: ``EMAIL_HOST``, ``EMAIL_PORT``,
-    ``EMAIL_USE_TLS``…), sending each :class:`~digest.delivery.compose.AlternativeEmail` from the
-    bytes it composes — the same message, ~1 ms less of CPU a digest — and any other
-    message as Django does; each DKIM-signed by :func:`dkim_sign` when ``DKIM_*`` is
-    set. Errors are Django's: ``smtplib.SMTPException`` and ``OSError`` unless
-    ``fail_silently``."""
+    ``EMAIL_USE_TLS``…), sending each :class:`~digest.delivery.compose.AlternativeEmail`
+    from the bytes it composes — the same message, ~1 ms less of CPU a digest — and any
+    other message as Django does; each DKIM-signed by :func:`dkim_sign` when ``DKIM_*``
+    is set, from the envelope sender :func:`envelope_sender` (VERP per digest). Errors
+    are Django's: ``smtplib.SMTPException`` and ``OSError`` unless ``fail_silently``."""
 
     def _send(self, email_message: EmailMessage) -> bool:
         # Django 5.2's _send, with the message's bytes composed by the message (Django's
@@ -124,7 +126,7 @@ class SmtpEmailBackend(DjangoSmtpEmailBackend):
         if not email_message.recipients():
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = _sanitize(email_message.from_email, encoding)
+        from_email = _sanitize(envelope_sender(email_message), encoding)
         recipients = [_sanitize(addr, encoding) for addr in email_message.recipients()]
         assert self.connection is not None  # send_messages opened it
         try:
@@ -136,6 +138,19 @@ class SmtpEmailBackend(DjangoSmtpEmailBackend):
                 raise
             return False
         return True
+
+
+def envelope_sender(message: EmailMessage) -> str:
+    """The SMTP envelope sender (``MAIL FROM``, where receivers send bounces): with
+    ``BOUNCE_ADDRESS`` set, a digest's own VERP address
+    (:func:`digest.delivery.bounces.verp_address`) or, for other mail,
+    ``BOUNCE_ADDRESS`` itself; else the message's From, as Django sends."""
+    if not settings.BOUNCE_ADDRESS:
+        return str(message.from_email)
+    digest_id = str(message.extra_headers.get("X-Digest-ID", ""))
+    if digest_id.isdigit():
+        return verp_address(int(digest_id)) or settings.BOUNCE_ADDRESS
+    return str(settings.BOUNCE_ADDRESS)
 
 
 def outbox_name(message: EmailMessage) -> str:

@@ -212,6 +212,13 @@ if not DEBUG and len({bool(DKIM_PRIVATE_KEY), bool(DKIM_SELECTOR), bool(DKIM_DOM
         "DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE), DKIM_SELECTOR and DKIM_DOMAIN "
         "go together: set all three or none"
     )
+# Bounces on the SMTP path (digest.delivery.bounces): the envelope sender of every
+# message SmtpEmailBackend sends, with "+d<digest id>-<hmac>" added for digests (VERP),
+# and the mailbox it delivers to, read every READ_BOUNCES_EVERY seconds by the beat
+# (imaps://user:password@host/INBOX or pop3s://user:password@host). Or pipe each bounce
+# from the MTA into "manage.py read_bounces -".
+BOUNCE_ADDRESS = env_str("BOUNCE_ADDRESS")
+BOUNCE_MAILBOX_URL = env_str("BOUNCE_MAILBOX_URL")
 # With DEBUG off and SITE_URL not on loopback, a sender at localhost, or at a domain that
 # is not SITE_URL's host or a parent of it, is refused (receivers reject or junk such
 # mail) unless this is on.
@@ -360,6 +367,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FETCH_DUE_SOURCES_EVERY", 60)),
     },
 }
+if BOUNCE_MAILBOX_URL:
+    CELERY_BEAT_SCHEDULE["read-bounces"] = {
+        "task": "digest.tasks.read_bounces",
+        "schedule": float(env_int("READ_BOUNCES_EVERY", 300)),
+    }
 # One queue per stage, so each is given its own workers (`celery worker -Q sending`)
 # and sending can be scaled alone. A worker started without -Q consumes them all;
 # "celery" takes tasks sent by name from elsewhere without a route.
@@ -373,6 +385,7 @@ CELERY_TASK_ROUTES = {
     "digest.tasks.send_due_digests": {"queue": "matching"},
     "digest.tasks.send_digests": {"queue": "sending"},
     "digest.tasks.send_planned_digests": {"queue": "sending"},
+    "digest.tasks.read_bounces": {"queue": "sending"},
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -4,12 +4,14 @@ idempotent: a task run twice does no harm (the database records what was done)."
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from digest.delivery.bounces import read_mailbox
 from digest.delivery.pipeline import DeliveryResult, deliver, due_subscriber_ids
 from digest.delivery.send import retry_countdown, send_planned, stale_digest_ids
 from digest.ingest import sources
@@ -112,3 +114,17 @@ def send_planned_digests(digest_ids: list[int]) -> dict[str, int]:
         "failed": len(outcome.failed),
         "retrying": len(outcome.retry),
     }
+
+
+@shared_task
+def read_bounces() -> dict[str, int]:
+    """Read the bounce mailbox ``BOUNCE_MAILBOX_URL``
+    (:func:`digest.delivery.bounces.read_mailbox`): each report handled, then deleted.
+    Returns how many messages were bounces, complaints or ignored. Idempotent: a
+    report read twice is stored once."""
+    counts: Counter[str] = Counter()
+    if settings.BOUNCE_MAILBOX_URL:
+        for _, outcome in read_mailbox(settings.BOUNCE_MAILBOX_URL):
+            counts[outcome.kind] += 1
+    log.info("bounces_read %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return dict(counts)
