@@ -172,8 +172,12 @@ def test_a_digest_of_long_papers_stays_under_90_kb_and_says_what_it_left_out(
         "frequency": "daily",
         "edition": "2026-11-30",
     }
-    subject, text, html = Renderer().digest(papers, reasons, **kwargs)  # type: ignore[arg-type]
+    renderer = Renderer()
+    subject, text, html = renderer.digest(papers, reasons, **kwargs)  # type: ignore[arg-type]
     size = len(text.encode()) + len(html.encode())
+    # The fast path measures the email piece by piece: exactly, without encoding it.
+    parts, measured = renderer._digest(papers, reasons, count, **kwargs)  # type: ignore[arg-type]
+    assert measured == len(parts[1].encode()) + len(parts[2].encode())
     assert size <= settings.DIGEST_MAX_BYTES <= 88_000
     shown = html.count('class="paper"')
     assert 1 <= shown <= count and text.count("\n   https://huggingface.co/papers/") == shown

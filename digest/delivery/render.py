@@ -167,6 +167,13 @@ class Piece:
 
     literals: tuple[str, ...]
     slots: tuple[tuple[str, Callable[[str], str]], ...]
+    octets: int = -1
+    """The literals' length in UTF-8 (computed once, so a filled piece is measured
+    without encoding it)."""
+
+    def __post_init__(self) -> None:
+        if self.octets < 0:
+            object.__setattr__(self, "octets", sum(map(_octets, self.literals)))
 
     @classmethod
     def parse(cls, rendered: str, *, html: bool, raw: frozenset[str] = frozenset()) -> Piece:
@@ -192,6 +199,26 @@ class Piece:
             out.append(escape(values[name]))
             out.append(literal)
         return "".join(out)
+
+    def fill_measured(
+        self, values: Mapping[str, str], octets: Mapping[str, int] | None = None
+    ) -> tuple[str, int]:
+        """:meth:`fill` and the result's length in UTF-8; ``octets`` gives the length of
+        values already measured (cards inside a layout)."""
+        known = octets or {}
+        out = [self.literals[0]]
+        size = self.octets
+        for (name, escape), literal in zip(self.slots, self.literals[1:], strict=True):
+            value = escape(values[name])
+            size += known[name] if name in known else _octets(value)
+            out.append(value)
+            out.append(literal)
+        return "".join(out), size
+
+
+def _octets(text: str) -> int:
+    """Length of ``text`` in UTF-8."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _escape_for(
@@ -308,33 +335,33 @@ def preheader(papers: Sequence[PaperCard], limit: int = 140) -> str:
 
 def _size(parts: Parts) -> int:
     """Octets of the text and HTML bodies in UTF-8."""
-    return sum(len(part) if part.isascii() else len(part.encode()) for part in parts[1:])
+    return _octets(parts[1]) + _octets(parts[2])
 
 
 def fit_digest(
-    compose: Callable[[Sequence[PaperCard], Sequence[str]], Parts],
+    compose: Callable[[Sequence[PaperCard], Sequence[str]], tuple[Parts, int]],
     papers: Sequence[PaperCard],
     reasons: Sequence[str],
     max_bytes: int | None,
 ) -> Parts:
-    """``compose(papers, reasons)``, made to fit in ``max_bytes`` octets of text and HTML
-    body when it does not: first with every card's summary shortened
+    """``compose(papers, reasons)`` — which returns the parts and the octets of their
+    text and HTML bodies — made to fit in ``max_bytes`` octets when it does not: first
+    with every card's summary shortened
     (``SHORT_SUMMARY_CHARS``), then without the last cards until it fits (one card is
     always kept). The layout says how many matched and how many are shown. Gmail clips
     a message whose HTML is over 102 KB (hiding the footer with the unsubscribe link);
     ``DIGEST_MAX_BYTES`` keeps a whole digest under 90 KB."""
-    parts = compose(papers, reasons)
-    if max_bytes is None or _size(parts) <= max_bytes:
+    parts, size = compose(papers, reasons)
+    if max_bytes is None or size <= max_bytes:
         return parts
     short = [replace(p, short=True) for p in papers]
     shown = len(short)
-    parts = compose(short, reasons)
-    while _size(parts) > max_bytes and shown > 1:
+    parts, size = compose(short, reasons)
+    while size > max_bytes and shown > 1:
         # Drop about as many cards as the excess holds, at least one (cards vary).
-        excess = _size(parts) - max_bytes
-        per_card = max(_size(parts) // (shown + 2), 1)
-        shown = max(1, shown - max(1, excess // per_card))
-        parts = compose(short[:shown], reasons[:shown])
+        per_card = max(size // (shown + 2), 1)
+        shown = max(1, shown - max(1, (size - max_bytes) // per_card))
+        parts, size = compose(short[:shown], reasons[:shown])
     return parts
 
 
@@ -375,8 +402,9 @@ def render_digest(
     """
     matched = len(papers)
 
-    def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> Parts:
-        return _render_digest(papers, reasons, matched, recipient, frequency, edition)
+    def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
+        parts = _render_digest(papers, reasons, matched, recipient, frequency, edition)
+        return parts, _size(parts)
 
     return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
 
@@ -473,7 +501,7 @@ class Renderer:
         cached pieces (microseconds once the pieces exist)."""
         matched = len(papers)
 
-        def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> Parts:
+        def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
             return self._digest(papers, reasons, matched, recipient, frequency, edition)
 
         return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
@@ -486,20 +514,31 @@ class Renderer:
         recipient: Recipient,
         frequency: str,
         edition: str,
-    ) -> Parts:
+    ) -> tuple[Parts, int]:
+        """The parts and the octets of their text and HTML bodies (measured piece by
+        piece, not by encoding the whole email)."""
         html_layout, text_layout = self._layout("digest", matched, len(papers), frequency, edition)
         self.prepare(papers)
         site = _site()
         html_cards, text_cards = [], []
+        html_octets = text_octets = 0
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
             html_card, text_card = self._cards[(site, paper)]
             values = {"reason": reason, "number": str(number)}
-            html_cards.append(html_card.fill(values))
-            text_cards.append(text_card.fill(values))
+            html_card_text, size = html_card.fill_measured(values)
+            html_cards.append(html_card_text)
+            html_octets += size
+            text_card_text, size = text_card.fill_measured(values)
+            text_cards.append(text_card_text)
+            text_octets += size
         values = {**vars(recipient), "preheader": preheader(papers)}
-        html = html_layout.fill({**values, "cards_html": "".join(html_cards)})
-        text = text_layout.fill({**values, "cards_text": "".join(text_cards)})
-        return self._subject(matched, papers), text, html
+        html, html_size = html_layout.fill_measured(
+            {**values, "cards_html": "".join(html_cards)}, {"cards_html": html_octets}
+        )
+        text, text_size = text_layout.fill_measured(
+            {**values, "cards_text": "".join(text_cards)}, {"cards_text": text_octets}
+        )
+        return (self._subject(matched, papers), text, html), html_size + text_size
 
     def nothing(self, *, recipient: Recipient, frequency: str, edition: str) -> Parts:
         """The same as :func:`render_nothing`, from cached pieces."""
