@@ -160,6 +160,7 @@ def long_card(pk: int) -> PaperCard:
 def test_a_digest_of_long_papers_stays_under_90_kb_and_says_what_it_left_out(
     settings, count: int
 ) -> None:
+    settings.DIGEST_MAX_PAPERS = count
     papers = [long_card(pk) for pk in range(1, count + 1)]
     reasons = [f'matched your filter "diffusion <video>" ({n})' for n in range(count)]
     kwargs = {
@@ -183,7 +184,7 @@ def test_a_digest_of_long_papers_stays_under_90_kb_and_says_what_it_left_out(
     assert 1 <= shown <= count and text.count("\n   https://huggingface.co/papers/") == shown
     assert f"{count} new papers for you" in subject
     if shown < count:
-        assert f"{count} papers matched your filters; the first {shown} are shown here" in text
+        assert f"Your {count} best matches of this edition; the first {shown} are shown" in text
         assert f"{count - shown} more paper" in html and "see all" in html
     # The footer with the unsubscribe link is always there, past the last card.
     assert html.rindex("Unsubscribe") > html.rindex('class="paper"')

@@ -377,6 +377,8 @@ def _digest_context(matched: int, shown: int, frequency: str, edition: str) -> d
         **base_context(),
         "count": shown,
         "matched": matched,
+        # Planning keeps at most DIGEST_MAX_PAPERS: more may have matched than were kept.
+        "capped": matched > 1 and matched >= settings.DIGEST_MAX_PAPERS,
         "dropped": matched - shown,
         "frequency": frequency,
         "edition": edition,
@@ -450,9 +452,9 @@ def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Par
 # --- The fast path ----------------------------------------------------------------------
 
 
-def _site() -> tuple[str, str]:
+def _site() -> tuple[str, str, int]:
     """What every cached piece also depends on (:func:`digest.delivery.compose.base_context`)."""
-    return settings.SITE_NAME, settings.SITE_URL
+    return settings.SITE_NAME, settings.SITE_URL, settings.DIGEST_MAX_PAPERS
 
 
 _CARDS = frozenset({"cards_html", "cards_text"})
