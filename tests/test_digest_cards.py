@@ -53,7 +53,7 @@ def bodies(outbox: Path, digest_id: int) -> tuple[str, str, int]:
 def test_a_card_shows_authors_links_upvotes_growth_and_the_ai_summary(
     outbox: Path, page: Path
 ) -> None:
-    start = timezone.now() - timedelta(hours=30)
+    start = timezone.now() - timedelta(hours=20)
     assert ingest_bytes(page.read_bytes(), source=str(page), now=start).error is None
     # Six hours later the page shows 18 more upvotes for the MoE paper.
     items = json.loads(DAILY_JSON.read_text())
@@ -87,6 +87,21 @@ def test_a_card_shows_authors_links_upvotes_growth_and_the_ai_summary(
     )
     assert re.search(r'<span class="reason"[^>]*>matched your filter', html)
     assert uninlined_css(html) == []
+
+
+@pytest.mark.django_db
+def test_growth_counts_only_since_the_previous_edition(outbox: Path) -> None:
+    # The upvotes grew three days ago and not since: a daily digest shows no growth.
+    items = json.loads(DAILY_JSON.read_text())
+    start = timezone.now() - timedelta(days=4)
+    ingest_bytes(json.dumps(items), source="before.json", now=start)
+    items[0]["paper"]["upvotes"] = 105
+    ingest_bytes(json.dumps(items), source="after.json", now=start + timedelta(days=1))
+    ingest_bytes(json.dumps(items), source="today.json", now=timezone.now() - timedelta(hours=1))
+    ada = make_subscriber("ada@example.org", ["mixture-of-experts"])
+    [result] = deliver([ada.pk])
+    text, html, _ = bodies(outbox, result.digest_id)
+    assert "10 Mar 2025 · ▲ 105\n" in text and "+18" not in text and "+18" not in html
 
 
 @pytest.mark.django_db

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +25,7 @@ from digest.delivery.render import (
 )
 from digest.matching.trend import upvote_growth
 from digest.models import Digest, DigestItem, Paper, paper_url
-from subscriptions.schedule import DAILY, WEEKLY, window
+from subscriptions.schedule import DAILY, WEEKLY
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
 __all__ = ["digest_message", "load_cards", "shared_renderer"]
@@ -44,14 +44,18 @@ def shared_renderer() -> Renderer:
     return renderer
 
 
-_GAINED_LABEL = {DAILY: "today", WEEKLY: "this week"}
+# Growth is counted over one edition's period before planning, and labelled so.
+_GROWTH_PERIOD = {
+    DAILY: (timedelta(days=1), "today"),
+    WEEKLY: (timedelta(days=7), "this week"),
+}
 
 
 def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str]]]:
     """Digest id → its papers, in rank order, with the reason each was chosen.
 
     Each card carries the upvotes its paper gained since the previous edition — since
-    one period (:func:`subscriptions.schedule.window`) before the digest was planned
+    one edition's period (a day, a week) before the digest was planned
     (:func:`digest.matching.trend.upvote_growth`) — so digests of one chunk (planned
     at one instant, of one frequency) share one :class:`PaperCard` object per paper.
     Three queries of plain rows, and 2 to 4 per (frequency, planning instant) for the
@@ -92,10 +96,9 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
         papers_of[editions[digest_id]].add(paper_id)
     cards: dict[tuple[str, datetime], dict[int, PaperCard]] = {}
     for (frequency, planned_at), paper_ids in papers_of.items():
-        gained = upvote_growth(paper_ids, since=planned_at - window(frequency))
-        cards[frequency, planned_at] = {
-            pk: _card(rows[pk], gained[pk], _GAINED_LABEL.get(frequency, "")) for pk in paper_ids
-        }
+        period, label = _GROWTH_PERIOD.get(frequency, (timedelta(days=1), ""))
+        gained = upvote_growth(paper_ids, since=planned_at - period)
+        cards[frequency, planned_at] = {pk: _card(rows[pk], gained[pk], label) for pk in paper_ids}
     for digest_id, paper_id, reason in items:
         out[digest_id].append((cards[editions[digest_id]][paper_id], reason))
     return out
