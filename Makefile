@@ -9,8 +9,9 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 .PHONY: demo test bench lint screenshots system-packages bench-packages
 
 # Debian packages the tests and benchmarks drive: Chromium (browser tests through
-# Playwright), docker-compose (validates docker/compose.yaml), wrk (web load bench).
-SYSTEM_PACKAGES := chromium:/usr/bin/chromium docker-compose:docker-compose wrk:wrk
+# Playwright), docker-compose (validates docker/compose.yaml), wrk (web load bench),
+# spamassassin (scores a digest with its local rules, offline; no daemon is started).
+SYSTEM_PACKAGES := chromium:/usr/bin/chromium docker-compose:docker-compose wrk:wrk spamassassin:spamassassin
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
 		command -v $${pair#*:} >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; \

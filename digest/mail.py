@@ -1,8 +1,8 @@
 """Mail backends of our own.
 
 * :class:`SmtpEmailBackend` — Django's SMTP backend, sending the bytes our emails
-  compose themselves (:class:`digest.delivery.compose.AlternativeEmail`); the SMTP choice for
-  production.
+  compose themselves (:class:`digest.delivery.compose.AlternativeEmail`), DKIM-signed
+  when ``DKIM_*`` is set (:func:`dkim_sign`); the SMTP choice for production.
 * :class:`OutboxEmailBackend` — the local one: each message written to ``OUTBOX_DIR``
   as a ``.eml`` file, with its HTML alternative beside it as ``.html`` so a person can
   open it in a browser.
@@ -10,21 +10,83 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import smtplib
 from collections.abc import Sequence
 from pathlib import Path
 
+import dkim
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as DjangoSmtpEmailBackend
 from django.core.mail.message import sanitize_address
 
+from digest.delivery.bounces import verp_address
 from digest.delivery.compose import AlternativeEmail
 
-__all__ = ["OutboxEmailBackend", "SmtpEmailBackend", "message_bytes", "outbox_name"]
+__all__ = [
+    "DKIM_SIGNED_HEADERS",
+    "OutboxEmailBackend",
+    "SmtpEmailBackend",
+    "dkim_sign",
+    "envelope_sender",
+    "message_bytes",
+    "outbox_name",
+]
+
+DKIM_SIGNED_HEADERS = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"MIME-Version",
+    b"Content-Type",
+    b"List-Id",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"Feedback-ID",
+    b"Auto-Submitted",
+)
+"""The headers a DKIM signature covers when the message has them. RFC 8058 section 4:
+a one-click unsubscribe counts only when both ``List-Unsubscribe`` and
+``List-Unsubscribe-Post`` are signed."""
+
+
+@functools.lru_cache(maxsize=4)
+def _private_key(pem: str) -> bytes:
+    return pem.strip().encode() + b"\n"
+
+
+def dkim_sign(message: bytes) -> bytes:
+    """``message`` (CRLF line ends) with a ``DKIM-Signature`` header prepended (RFC 6376,
+    relaxed/relaxed canonicalisation, rsa-sha256: an RSA key of 2,048 bits signs in
+    about 1 ms),
+    signed with ``DKIM_PRIVATE_KEY`` as ``DKIM_SELECTOR`` of ``DKIM_DOMAIN`` over
+    :data:`DKIM_SIGNED_HEADERS`; ``message`` unchanged when DKIM is not configured.
+    Raises ``dkim.DKIMException`` for a key dkimpy cannot use."""
+    if not (settings.DKIM_PRIVATE_KEY and settings.DKIM_SELECTOR and settings.DKIM_DOMAIN):
+        return message
+    key = _private_key(settings.DKIM_PRIVATE_KEY)
+    signature = dkim.sign(
+        message,
+        settings.DKIM_SELECTOR.encode(),
+        settings.DKIM_DOMAIN.encode(),
+        key,
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=[name for name in DKIM_SIGNED_HEADERS if _has_header(message, name)],
+        signature_algorithm=b"rsa-sha256",
+        linesep=b"\r\n",
+    )
+    return signature + message
+
+
+def _has_header(message: bytes, name: bytes) -> bool:
+    head = message.split(b"\r\n\r\n", 1)[0]
+    return re.search(rb"(?im)^" + re.escape(name) + rb"\s*:", head) is not None
 
 
 def message_bytes(message: EmailMessage, linesep: str = "\n") -> bytes:
@@ -52,28 +114,43 @@ def _sanitize(address: str, encoding: str) -> str:
 
 class SmtpEmailBackend(DjangoSmtpEmailBackend):
     """Django's SMTP backend (same settings: ``EMAIL_HOST``, ``EMAIL_PORT``,
-    ``EMAIL_USE_TLS``…), sending each :class:`~digest.delivery.compose.AlternativeEmail` from the
-    bytes it composes — the same message, ~1 ms less of CPU a digest — and any other
-    message as Django does. Errors are Django's: ``smtplib.SMTPException`` and
-    ``OSError`` unless ``fail_silently``."""
+    ``EMAIL_USE_TLS``…), sending each :class:`~digest.delivery.compose.AlternativeEmail`
+    from the bytes it composes — the same message, ~1 ms less of CPU a digest — and any
+    other message as Django does; each DKIM-signed by :func:`dkim_sign` when ``DKIM_*``
+    is set, from the envelope sender :func:`envelope_sender` (VERP per digest). Errors
+    are Django's: ``smtplib.SMTPException`` and ``OSError`` unless ``fail_silently``."""
 
     def _send(self, email_message: EmailMessage) -> bool:
-        if not isinstance(email_message, AlternativeEmail):
-            return bool(super()._send(email_message))
-        # Django 5.2's _send, with the message's bytes composed by the message.
+        # Django 5.2's _send, with the message's bytes composed by the message (Django's
+        # own for other messages) and DKIM-signed when configured.
         if not email_message.recipients():
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
-        from_email = _sanitize(email_message.from_email, encoding)
+        from_email = _sanitize(envelope_sender(email_message), encoding)
         recipients = [_sanitize(addr, encoding) for addr in email_message.recipients()]
         assert self.connection is not None  # send_messages opened it
         try:
-            self.connection.sendmail(from_email, recipients, email_message.to_bytes("\r\n"))
+            self.connection.sendmail(
+                from_email, recipients, dkim_sign(message_bytes(email_message, "\r\n"))
+            )
         except smtplib.SMTPException:
             if not self.fail_silently:
                 raise
             return False
         return True
+
+
+def envelope_sender(message: EmailMessage) -> str:
+    """The SMTP envelope sender (``MAIL FROM``, where receivers send bounces): with
+    ``BOUNCE_ADDRESS`` set, a digest's own VERP address
+    (:func:`digest.delivery.bounces.verp_address`) or, for other mail,
+    ``BOUNCE_ADDRESS`` itself; else the message's From, as Django sends."""
+    if not settings.BOUNCE_ADDRESS:
+        return str(message.from_email)
+    digest_id = str(message.extra_headers.get("X-Digest-ID", ""))
+    if digest_id.isdigit():
+        return verp_address(int(digest_id)) or settings.BOUNCE_ADDRESS
+    return str(settings.BOUNCE_ADDRESS)
 
 
 def outbox_name(message: EmailMessage) -> str:

@@ -217,12 +217,16 @@ class Paper(models.Model):
     authors = models.JSONField(default=list, blank=True, help_text="Author names, when known.")
     authors_count = models.PositiveIntegerField(null=True, blank=True)
     published_on = models.DateField(null=True, blank=True)
-    upvotes = models.IntegerField(default=0)
+    upvotes = models.IntegerField(
+        null=True, blank=True, help_text="Upvotes last seen; empty when no page showed a count."
+    )
     num_comments = models.PositiveIntegerField(null=True, blank=True)
     ai_keywords = models.JSONField(default=list, blank=True, help_text="Keywords, when known.")
+    ai_summary = models.TextField(
+        "AI summary", blank=True, help_text="The source's one-paragraph summary, when it gives one."
+    )
     github_repo = models.URLField("GitHub repository", max_length=500, blank=True)
     project_page = models.URLField(max_length=500, blank=True)
-    ai_summary = models.TextField("AI summary", blank=True, help_text="From Hugging Face.")
     categories = models.JSONField(
         default=list, blank=True, help_text="arXiv categories, the primary first."
     )
@@ -339,7 +343,8 @@ class Paper(models.Model):
             keep.arxiv_id = drop.arxiv_id
             drop.arxiv_id = None
             drop.save(update_fields=["arxiv_id"])  # the column is unique
-        keep.upvotes = max(keep.upvotes, drop.upvotes)
+        counts = [n for n in (keep.upvotes, drop.upvotes) if n is not None]
+        keep.upvotes = max(counts) if counts else None
         keep.origins = [*keep.origins, *(o for o in drop.origins if o not in keep.origins)]
         keep.first_seen_at = min(keep.first_seen_at, drop.first_seen_at)
         keep.last_seen_at = max(keep.last_seen_at, drop.last_seen_at)

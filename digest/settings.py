@@ -198,6 +198,31 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+# DKIM signing by digest.mail.SmtpEmailBackend (RFC 6376): the private key in PEM (or a
+# file holding it), the selector whose TXT record at <selector>._domainkey.<domain>
+# publishes the public key, and the signing domain (d=), which DMARC wants aligned with
+# the From domain. Unset: the relay signs, or nothing does.
+DKIM_PRIVATE_KEY = env_str("DKIM_PRIVATE_KEY")
+if env_str("DKIM_PRIVATE_KEY_FILE"):
+    DKIM_PRIVATE_KEY = Path(env_str("DKIM_PRIVATE_KEY_FILE")).read_text()
+DKIM_SELECTOR = env_str("DKIM_SELECTOR")
+DKIM_DOMAIN = env_str("DKIM_DOMAIN")
+if not DEBUG and len({bool(DKIM_PRIVATE_KEY), bool(DKIM_SELECTOR), bool(DKIM_DOMAIN)}) == 2:
+    PRODUCTION_PROBLEMS.append(
+        "DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE), DKIM_SELECTOR and DKIM_DOMAIN "
+        "go together: set all three or none"
+    )
+# Bounces on the SMTP path (digest.delivery.bounces): the envelope sender of every
+# message SmtpEmailBackend sends, with "+d<digest id>-<hmac>" added for digests (VERP),
+# and the mailbox it delivers to, read every READ_BOUNCES_EVERY seconds by the beat
+# (imaps://user:password@host/INBOX or pop3s://user:password@host). Or pipe each bounce
+# from the MTA into "manage.py read_bounces -".
+BOUNCE_ADDRESS = env_str("BOUNCE_ADDRESS")
+BOUNCE_MAILBOX_URL = env_str("BOUNCE_MAILBOX_URL")
+# With DEBUG off and SITE_URL not on loopback, a sender at localhost, or at a domain that
+# is not SITE_URL's host or a parent of it, is refused (receivers reject or junk such
+# mail) unless this is on.
+ALLOW_UNRELATED_SENDER = env_bool("ALLOW_UNRELATED_SENDER", False)
 
 # The ESPs whose webhooks sign their posts, and anymail's setting for the key each
 # signature is checked with (https://anymail.dev/en/stable/esps/ "Status tracking
@@ -222,6 +247,19 @@ ANYMAIL = {
     )
     if os.environ.get(key)
 }
+# The ESP's stream for each kind of mail (digest.delivery.compose.esp_stream): digests
+# and "nothing matched" notes are bulk, confirmations and settings links transactional.
+# Empty: the ESP's default (Postmark's "outbound" stream, SES's default configuration set).
+ESP_STREAMS = {
+    "postmark": {
+        "bulk": env_str("POSTMARK_BULK_STREAM"),
+        "transactional": env_str("POSTMARK_TRANSACTIONAL_STREAM"),
+    },
+    "amazon_ses": {
+        "bulk": env_str("AMAZON_SES_BULK_CONFIGURATION_SET"),
+        "transactional": env_str("AMAZON_SES_TRANSACTIONAL_CONFIGURATION_SET"),
+    },
+}
 if env_str("ANYMAIL_WEBHOOK_SECRET"):
     ANYMAIL["WEBHOOK_SECRET"] = env_str("ANYMAIL_WEBHOOK_SECRET")
 # The ESPs whose tracking webhooks (/esp/<esp>/tracking/) are served, by anymail's name
@@ -230,7 +268,37 @@ if env_str("ANYMAIL_WEBHOOK_SECRET"):
 # (digest.delivery.tracking.webhook_urlpatterns); any other /esp/ address is a 404.
 _backend_esp = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
 ESP_WEBHOOKS = env_list("ESP_WEBHOOKS", _backend_esp)
+
+
+def sender_problem(from_email: str, site_host: str) -> str | None:
+    """Why ``from_email`` would be rejected or junked by receivers when sent for a site
+    at ``site_host``, or None: its domain is ``localhost`` (or has no dot), or neither
+    ``site_host``, a parent of it, nor a subdomain of one of those (DMARC's relaxed
+    alignment works on organisational domains, RFC 7489 section 3.1)."""
+    from email.utils import parseaddr
+
+    domain = parseaddr(from_email)[1].rpartition("@")[2].lower().rstrip(".")
+    if not domain or "." not in domain or domain == "localhost" or domain.endswith(".localhost"):
+        return f"DEFAULT_FROM_EMAIL={from_email!r} is at localhost: receivers reject it"
+    labels = site_host.lower().split(".")
+    parents = {".".join(labels[i:]) for i in range(len(labels) - 1)}
+    if domain in parents or any(domain.endswith("." + parent) for parent in parents):
+        return None
+    return (
+        f"DEFAULT_FROM_EMAIL={from_email!r} is not at SITE_URL's domain {site_host!r}: "
+        "receivers check that the sender's domain is the one its links and DKIM "
+        "signature name (set ALLOW_UNRELATED_SENDER=true if it is on purpose)"
+    )
+
+
 if not DEBUG:
+    # A site at localhost (the Docker Compose trial) mails only a local catcher.
+    if (
+        not ALLOW_UNRELATED_SENDER
+        and not SITE_IS_LOOPBACK
+        and (_sender := sender_problem(DEFAULT_FROM_EMAIL, _site.hostname or ""))
+    ):
+        PRODUCTION_PROBLEMS.append(_sender)
     if not env_str("EMAIL_BACKEND"):
         PRODUCTION_PROBLEMS.append(
             "EMAIL_BACKEND must be set when DEBUG is off (the default only writes files), "
@@ -260,6 +328,10 @@ DIGEST_MAX_PAPERS = env_int("DIGEST_MAX_PAPERS", 10)
 # A sent digest's "view in browser" copy (/d/TOKEN/) works this long after sending
 # (seconds), and only while its subscriber is subscribed.
 DIGEST_WEB_MAX_AGE = env_int("DIGEST_WEB_MAX_AGE", 90 * 24 * 3600)
+# Octets of text and HTML body a digest may hold: Gmail clips a message past 102 KB and
+# hides the unsubscribe footer with it. Larger digests get shorter summaries, then fewer
+# cards (digest.delivery.render.fit_digest); 88,000 keeps the whole message under 90 KB.
+DIGEST_MAX_BYTES = env_int("DIGEST_MAX_BYTES", 88_000)
 # Unsubscribe links in old emails keep working this long (seconds).
 UNSUBSCRIBE_LINK_MAX_AGE = env_int("UNSUBSCRIBE_LINK_MAX_AGE", 365 * 24 * 3600)
 # --- Delivery (digest/delivery.py; README "Delivery") ------------------------------
@@ -346,6 +418,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FETCH_DUE_SOURCES_EVERY", 60)),
     },
 }
+if BOUNCE_MAILBOX_URL:
+    CELERY_BEAT_SCHEDULE["read-bounces"] = {
+        "task": "digest.tasks.read_bounces",
+        "schedule": float(env_int("READ_BOUNCES_EVERY", 300)),
+    }
 # One queue per stage, so each is given its own workers (`celery worker -Q sending`)
 # and sending can be scaled alone. A worker started without -Q consumes them all;
 # "celery" takes tasks sent by name from elsewhere without a route.
@@ -362,6 +439,7 @@ CELERY_TASK_ROUTES = {
     "digest.tasks.prune_digest_items": {"queue": "matching"},
     # Signup and "email me my link" mail, handed off by the pages.
     "subscriptions.tasks.*": {"queue": "sending"},
+    "digest.tasks.read_bounces": {"queue": "sending"},
 }
 # Workers log through LOGGING below (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

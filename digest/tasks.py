@@ -4,6 +4,7 @@ idempotent: a task run twice does no harm (the database records what was done)."
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from celery import shared_task
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from digest.delivery import retention
+from digest.delivery.bounces import read_mailbox
 from digest.delivery.pipeline import DeliveryResult, claim_due_subscribers, deliver
 from digest.delivery.send import claim_stale_digests, retry_countdown, send_planned
 from digest.ingest import sources
@@ -139,3 +141,17 @@ def prune_digest_items() -> int:
     """The nightly pruning of old digests' papers
     (:func:`~digest.delivery.retention.prune_digest_items`); returns how many went."""
     return retention.prune_digest_items()
+
+
+@shared_task
+def read_bounces() -> dict[str, int]:
+    """Read the bounce mailbox ``BOUNCE_MAILBOX_URL``
+    (:func:`digest.delivery.bounces.read_mailbox`): each report handled, then deleted.
+    Returns how many messages were bounces, complaints or ignored. Idempotent: a
+    report read twice is stored once."""
+    counts: Counter[str] = Counter()
+    if settings.BOUNCE_MAILBOX_URL:
+        for _, outcome in read_mailbox(settings.BOUNCE_MAILBOX_URL):
+            counts[outcome.kind] += 1
+    log.info("bounces_read %s", " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return dict(counts)

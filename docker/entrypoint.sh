@@ -81,6 +81,7 @@ collectstatic() {
         DATABASE_URL=postgres://build@build.invalid/build \
         CELERY_BROKER_URL=redis://build.invalid:6379/0 \
         EMAIL_BACKEND=digest.mail.SmtpEmailBackend \
+        DEFAULT_FROM_EMAIL=digest@build.invalid \
         "$PYTHON" manage.py collectstatic --noinput -v0
 }
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from digest.delivery.compose import make_email
+from digest.models import Topic
 
 from . import throttle
 from .addresses import canonical_key
@@ -23,13 +24,42 @@ from .tokens import confirm_url, manage_url
 __all__ = ["email_link_for", "send_confirmation", "send_manage_link", "sign_up"]
 
 
+def schedule_text(subscriber: Subscriber) -> str:
+    """``"daily at 08:00 (Europe/Paris)"`` or ``"weekly, on Mondays at 08:00 (UTC)"``."""
+    at = f"at {subscriber.hour:02d}:00 ({subscriber.timezone})"
+    if subscriber.frequency == Subscriber.FREQUENCIES[1][0]:
+        return f"weekly, on {Subscriber.WEEKDAYS[subscriber.weekday][1]}s {at}"
+    return f"daily {at}"
+
+
 def send_confirmation(subscriber: Subscriber) -> None:
     """The double opt-in email (``emails/confirm-*``), the only mail an unconfirmed
-    address ever gets."""
+    address ever gets; it recaps what was signed up for (filters, topics, schedule)."""
+    held = subscriber.pending_signup  # the choices confirming will apply, when held
+    if held:
+        filters = list(held["filters"])
+        topics = list(
+            Topic.objects.filter(pk__in=held["topics"])
+            .order_by("name")
+            .values_list("name", flat=True)
+        )
+        shown = Subscriber(
+            frequency=held["frequency"],
+            timezone=held["timezone"],
+            hour=subscriber.hour,
+            weekday=subscriber.weekday,
+        )
+    else:
+        filters = list(subscriber.filters.order_by("pk").values_list("query", flat=True))
+        topics = list(subscriber.topics.order_by("name").values_list("name", flat=True))
+        shown = subscriber
     context = {
         "email": subscriber.email,
         "confirm_url": confirm_url(subscriber.uuid),
         "days": settings.CONFIRM_LINK_MAX_AGE // 86400,
+        "filters": filters,
+        "topics": topics,
+        "schedule": schedule_text(shown),
     }
     make_email("confirm", context, subscriber.email).send()
 

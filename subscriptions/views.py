@@ -18,6 +18,7 @@ import markdown
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -150,7 +151,7 @@ def home(request: HttpRequest) -> HttpResponse:
             )
             return redirect("signup_sent")
     sample = list(preview.recent()[:SAMPLE_PAPERS]) or list(
-        Paper.objects.visible().order_by("-upvotes", "-id")[:SAMPLE_PAPERS]
+        Paper.objects.visible().order_by(F("upvotes").desc(nulls_last=True), "-id")[:SAMPLE_PAPERS]
     )
     status = 400 if form.is_bound else 200
     context = {"form": form, "sample": sample, "max_papers": settings.DIGEST_MAX_PAPERS}
@@ -552,7 +553,9 @@ def digest_web(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("this digest is older than the archive keeps")
     if (timezone.now() - digest.sent_at).total_seconds() > settings.DIGEST_WEB_MAX_AGE:
         raise Http404("no such digest")
-    message = digest_message(digest, personal_links=False, links={"email": "the recipient"})
+    message = digest_message(
+        digest, personal_links=False, links={"email": "the recipient"}, fit=False
+    )
     html = next(content for content, mimetype in message.alternatives if mimetype == "text/html")
     response = HttpResponse(html)
     response["Content-Security-Policy"] = email_html_policy()

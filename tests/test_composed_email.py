@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from digest.delivery.compose import AlternativeEmail
+from digest.delivery.compose import AlternativeEmail, make_email
 from digest.delivery.pipeline import deliver
 from digest.ingest.store import ingest_source
 from digest.mail import SmtpEmailBackend, message_bytes
@@ -95,6 +95,29 @@ def test_a_real_digest_composes_to_the_message_django_builds(settings, linesep: 
     html = parse(composed).get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert html.count("https://huggingface.co/papers") >= result.papers
     assert message.extra_headers["List-Unsubscribe"][1:-1] in html
+    # The list, feedback and auto-submission headers, alike in Django's message.
+    ours, djangos = parse(composed), parse(message.message().as_bytes(linesep=linesep))
+    assert (
+        ours["List-Id"]
+        == djangos["List-Id"]
+        == '"Trending papers digests" <digests.papers.example.org>'
+    )
+    assert ours["Feedback-ID"] == djangos["Feedback-ID"] == "digest:papers.example.org"
+    assert ours["Auto-Submitted"] == djangos["Auto-Submitted"] == "auto-generated"
+    assert ours["Date"] == djangos["Date"] and ours["Date"].endswith(" +0000")
+
+
+@pytest.mark.django_db
+def test_a_confirmation_is_not_list_mail_but_says_its_kind() -> None:
+    message = make_email(
+        "confirm",
+        {"email": "ada@example.org", "confirm_url": "https://x/c/", "days": 3},
+        "ada@example.org",
+    )
+    for linesep in LINESEPS:
+        ours = parse(assert_same_message(message, linesep))
+        assert ours["List-Id"] is None and ours["Feedback-ID"] == "confirm:papers.example.org"
+        assert ours["Auto-Submitted"] == "auto-generated" and ours["Date"].endswith(" +0000")
 
 
 @pytest.mark.parametrize(

@@ -41,10 +41,12 @@ def test_it_reads_every_paper_of_a_daily_response_in_order() -> None:
         published_on=date(2025, 3, 10),
         upvotes=87,
         ai_keywords=("mixture-of-experts", "router", "load balancing", "sparse models"),
+        ai_summary=(
+            "A bias-only router update trains sparse MoE models without load-balancing losses."
+        ),
         github_repo="https://github.com/example-lab/moe-bias-router",
         project_page="",
         num_comments=5,
-        ai_summary="A bias-only router update trains sparse MoE models without load-balancing losses.",
     )
 
 

@@ -19,6 +19,7 @@ from digest.delivery.render import PaperCard, Recipient, Renderer, render_digest
 from digest.models import Digest, Paper
 
 from .conftest import make_subscriber
+from .support import uninlined_css
 
 TRICKY = [
     '<script>alert("x")</script> & <b>bold</b> “quotes” — it\'s',
@@ -35,9 +36,16 @@ def card(pk: int, title: str, **fields: object) -> PaperCard:
         "title": title,
         "url": f"https://huggingface.co/papers/2401.{pk:05d}",
         "abstract": f"We study {title} <em>carefully</em> & at length. " * 12,
-        "upvotes": pk % 4,
+        "upvotes": pk % 4 if pk % 5 else None,
         "published_on": date(2025, 3, 1 + pk % 27) if pk % 2 else None,
         "authors_count": pk % 3 or None,
+        "authors": tuple(TRICKY[(pk + n) % len(TRICKY)] for n in range(pk % 4)),
+        "gained": pk % 3 or None,
+        "gained_label": "today",
+        "arxiv_id": f"2401.{pk:05d}" if pk % 2 == 0 else None,
+        "github_repo": f"https://github.com/lab/r{pk}?a=1&b=2" if pk % 4 == 1 else "",
+        "project_page": f"https://example.org/{pk}/" if pk % 3 == 1 else "",
+        "ai_summary": f"In short: {title} <i>&</i>." if pk % 3 == 0 else "",
     }
     values.update(fields)
     return PaperCard(**values)  # type: ignore[arg-type]
@@ -106,7 +114,7 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
     assert squeeze(fast_html) == squeeze(html)
     assert fast_text == text and fast_subject == subject
     # The values really are there, escaped where HTML needs it.
-    assert "<style" not in fast_html and 'style="' in fast_html
+    assert uninlined_css(fast_html) == [] and 'style="' in fast_html
     assert address.replace("&", "&amp;") in fast_html
     assert "<script>" not in fast_html and "<b>bold" not in fast_html
     if any("<script>" in p.title for p in papers):
@@ -193,7 +201,7 @@ def test_a_renderer_shows_a_papers_new_values_and_keeps_at_most_its_pieces() -> 
     assert "first version" in html
     subject, text, html = renderer.digest([after], ["r"], **kwargs)  # type: ignore[arg-type]
     # Same paper id, new values: a new card, the same as rendering on its own.
-    assert "revised" in html and "first version" not in html and "40 upvotes" in text
+    assert "revised" in html and "first version" not in html and "▲ 40" in text
     alone = render_digest([after], ["r"], **kwargs)  # type: ignore[arg-type]
     assert (subject, squeeze(text), squeeze(html)) == (
         alone[0],

@@ -28,6 +28,7 @@ PRODUCTION = {
     "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
     "POSTMARK_SERVER_TOKEN": "server-token",
     "ANYMAIL_WEBHOOK_SECRET": "hooks:Zk3q9Vb2",
+    "DEFAULT_FROM_EMAIL": "Trending papers <digest@mail.example.org>",
 }
 
 SHOW = (
@@ -209,6 +210,30 @@ def test_smtp_needs_no_esp_credentials(tmp_path: Path) -> None:
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
     }
     assert load(env, tmp_path)["debug"] is False
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["Trending papers <digest@localhost>", "digest@gmail.com", "a@example.org.evil.net"],
+)
+def test_it_refuses_a_sender_receivers_would_reject(tmp_path: Path, sender: str) -> None:
+    message = refusal({**PRODUCTION, "DEFAULT_FROM_EMAIL": sender}, tmp_path)
+    assert f"DEFAULT_FROM_EMAIL={sender!r}" in message
+    # Unless the operator says it is on purpose.
+    env = {**PRODUCTION, "DEFAULT_FROM_EMAIL": sender, "ALLOW_UNRELATED_SENDER": "true"}
+    assert load(env, tmp_path)["debug"] is False
+
+
+@pytest.mark.parametrize(
+    "sender", ["digest@papers.example.org", "x@example.org", "Papers <news@mail.example.org>"]
+)
+def test_it_accepts_a_sender_at_the_sites_domain(tmp_path: Path, sender: str) -> None:
+    assert load({**PRODUCTION, "DEFAULT_FROM_EMAIL": sender}, tmp_path)["debug"] is False
+
+
+def test_dkim_settings_go_together(tmp_path: Path) -> None:
+    message = refusal({**PRODUCTION, "DKIM_SELECTOR": "s1"}, tmp_path)
+    assert "DKIM_SELECTOR and DKIM_DOMAIN go together" in message
 
 
 def test_it_lists_every_problem_at_once(tmp_path: Path) -> None:

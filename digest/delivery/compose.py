@@ -13,7 +13,8 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from email.utils import formatdate, make_msgid
+from datetime import UTC, datetime
+from email.utils import format_datetime, formatdate, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +27,11 @@ from premailer import Premailer
 __all__ = [
     "AlternativeEmail",
     "as_text",
+    "LIST_KINDS",
     "base_context",
+    "esp_stream",
+    "feedback_id",
+    "list_id",
     "inline_css",
     "make_email",
     "new_message_id",
@@ -213,10 +218,13 @@ def inline_css(html: str) -> str:
     """Move the ``<style>`` rules of ``html`` into ``style`` attributes (email clients
     drop ``<style>`` blocks). Network loading is off: only CSS in the document is used.
     The document is serialised as parsed, without re-indenting, so a fragment cut out of
-    it is the same text wherever the fragment is placed."""
+    it is the same text wherever the fragment is placed. Rules that cannot be inlined
+    (``@media``: the dark-mode colours) stay in a ``<style>`` block with their
+    ``!important``, which they need to win over the inlined light colours."""
     return Premailer(
         html,
         base_url=settings.SITE_URL,
+        strip_important=False,
         allow_network=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
@@ -232,6 +240,53 @@ def render_parts(kind: str, context: Mapping[str, Any]) -> tuple[str, str, str]:
     return subject, text, html
 
 
+LIST_KINDS = frozenset({"digest", "nothing"})
+"""Kinds of email sent to the list of subscribers (the others answer one person's request)."""
+
+
+def list_id() -> str:
+    """The ``List-Id`` of our digests (RFC 2919): ``"<SITE_NAME> digests"
+    <digests.<host of SITE_URL>>``, a dot-atom under a domain we own."""
+    name = settings.SITE_NAME.replace("\\", "").replace('"', "")
+    return f'"{name} digests" <digests.{message_id_domain()}>'
+
+
+def feedback_id(kind: str) -> str:
+    """The ``Feedback-ID`` of a kind of email, in the format of Gmail's Postmaster Tools
+    (``a:b:c:SenderId``, up to four colon-separated fields, the last one the sender's
+    constant id): ``<kind>:<host of SITE_URL>`` — so the feedback loop reports spam
+    rates per kind."""
+    return f"{kind}:{message_id_domain()}"
+
+
+def esp_stream(kind: str) -> str:
+    """``"bulk"`` for the list's mail (digests, "nothing matched" notes), else
+    ``"transactional"`` (confirmations, settings links: one person's request)."""
+    return "bulk" if kind in LIST_KINDS else "transactional"
+
+
+def _route_to_stream(message: AlternativeEmail, kind: str) -> None:
+    """Send ``message`` through the ESP's stream for its kind, where the ESP has one and
+    the settings name it (django-anymail's ``esp_extra``, merged into the API call):
+    Postmark's message stream (``MessageStream``: ``POSTMARK_BULK_STREAM``, e.g. its
+    ``broadcast`` stream, or ``POSTMARK_TRANSACTIONAL_STREAM``); Amazon SES's
+    configuration set (``ConfigurationSetName``: ``AMAZON_SES_BULK_CONFIGURATION_SET``
+    or ``…_TRANSACTIONAL_…``); Mailgun, which has no streams, gets the stream as a tag.
+    Other backends are left alone."""
+    stream = esp_stream(kind)
+    backend = settings.EMAIL_BACKEND
+    if backend.startswith("anymail.backends.postmark."):
+        name = settings.ESP_STREAMS["postmark"][stream]
+        if name:
+            message.esp_extra = {"MessageStream": name}  # type: ignore[attr-defined]
+    elif backend.startswith("anymail.backends.amazon_ses."):
+        name = settings.ESP_STREAMS["amazon_ses"][stream]
+        if name:
+            message.esp_extra = {"ConfigurationSetName": name}  # type: ignore[attr-defined]
+    elif backend.startswith("anymail.backends.mailgun."):
+        message.tags = [*getattr(message, "tags", []), stream]  # type: ignore[attr-defined]
+
+
 def make_email(
     kind: str,
     context: Mapping[str, Any],
@@ -243,13 +298,28 @@ def make_email(
     """A multipart/alternative message of ``kind`` to one address, with a Message-ID
     (a fresh one unless ``headers`` carries it).
 
-    ``parts`` passes an already rendered ``(subject, text, html)``.
+    ``parts`` passes an already rendered ``(subject, text, html)``. Every email carries
+    ``Auto-Submitted: auto-generated`` (RFC 3834: an auto-responder answers none),
+    ``X-Auto-Response-Suppress`` (the same for Exchange), a ``Feedback-ID``
+    (:func:`feedback_id`), a ``Date`` in UTC written ``+0000`` (``-0000`` would say the
+    zone is unknown, RFC 5322 section 3.3), and the digests a ``List-Id``
+    (:func:`list_id`). ``headers`` may replace any of them. It goes through the ESP's
+    bulk or transactional stream (:func:`esp_stream`) where the settings name one.
     """
     subject, text, html = parts or render_parts(kind, context)
-    all_headers = {"X-Email-Kind": kind, **(headers or {})}
+    all_headers = {
+        "Date": format_datetime(datetime.now(UTC).replace(microsecond=0)),
+        "X-Email-Kind": kind,
+        "Auto-Submitted": "auto-generated",
+        "X-Auto-Response-Suppress": "All",
+        "Feedback-ID": feedback_id(kind),
+        **({"List-Id": list_id()} if kind in LIST_KINDS else {}),
+        **(headers or {}),
+    }
     all_headers.setdefault("Message-ID", new_message_id())
     message = AlternativeEmail(
         subject=as_text(subject), body=as_text(text), to=[to], headers=all_headers
     )
     message.attach_alternative(html, "text/html")
+    _route_to_stream(message, kind)
     return message

@@ -7,14 +7,26 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
+from django.utils import timezone
 
 from digest.delivery.compose import make_email
-from digest.delivery.render import PaperCard, Recipient, Renderer, render_digest, render_nothing
+from digest.delivery.render import (
+    SHOWN_AUTHORS,
+    PaperCard,
+    Recipient,
+    Renderer,
+    render_digest,
+    render_nothing,
+)
+from digest.matching.trend import upvote_growth
 from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
+from subscriptions.schedule import DAILY, WEEKLY
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
 __all__ = ["digest_message", "load_cards", "shared_renderer"]
@@ -33,43 +45,88 @@ def shared_renderer() -> Renderer:
     return renderer
 
 
+# Growth is counted over one edition's period before planning, and labelled so.
+_GROWTH_PERIOD = {
+    DAILY: (timedelta(days=1), "today"),
+    WEEKLY: (timedelta(days=7), "this week"),
+}
+
+
 def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str]]]:
-    """Digest id → its papers, in rank order, with the reason each was chosen. A paper
-    carried by several digests is one :class:`PaperCard` object. Two queries of plain
-    rows, whatever the number of digests."""
+    """Digest id → its papers, in rank order, with the reason each was chosen.
+
+    Each card carries the upvotes its paper gained since the previous edition — since
+    one edition's period (a day, a week) before the digest was planned
+    (:func:`digest.matching.trend.upvote_growth`) — so digests of one chunk (planned
+    at one instant, of one frequency) share one :class:`PaperCard` object per paper.
+    Three queries of plain rows, and 2 to 4 per (frequency, planning instant) for the
+    growth, whatever the number of digests."""
+    ids = list(digest_ids)
     items = list(
-        DigestItem.objects.filter(digest_id__in=list(digest_ids))
+        DigestItem.objects.filter(digest_id__in=ids)
         .order_by("digest_id", "rank")
         .values_list("digest_id", "paper_id", "reason")
     )
-    cards = {
-        pk: PaperCard(
-            id=pk,
-            title=title,
-            url=paper_url(arxiv_id, title),
-            abstract=abstract,
-            upvotes=upvotes,
-            published_on=published_on,
-            authors_count=authors_count,
-            origin=origin_label(origins),
-        )
-        for pk, title, arxiv_id, abstract, upvotes, published_on, authors_count, origins in (
-            Paper.objects.filter(pk__in={paper_id for _, paper_id, _ in items}).values_list(
-                "pk",
-                "title",
-                "arxiv_id",
-                "abstract",
-                "upvotes",
-                "published_on",
-                "authors_count",
-                "origins",
-            )
+    out: dict[int, list[tuple[PaperCard, str]]] = defaultdict(list)  # no papers: []
+    if not items:
+        return out
+    rows = {
+        row[0]: row
+        for row in Paper.objects.filter(pk__in={paper_id for _, paper_id, _ in items}).values_list(
+            "pk",
+            "title",
+            "arxiv_id",
+            "abstract",
+            "ai_summary",
+            "upvotes",
+            "published_on",
+            "authors",
+            "authors_count",
+            "github_repo",
+            "project_page",
+            "origins",
         )
     }
-    out: dict[int, list[tuple[PaperCard, str]]] = defaultdict(list)
+    editions = {
+        pk: (frequency, planned_at or timezone.now())
+        for pk, frequency, planned_at in Digest.objects.filter(pk__in=ids).values_list(
+            "pk", "subscriber__frequency", "planned_at"
+        )
+    }
+    papers_of: dict[tuple[str, datetime], set[int]] = defaultdict(set)
+    for digest_id, paper_id, _ in items:
+        papers_of[editions[digest_id]].add(paper_id)
+    cards: dict[tuple[str, datetime], dict[int, PaperCard]] = {}
+    for (frequency, planned_at), paper_ids in papers_of.items():
+        period, label = _GROWTH_PERIOD.get(frequency, (timedelta(days=1), ""))
+        gained = upvote_growth(paper_ids, since=planned_at - period)
+        cards[frequency, planned_at] = {pk: _card(rows[pk], gained[pk], label) for pk in paper_ids}
     for digest_id, paper_id, reason in items:
-        out[digest_id].append((cards[paper_id], reason))
+        out[digest_id].append((cards[editions[digest_id]][paper_id], reason))
     return out
+
+
+def _card(row: tuple[Any, ...], gained: int, gained_label: str) -> PaperCard:
+    """A card from a row of :func:`load_cards`' paper query."""
+    (pk, title, arxiv_id, abstract, ai_summary, upvotes, published_on) = row[:7]
+    authors, authors_count, github_repo, project_page, origins = row[7:]
+    return PaperCard(
+        id=pk,
+        title=title,
+        url=paper_url(arxiv_id, title),
+        abstract=abstract,
+        upvotes=upvotes,
+        published_on=published_on,
+        authors_count=authors_count,
+        authors=tuple(str(name) for name in (authors or ())[:SHOWN_AUTHORS]),
+        gained=gained if upvotes is not None else None,
+        gained_label=gained_label,
+        arxiv_id=arxiv_id,
+        github_repo=github_repo,
+        project_page=project_page,
+        ai_summary=ai_summary,
+        origin=origin_label(origins),
+    )
 
 
 def digest_message(
@@ -79,6 +136,7 @@ def digest_message(
     papers: Sequence[tuple[PaperCard, str]] | None = None,
     personal_links: bool = True,
     links: Mapping[str, str] | None = None,
+    fit: bool = True,
 ) -> EmailMultiAlternatives:
     """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
     it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
@@ -94,7 +152,9 @@ def digest_message(
     body's :class:`~digest.delivery.render.Recipient` — ``email``, and ``unsubscribe_url``,
     ``manage_url`` and ``web_url`` (plain ASCII URLs): a moderator's preview shows
     placeholders there, never links that act for the subscriber, and the public copy
-    no address.
+    no address. Without ``fit`` every paper is shown, however long the email (the "view
+    in browser" page, where mail apps do not cut it short); with it the email stays
+    within ``DIGEST_MAX_BYTES``.
     """
     subscriber = digest.subscriber
     if papers is None:
@@ -117,7 +177,7 @@ def digest_message(
         cards, reasons = [p for p, _ in papers], [r for _, r in papers]
         render = renderer.digest if renderer else render_digest
         parts = render(
-            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period
+            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period, fit=fit
         )
         kind = "digest"
     else:
@@ -135,5 +195,5 @@ def digest_message(
     # django-anymail sends these to the ESP, which returns them in tracking webhooks
     # (digest.delivery.tracking); other backends ignore them.
     message.metadata = {"digest_id": str(digest.pk), "subscriber_id": str(subscriber.pk)}  # type: ignore[attr-defined]
-    message.tags = ["digest"]  # type: ignore[attr-defined]
+    message.tags = ["digest", *getattr(message, "tags", [])]  # type: ignore[attr-defined]
     return message

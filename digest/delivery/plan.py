@@ -76,7 +76,9 @@ def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candid
             title=title,
             abstract=abstract,
             authors=tuple(authors or ()),
-            trend=trend_score(upvotes, gained.get(pk, 0), published_on or first_seen.date(), now),
+            trend=trend_score(
+                upvotes or 0, gained.get(pk, 0), published_on or first_seen.date(), now
+            ),
             last_seen_at=last_seen,
             pinned_at=pinned,
             categories=tuple(categories or ()),

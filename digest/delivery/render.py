@@ -12,6 +12,11 @@ the slots. The result is the HTML that inlining each email on its own gives
 (:func:`render_digest`, the reference); ``tests/test_render_fast.py`` holds the two
 together.
 
+Each card shows what is known of its paper and nothing false (:func:`card_view`); a
+digest that would be larger than ``DIGEST_MAX_BYTES`` — Gmail clips a message past
+102 KB, hiding the unsubscribe footer — gets shorter summaries, then fewer cards, and
+says so (:func:`fit_digest`).
+
 Limits of the method, checked by that test: card styles may not depend on a card's
 position (``:first-child``, sibling selectors), and a slot inside an ``href`` takes only
 URLs of plain ASCII characters (which is what ``unsubscribe_url`` makes).
@@ -22,7 +27,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
 from typing import Any
 
@@ -33,11 +38,19 @@ from django.utils.safestring import mark_safe
 from digest.delivery.compose import as_text, base_context, inline_css
 
 __all__ = [
+    "SHORT_SUMMARY_CHARS",
+    "SHOWN_AUTHORS",
+    "SUMMARY_CHARS",
     "PaperCard",
     "Parts",
     "Piece",
     "Recipient",
     "Renderer",
+    "card_view",
+    "cut_at_sentence",
+    "edition_label",
+    "fit_digest",
+    "preheader",
     "render_digest",
     "render_nothing",
 ]
@@ -46,19 +59,57 @@ Parts = tuple[str, str, str]
 """``(subject, text body, inlined HTML body)``."""
 
 
+SUMMARY_CHARS = 300
+"""A card's summary or abstract is cut at a sentence end within this many characters."""
+SHORT_SUMMARY_CHARS = 120
+"""…and within this many when the digest must shrink to stay under ``DIGEST_MAX_BYTES``."""
+SHOWN_AUTHORS = 3
+ARXIV_ABS, ARXIV_PDF = "https://arxiv.org/abs/", "https://arxiv.org/pdf/"
+HF_PAPER = "https://huggingface.co/papers/"
+
+
 @dataclass(frozen=True)
 class PaperCard:
     """What a digest shows of one paper; the whole value keys the card cache of a
-    :class:`Renderer`. ``origin`` says where the paper came from (``Hugging Face · arXiv``)."""
+    :class:`Renderer`.
+
+    ``url`` is the paper's page (its Hugging Face page, or a search for its title).
+    ``upvotes`` is ``None`` when no page showed a count (unknown, not zero);
+    ``gained`` the upvotes won since the previous edition (``None`` when unknown) and
+    ``gained_label`` when that was ("today", "this week"). ``authors`` holds the first
+    names only (at most ``SHOWN_AUTHORS``), ``authors_count`` all of them.
+    ``github_repo`` and ``project_page`` are http(s) URLs or ``""`` (checked at
+    ingest). ``short`` asks for the shorter summary of a digest that must shrink.
+    ``origin`` says where the paper came from (``Hugging Face · arXiv``).
+    """
 
     id: int
     title: str
     url: str
     abstract: str
-    upvotes: int
-    published_on: date | None
-    authors_count: int | None
+    upvotes: int | None = None
+    published_on: date | None = None
+    authors_count: int | None = None
+    authors: tuple[str, ...] = ()
+    gained: int | None = None
+    gained_label: str = ""
+    arxiv_id: str | None = None
+    github_repo: str = ""
+    project_page: str = ""
+    ai_summary: str = ""
+    short: bool = False
     origin: str = ""
+
+    def __hash__(self) -> int:
+        # A card keys the renderer's cache and is looked up several times an email:
+        # hash its fields once (the instance dict bypasses the frozen setattr).
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = self.__dict__["_hash"] = hash(tuple(self.__dict__[f] for f in _CARD_FIELDS))
+        return cached  # type: ignore[no-any-return]
+
+
+_CARD_FIELDS = tuple(f.name for f in fields(PaperCard))
 
 
 @dataclass(frozen=True)
@@ -118,6 +169,13 @@ class Piece:
 
     literals: tuple[str, ...]
     slots: tuple[tuple[str, Callable[[str], str]], ...]
+    octets: int = -1
+    """The literals' length in UTF-8 (computed once, so a filled piece is measured
+    without encoding it)."""
+
+    def __post_init__(self) -> None:
+        if self.octets < 0:
+            object.__setattr__(self, "octets", sum(map(_octets, self.literals)))
 
     @classmethod
     def parse(cls, rendered: str, *, html: bool, raw: frozenset[str] = frozenset()) -> Piece:
@@ -144,6 +202,26 @@ class Piece:
             out.append(literal)
         return "".join(out)
 
+    def fill_measured(
+        self, values: Mapping[str, str], octets: Mapping[str, int] | None = None
+    ) -> tuple[str, int]:
+        """:meth:`fill` and the result's length in UTF-8; ``octets`` gives the length of
+        values already measured (cards inside a layout)."""
+        known = octets or {}
+        out = [self.literals[0]]
+        size = self.octets
+        for (name, escape), literal in zip(self.slots, self.literals[1:], strict=True):
+            value = escape(values[name])
+            size += known[name] if name in known else _octets(value)
+            out.append(value)
+            out.append(literal)
+        return "".join(out), size
+
+
+def _octets(text: str) -> int:
+    """Length of ``text`` in UTF-8."""
+    return len(text) if text.isascii() else len(text.encode())
+
 
 def _escape_for(
     rendered: str, at: int, name: str, html: bool, raw: frozenset[str]
@@ -161,11 +239,156 @@ def _escape_for(
     return _escape_attribute
 
 
+# --- What a card and a digest show -------------------------------------------------------
+
+# A sentence ends at ".", "!" or "?" (and a closing quote or bracket) before a space and
+# a capital or digit, so "e.g. a" and "et al. (2024)" are not ends.
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s+[A-Z0-9\"'(])")
+
+
+def cut_at_sentence(text: str, limit: int) -> tuple[str, bool]:
+    """``(text, was it cut)``: ``text`` with its white space collapsed, whole when it
+    has at most ``limit`` characters; else up to its last sentence end within ``limit``
+    when that keeps at least a third of it; else up to its last whole word and "…"."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text, False
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit + 1) if m.end() <= limit]
+    if ends and ends[-1] >= limit // 3:
+        return text[: ends[-1]], True
+    head = text[: limit - 1]
+    if " " in head:
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip(",;:-–— ") + "…", True
+
+
+def authors_line(names: Sequence[str], count: int | None) -> str:
+    """``"Ada Lovelace, Alan Turing, Grace Hopper et al. · 17 authors"``; the names alone
+    when they are all; ``"17 authors"`` without names; ``""`` when nothing is known."""
+    names = list(names[:SHOWN_AUTHORS])
+    total = max(count or 0, len(names))
+    if not names:
+        return f"{total} author{'s' if total != 1 else ''}" if total else ""
+    if total > len(names):
+        return f"{', '.join(names)} et al. · {total} authors"
+    return ", ".join(names)
+
+
+def card_view(paper: PaperCard) -> dict[str, Any]:
+    """The values a card's templates show, all plain text or http(s) URLs:
+
+    ``authors`` (:func:`authors_line`), ``facts`` (``"10 Mar 2025 · ▲ 42 · +18 today ·
+    via Hugging Face"``: the date and upvotes when known, growth when positive, where
+    the paper came from), ``links`` (label, URL) in a
+    fixed order — arXiv, PDF, Code, Project page, Hugging Face — each when known,
+    ``summary`` (the source's AI summary when it gives one, else the abstract; cut by
+    :func:`cut_at_sentence` at ``SUMMARY_CHARS``, or ``SHORT_SUMMARY_CHARS`` for a
+    short card), ``is_ai_summary``, and ``more_url`` when there is more to read
+    (the arXiv abstract page, else the paper's page), else ``""``."""
+    facts = []
+    if paper.published_on:
+        facts.append(f"{paper.published_on.day} {paper.published_on:%b %Y}")
+    if paper.upvotes is not None:
+        facts.append(f"▲ {paper.upvotes}")
+        if paper.gained and paper.gained > 0:
+            facts.append(f"+{paper.gained} {paper.gained_label}".rstrip())
+    if paper.origin:
+        facts.append(f"via {paper.origin}")
+    links = []
+    if paper.arxiv_id:
+        links += [("arXiv", ARXIV_ABS + paper.arxiv_id), ("PDF", ARXIV_PDF + paper.arxiv_id)]
+    if paper.github_repo:
+        links.append(("Code", paper.github_repo))
+    if paper.project_page:
+        links.append(("Project page", paper.project_page))
+    if paper.arxiv_id:
+        links.append(("Hugging Face", HF_PAPER + paper.arxiv_id))
+    source = paper.ai_summary or paper.abstract
+    summary, cut = cut_at_sentence(source, SHORT_SUMMARY_CHARS if paper.short else SUMMARY_CHARS)
+    more = cut or bool(paper.ai_summary and paper.abstract)
+    return {
+        "authors": authors_line(paper.authors, paper.authors_count),
+        "facts": " · ".join(facts),
+        "links": links,
+        "summary": summary,
+        "is_ai_summary": bool(paper.ai_summary),
+        "more_url": (ARXIV_ABS + paper.arxiv_id if paper.arxiv_id else paper.url) if more else "",
+    }
+
+
+def edition_label(period: str) -> str:
+    """A period as people write it: ``"2026-W49"`` → ``"Week of 30 November 2026"`` (its
+    Monday, ISO 8601 weeks), ``"2026-11-30"`` → ``"Monday 30 November 2026"``; any other
+    text as it is."""
+    try:
+        if "-W" in period:
+            year, week = period.split("-W")
+            monday = date.fromisocalendar(int(year), int(week), 1)
+            return f"Week of {monday.day} {monday:%B %Y}"
+        day = date.fromisoformat(period)
+    except ValueError:
+        return period
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def preheader(papers: Sequence[PaperCard], limit: int = 140) -> str:
+    """The preview text mail clients show after the subject: the first titles, joined
+    by " · ", at most ``limit`` characters."""
+    text = " · ".join(p.title for p in papers[:3])
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _size(parts: Parts) -> int:
+    """Octets of the text and HTML bodies in UTF-8."""
+    return _octets(parts[1]) + _octets(parts[2])
+
+
+def fit_digest(
+    compose: Callable[[Sequence[PaperCard], Sequence[str]], tuple[Parts, int]],
+    papers: Sequence[PaperCard],
+    reasons: Sequence[str],
+    max_bytes: int | None,
+) -> Parts:
+    """``compose(papers, reasons)`` — which returns the parts and the octets of their
+    text and HTML bodies — made to fit in ``max_bytes`` octets when it does not: first
+    with every card's summary shortened
+    (``SHORT_SUMMARY_CHARS``), then without the last cards until it fits (one card is
+    always kept). The layout says how many matched and how many are shown. Gmail clips
+    a message whose HTML is over 102 KB (hiding the footer with the unsubscribe link);
+    ``DIGEST_MAX_BYTES`` keeps a whole digest under 90 KB."""
+    parts, size = compose(papers, reasons)
+    if max_bytes is None or size <= max_bytes:
+        return parts
+    short = [replace(p, short=True) for p in papers]
+    shown = len(short)
+    parts, size = compose(short, reasons)
+    while size > max_bytes and shown > 1:
+        # Drop about as many cards as the excess holds, at least one (cards vary).
+        per_card = max(size // (shown + 2), 1)
+        shown = max(1, shown - max(1, (size - max_bytes) // per_card))
+        parts, size = compose(short[:shown], reasons[:shown])
+    return parts
+
+
 # --- The reference: one email rendered and inlined on its own ---------------------------
 
 
 def _card_context(paper: PaperCard, reason: str, number: int | str) -> dict[str, Any]:
-    return {"p": paper, "reason": reason, "number": number}
+    return {"p": paper, "c": card_view(paper), "reason": reason, "number": number}
+
+
+def _digest_context(matched: int, shown: int, frequency: str, edition: str) -> dict[str, Any]:
+    return {
+        **base_context(),
+        "count": shown,
+        "matched": matched,
+        # Planning keeps at most DIGEST_MAX_PAPERS: more may have matched than were kept.
+        "capped": matched > 1 and matched >= settings.DIGEST_MAX_PAPERS,
+        "dropped": matched - shown,
+        "frequency": frequency,
+        "edition": edition,
+        "edition_label": edition_label(edition),
+    }
 
 
 def render_digest(
@@ -175,12 +398,32 @@ def render_digest(
     recipient: Recipient,
     frequency: str,
     edition: str,
+    fit: bool = True,
 ) -> Parts:
-    """A digest email rendered and inlined on its own (one premailer run, ~10 ms).
+    """A digest email rendered and inlined on its own (one premailer run, ~10 ms; more
+    when it must shrink to fit).
 
     ``reasons[i]`` says why ``papers[i]`` was chosen; ``frequency`` is ``daily`` or
-    ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``).
+    ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``). With ``fit``
+    the email is kept within ``DIGEST_MAX_BYTES`` (:func:`fit_digest`).
     """
+    matched = len(papers)
+
+    def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
+        parts = _render_digest(papers, reasons, matched, recipient, frequency, edition)
+        return parts, _size(parts)
+
+    return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
+
+
+def _render_digest(
+    papers: Sequence[PaperCard],
+    reasons: Sequence[str],
+    matched: int,
+    recipient: Recipient,
+    frequency: str,
+    edition: str,
+) -> Parts:
     cards_html = "".join(
         render_to_string("emails/digest-paper.html", _card_context(p, r, n))
         for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
@@ -190,14 +433,14 @@ def render_digest(
         for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
     )
     ctx = {
-        **base_context(),
-        "count": len(papers),
+        **_digest_context(matched, len(papers), frequency, edition),
         "first_title": papers[0].title if papers else "",
+        "preheader": preheader(papers),
         **asdict(recipient),
-        "frequency": frequency,
-        "edition": edition,
     }
-    subject = " ".join(render_to_string("emails/digest-subject.txt", ctx).split())
+    subject = " ".join(
+        render_to_string("emails/digest-subject.txt", {**ctx, "count": matched}).split()
+    )
     text = as_text(render_to_string("emails/digest-body.txt", {**ctx, "cards_text": cards_text}))
     body = render_to_string("emails/digest-body.html", {**ctx, "cards_html": mark_safe(cards_html)})
     return subject, text, inline_css(body)
@@ -205,12 +448,7 @@ def render_digest(
 
 def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Parts:
     """The "nothing matched" note (``emails/nothing-*``) rendered and inlined on its own."""
-    ctx = {
-        **base_context(),
-        **asdict(recipient),
-        "frequency": frequency,
-        "edition": edition,
-    }
+    ctx = {**_digest_context(0, 0, frequency, edition), **asdict(recipient)}
     subject = " ".join(render_to_string("emails/nothing-subject.txt", ctx).split())
     text = as_text(render_to_string("emails/nothing-body.txt", ctx))
     return subject, text, inline_css(render_to_string("emails/nothing-body.html", ctx))
@@ -219,9 +457,9 @@ def render_nothing(*, recipient: Recipient, frequency: str, edition: str) -> Par
 # --- The fast path ----------------------------------------------------------------------
 
 
-def _site() -> tuple[str, str]:
+def _site() -> tuple[str, str, int]:
     """What every cached piece also depends on (:func:`digest.delivery.compose.base_context`)."""
-    return settings.SITE_NAME, settings.SITE_URL
+    return settings.SITE_NAME, settings.SITE_URL, settings.DIGEST_MAX_PAPERS
 
 
 _CARDS = frozenset({"cards_html", "cards_text"})
@@ -264,42 +502,71 @@ class Renderer:
         recipient: Recipient,
         frequency: str,
         edition: str,
+        fit: bool = True,
     ) -> Parts:
         """The same ``(subject, text, html)`` as :func:`render_digest`, composed from
         cached pieces (microseconds once the pieces exist)."""
-        count = len(papers)
-        html_layout, text_layout = self._layout("digest", count, frequency, edition)
+        matched = len(papers)
+
+        def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
+            return self._digest(papers, reasons, matched, recipient, frequency, edition)
+
+        return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
+
+    def _digest(
+        self,
+        papers: Sequence[PaperCard],
+        reasons: Sequence[str],
+        matched: int,
+        recipient: Recipient,
+        frequency: str,
+        edition: str,
+    ) -> tuple[Parts, int]:
+        """The parts and the octets of their text and HTML bodies (measured piece by
+        piece, not by encoding the whole email)."""
+        html_layout, text_layout = self._layout("digest", matched, len(papers), frequency, edition)
         self.prepare(papers)
         site = _site()
         html_cards, text_cards = [], []
+        html_octets = text_octets = 0
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
             html_card, text_card = self._cards[(site, paper)]
             values = {"reason": reason, "number": str(number)}
-            html_cards.append(html_card.fill(values))
-            text_cards.append(text_card.fill(values))
-        values = asdict(recipient)
-        html = html_layout.fill({**values, "cards_html": "".join(html_cards)})
-        text = text_layout.fill({**values, "cards_text": "".join(text_cards)})
-        return self._subject(papers), text, html
+            html_card_text, size = html_card.fill_measured(values)
+            html_cards.append(html_card_text)
+            html_octets += size
+            text_card_text, size = text_card.fill_measured(values)
+            text_cards.append(text_card_text)
+            text_octets += size
+        values = {**vars(recipient), "preheader": preheader(papers)}
+        html, html_size = html_layout.fill_measured(
+            {**values, "cards_html": "".join(html_cards)}, {"cards_html": html_octets}
+        )
+        text, text_size = text_layout.fill_measured(
+            {**values, "cards_text": "".join(text_cards)}, {"cards_text": text_octets}
+        )
+        return (self._subject(matched, papers), text, html), html_size + text_size
 
     def nothing(self, *, recipient: Recipient, frequency: str, edition: str) -> Parts:
         """The same as :func:`render_nothing`, from cached pieces."""
-        html_layout, text_layout = self._layout("nothing", 0, frequency, edition)
-        values = asdict(recipient)
+        html_layout, text_layout = self._layout("nothing", 0, 0, frequency, edition)
+        values = {**vars(recipient), "preheader": ""}
         key = (_site(), "nothing", frequency, edition)
         if key not in self._subjects:
             self._room(self._subjects)
-            ctx = {**base_context(), "frequency": frequency, "edition": edition}
+            ctx = _digest_context(0, 0, frequency, edition)
             self._subjects[key] = " ".join(
                 render_to_string("emails/nothing-subject.txt", ctx).split()
             )
         return self._subjects[key], text_layout.fill(values), html_layout.fill(values)
 
-    def _layout(self, kind: str, count: int, frequency: str, edition: str) -> tuple[Piece, Piece]:
-        key = (_site(), kind, count, frequency, edition)
+    def _layout(
+        self, kind: str, matched: int, shown: int, frequency: str, edition: str
+    ) -> tuple[Piece, Piece]:
+        key = (_site(), kind, matched, shown, frequency, edition)
         if key not in self._layouts:
             self._room(self._layouts)
-            ctx = self._layout_context(count, frequency, edition)
+            ctx = self._layout_context(matched, shown, frequency, edition)
             html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
             text = render_to_string(f"emails/{kind}-body.txt", ctx)
             self._layouts[key] = (
@@ -309,13 +576,11 @@ class Renderer:
         return self._layouts[key]
 
     @staticmethod
-    def _layout_context(count: int, frequency: str, edition: str) -> dict[str, Any]:
+    def _layout_context(matched: int, shown: int, frequency: str, edition: str) -> dict[str, Any]:
         return {
-            **base_context(),
-            "count": count,
-            "frequency": frequency,
-            "edition": edition,
+            **_digest_context(matched, shown, frequency, edition),
             **{f.name: slot(f.name) for f in fields(Recipient)},
+            "preheader": slot("preheader"),
             "cards_html": mark_safe(slot("cards_html")),
             "cards_text": slot("cards_text"),
         }
@@ -336,7 +601,7 @@ class Renderer:
         contexts = [_card_context(p, slot("reason"), slot("number")) for p in new]
         # Inline the cards inside a real layout, side by side as in an email, so rules
         # on their ancestors apply too; then cut each out between its two markers.
-        frame = self._layout_context(len(new), "daily", "")
+        frame = self._layout_context(len(new), len(new), "daily", "")
         frame["cards_html"] = mark_safe(
             "".join(
                 _CARD_START + render_to_string("emails/digest-paper.html", ctx) + _CARD_END
@@ -354,13 +619,13 @@ class Renderer:
                 Piece.parse(text, html=False),
             )
 
-    def _subject(self, papers: Sequence[PaperCard]) -> str:
-        key = (_site(), "digest", len(papers), papers[0].title if papers else None)
+    def _subject(self, matched: int, papers: Sequence[PaperCard]) -> str:
+        key = (_site(), "digest", matched, papers[0].title if papers else None)
         if key not in self._subjects:
             self._room(self._subjects)
             ctx = {
                 **base_context(),
-                "count": len(papers),
+                "count": matched,
                 "first_title": papers[0].title if papers else "",
             }
             self._subjects[key] = " ".join(

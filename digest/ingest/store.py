@@ -56,11 +56,11 @@ _UPDATED_FIELDS = [
     "published_on",
     "num_comments",
     "ai_keywords",
+    "ai_summary",
     "github_repo",
     "project_page",
     "title",
     "title_key",
-    "ai_summary",
     "categories",
     "arxiv_version",
     "comment",
@@ -201,12 +201,12 @@ def store_papers(
                 if parsed.authors_count is not None
                 else (len(parsed.authors) or None),
                 published_on=parsed.published_on,
-                upvotes=parsed.upvotes or 0,
+                upvotes=parsed.upvotes,
                 num_comments=parsed.num_comments,
                 ai_keywords=list(parsed.ai_keywords),
+                ai_summary=parsed.ai_summary,
                 github_repo=_web_url(parsed.github_repo),
                 project_page=_web_url(parsed.project_page),
-                ai_summary=parsed.ai_summary,
                 categories=list(parsed.categories),
                 arxiv_version=parsed.version,
                 comment=parsed.comment,
@@ -318,8 +318,6 @@ def _merge(row: Paper, parsed: ParsedPaper, key: str, now: datetime, origin: str
             row.journal_ref = parsed.journal_ref[:_JOURNAL_REF_MAX]
         if doi := _doi(parsed.doi):
             row.doi = doi
-    if parsed.ai_summary:
-        row.ai_summary = parsed.ai_summary
     if origin and origin not in row.origins:
         row.origins = [*row.origins, origin]
     if parsed.arxiv_id and not row.arxiv_id:
@@ -339,6 +337,8 @@ def _merge(row: Paper, parsed: ParsedPaper, key: str, now: datetime, origin: str
         row.abstract = parsed.abstract
     if parsed.ai_keywords:
         row.ai_keywords = list(parsed.ai_keywords)
+    if parsed.ai_summary:
+        row.ai_summary = parsed.ai_summary
     if github_repo := _web_url(parsed.github_repo):
         row.github_repo = github_repo
     if project_page := _web_url(parsed.project_page):

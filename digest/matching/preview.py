@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from digest.matching.engine import Edition, PaperText, index_papers, query_bits
@@ -51,7 +51,8 @@ def recent(now: datetime | None = None):  # type: ignore[no-untyped-def]
     return (
         Paper.objects.visible()
         .filter(last_seen_at__gte=since)
-        .order_by("-upvotes", "-published_on", "-id")
+        # Unknown upvotes (NULL) after every known count, PostgreSQL sorting them first.
+        .order_by(F("upvotes").desc(nulls_last=True), "-published_on", "-id")
     )
 
 

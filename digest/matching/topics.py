@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from digest.matching.engine import PaperText, tag_papers
@@ -69,7 +70,7 @@ def preview_topic_query(
     preview.papers = len(matched)
     preview.sample = list(
         Paper.objects.filter(pk__in=matched)
-        .order_by("-upvotes", "-id")
+        .order_by(F("upvotes").desc(nulls_last=True), "-id")
         .values_list("title", flat=True)[:10]
     )
     if topic is not None and topic.pk:

@@ -44,6 +44,7 @@ class Received:
     message_id: str
     digest_id: str
     to: tuple[str, ...]
+    mail_from: str = ""
 
 
 class _Recorder:
@@ -70,6 +71,7 @@ class _Recorder:
                 message_id=str(headers.get("Message-ID", "")).strip(),
                 digest_id=str(headers.get("X-Digest-ID", "")).strip(),
                 to=tuple(envelope.rcpt_tos),
+                mail_from=str(envelope.mail_from or ""),
             )
         )
         return "250 Message accepted for delivery"

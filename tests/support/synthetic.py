@@ -280,9 +280,22 @@ def edition(rng: random.Random) -> list[PaperCard]:
             title=" ".join(rng.choices(CARD_WORDS, k=rng.randint(5, 14))).capitalize(),
             url=f"https://huggingface.co/papers/2503.{n:05d}",
             abstract=" ".join(rng.choices(CARD_WORDS, k=rng.randint(80, 160))),
-            upvotes=rng.randint(0, 400),
+            # A fifth from text pages: no count, no names, no links.
+            upvotes=rng.randint(0, 400) if n % 5 else None,
             published_on=date(2026, 3, 1) - timedelta(days=rng.randint(0, 9)),
-            authors_count=rng.randint(1, 30),
+            authors_count=(count := rng.randint(1, 30)),
+            authors=tuple(
+                f"{rng.choice(CARD_WORDS).capitalize()} {rng.choice(CARD_WORDS).capitalize()}"
+                for _ in range(min(count, 3) if n % 5 else 0)
+            ),
+            gained=rng.randint(0, 60) if n % 5 else None,
+            gained_label="today",
+            arxiv_id=f"2503.{n:05d}" if n % 5 else None,
+            github_repo=f"https://github.com/lab{n}/{rng.choice(CARD_WORDS)}" if n % 3 == 0 else "",
+            project_page=f"https://lab{n}.example.org/" if n % 7 == 0 else "",
+            ai_summary=" ".join(rng.choices(CARD_WORDS, k=rng.randint(15, 30))).capitalize() + "."
+            if n % 2
+            else "",
         )
         for n in range(1, EDITION_PAPERS + 1)
     ]

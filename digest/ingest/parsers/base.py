@@ -61,10 +61,10 @@ class ParsedPaper:
     published_on: date | None = None
     upvotes: int | None = None
     ai_keywords: tuple[str, ...] = ()
+    ai_summary: str = ""
     github_repo: str = ""
     project_page: str = ""
     num_comments: int | None = None
-    ai_summary: str = ""
     categories: tuple[str, ...] = ()
     comment: str = ""
     journal_ref: str = ""

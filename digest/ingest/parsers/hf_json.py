@@ -6,7 +6,8 @@ Source format: ``GET https://huggingface.co/api/daily_papers?date=YYYY-MM-DD`` (
     [{"paper": {"id": "2503.01234", "title": "...", "summary": "...", "upvotes": 42,
                 "publishedAt": "2025-03-10T17:59:59.000Z",
                 "authors": [{"name": "Ada Lovelace", ...}, ...],
-                "ai_keywords": ["..."], "githubRepo": "https://github.com/...",
+                "ai_keywords": ["..."], "ai_summary": "...",
+                "githubRepo": "https://github.com/...",
                 "projectPage": "https://...", ...},
       "title": "...", "publishedAt": "...", "numComments": 3, "submittedBy": {...}, ...},
      ...]
@@ -176,10 +177,10 @@ def _paper_from_item(item: object, *, label: str, source: str, line: int | None)
         published_on=published_on,
         upvotes=count("upvotes"),
         ai_keywords=_keywords(field("ai_keywords"), fail),
+        ai_summary=text("ai_summary"),
         github_repo=text("githubRepo"),
         project_page=text("projectPage"),
         num_comments=count("numComments"),
-        ai_summary=text("ai_summary"),
     )
 
 

@@ -14,7 +14,8 @@ from digest.models import Paper
 
 def export_rows() -> Iterator[dict[str, object]]:
     """One dict per paper, oldest first: ``title``, ``abstract``, ``arxiv_id`` (None when
-    unknown), ``url``, ``authors_count``, ``published_on`` (ISO date or None), ``upvotes``,
+    unknown), ``url``, ``authors_count``, ``published_on`` (ISO date or None), ``upvotes``
+    (None when no page showed a count),
     ``first_seen_at`` (ISO 8601), ``pages_seen`` (distinct pages that showed it)."""
     papers = Paper.objects.annotate(
         pages_seen=Count("sightings__run__source", distinct=True)
