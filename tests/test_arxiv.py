@@ -560,7 +560,8 @@ def test_arxiv_papers_reach_digests_saying_where_they_came_from(outbox: Path) ->
     )
     ada_text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     robots = ada_text[ada_text.index("Legged Robots Learn to Climb Stairs") :]
-    assert robots.split("Why:")[0].rstrip().endswith("· via arXiv")
+    facts = [line for line in robots.split("Why:")[0].splitlines() if "via " in line]
+    assert facts and facts[0].rstrip().endswith("· via arXiv")  # the card's facts line
     moe = ada_text[ada_text.index("Scaling Sparse Mixture-of-Experts") :]
     assert "via Hugging Face · arXiv" in moe.split("Why:")[0]
     html = (outbox / f"digest-{sent[grace.pk].digest_id}.html").read_text()

@@ -77,7 +77,7 @@ def test_a_digest_sent_by_smtp_carries_its_own_bounce_address(settings, bounces)
         settings.EMAIL_BACKEND = "digest.mail.SmtpEmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
         digest = sent_digest()
-        from subscriptions.views import send_manage_link
+        from subscriptions.signup import send_manage_link
 
         send_manage_link(digest.subscriber)
     by_digest = {r.digest_id: r.mail_from for r in sink.received}

@@ -101,7 +101,11 @@ def test_growth_counts_only_since_the_previous_edition(outbox: Path) -> None:
     ada = make_subscriber("ada@example.org", ["mixture-of-experts"])
     [result] = deliver([ada.pk])
     text, html, _ = bodies(outbox, result.digest_id)
-    assert "10 Mar 2025 · ▲ 105\n" in text and "+18" not in text and "+18" not in html
+    assert (
+        "10 Mar 2025 · ▲ 105 · via Hugging Face\n" in text
+        and "+18" not in text
+        and "+18" not in html
+    )
 
 
 @pytest.mark.django_db
@@ -122,7 +126,7 @@ def test_papers_from_text_pages_show_no_upvotes_they_do_not_have(outbox: Path) -
 
 @pytest.mark.django_db
 def test_the_migration_forgets_counts_no_page_showed() -> None:
-    migration = importlib.import_module("digest.migrations.0006_paper_upvotes_unknown_ai_summary")
+    migration = importlib.import_module("digest.migrations.0008_paper_upvotes_unknown")
     never = Paper.objects.create(title="Never counted", title_key="never counted", abstract="")
     counted = Paper.objects.create(title="Counted zero", title_key="counted zero", abstract="")
     Paper.objects.filter(pk__in=[never.pk, counted.pk]).update(upvotes=0)

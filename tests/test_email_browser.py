@@ -126,7 +126,7 @@ def test_a_confirmation_recaps_the_signup_and_its_link_wraps_on_a_phone(
     browser, outbox: Path
 ) -> None:
     from digest.models import Topic
-    from subscriptions.views import send_confirmation
+    from subscriptions.signup import send_confirmation
 
     filters = [(f"filter{n}_" + "x" * 300)[:280] + f' "phrase {n}"' for n in range(20)]
     ada = make_subscriber(

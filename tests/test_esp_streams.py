@@ -12,7 +12,7 @@ import pytest
 from digest.delivery.compose import esp_stream, make_email
 from digest.delivery.pipeline import deliver
 from digest.models import Paper
-from subscriptions.views import send_confirmation, send_manage_link
+from subscriptions.signup import send_confirmation, send_manage_link
 from tests.support.esp import FakeEspApi
 
 from .conftest import make_subscriber
