@@ -304,3 +304,18 @@ def test_the_preview_shows_placeholders_never_the_subscribers_own_links(outbox: 
     assert "#unsubscribe-link-of-the-subscriber" in frame.content.decode()
     before = Subscriber.objects.get(pk=ada.pk).link_counter
     assert before == 0  # no link was made that could be spent
+
+
+@pytest.mark.django_db
+def test_once_todays_edition_went_out_the_preview_shows_the_next_one(outbox: Path) -> None:
+    ingest_source(str(PAGE_004))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    [result] = deliver([ada.pk], force=True)
+    assert result.status == "sent"
+    sent = Digest.objects.get(pk=result.digest_id)
+    Subscriber.objects.filter(pk=ada.pk).update(next_digest_at=timezone.now())  # due again
+    page = moderator_client().get(reverse("admin:subscriptions_subscriber_preview", args=[ada.pk]))
+    preview = page.context["preview"]
+    assert preview.period != sent.period and preview.at > timezone.now()
+    assert preview.status in ("pending", "empty")  # planned afresh, not "sent"
+    assert Digest.objects.filter(subscriber=ada).count() == 1  # nothing kept

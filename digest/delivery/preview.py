@@ -57,7 +57,8 @@ class DigestPreview:
 def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> DigestPreview:
     """Plan and render ``subscriber``'s next digest exactly as delivery would, then undo.
 
-    The plan runs at the subscriber's next send time (or ``now`` when that has passed)
+    The plan runs at the subscriber's next send time (or ``now`` when that has passed;
+    the following edition's when that edition already went out)
     through :func:`digest.delivery.plan.plan_digest` and
     :func:`~digest.delivery.message.digest_message`
     inside a transaction that is rolled back: no digest row is claimed and nothing is
@@ -70,6 +71,15 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
         if subscriber.next_digest_at and subscriber.next_digest_at > now
         else now
     )
+    # An edition already sent (today's, once it went out) has nothing left to show: the
+    # preview is of the one after it.
+    gone = (Digest.SENT, Digest.SENDING)
+    for _ in range(2):
+        if not subscriber.digests.filter(
+            period=subscriber.period_key(at), status__in=gone
+        ).exists():
+            break
+        at = subscriber.compute_next_digest_at(at)
     with transaction.atomic():
         digest = plan_digest(subscriber, at)
         preview = DigestPreview(
