@@ -25,10 +25,10 @@ the workers when set.
 Reported: ``seconds``, ``rate`` (digests/s), ``p50_seconds``/``p99_seconds`` (from the
 tick to each digest's ``sent_at``); CPU per digest of the workers, PostgreSQL (the
 backends of this database) and the mail sink, all read from ``/proc``; CPU milliseconds
-per digest by stage (``plan_and_match``, ``render``, ``compose``, ``send``,
-``database``) and matching microseconds per subscriber, measured after the run in this
-process on a sample of 2,000 more subscribers (same code, timers around each stage,
-PostgreSQL's share from this connection's backend); and ``exactly_once``: every due
+per digest by stage (``plan_and_match`` and the ``of_which_match`` part, ``render``,
+``compose``, ``send``, ``other_in_tasks``, ``database``) and matching microseconds per
+subscriber, measured in the workers themselves by CPU timers around each stage
+(:mod:`bench.stages`), the database's as the CPU of its backends; and ``exactly_once``: every due
 subscriber has one digest this period, each sent one arrived exactly once with its
 Message-ID, each empty one never — else the bench exits 1. ``raw_rate`` is the
 machine's raw mail path in the same run: Postfix's ``smtp-source`` sending as many
@@ -50,19 +50,17 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 
 from tests.support import ROOT
-from tests.support.benchdb import drop_database, setup_bench_django
+from tests.support.benchdb import bench_database_name, drop_database, setup_bench_django
 
 BENCH_DB = "bench_daily"
 SCALE = float(os.environ.get("BENCH_SCALE") or 1)
 SUBSCRIBERS = max(200, int(int(os.environ.get("BENCH_SUBSCRIBERS") or 100_000) * SCALE))
-SAMPLE = max(100, int(2_000 * SCALE))
 EDITION_PAPERS, OLDER_PAPERS = 1_000, 1_500
 WEEKLY_SHARE = 0.15
 LATENCY = float(os.environ.get("BENCH_MAIL_LATENCY_MS") or 50) / 1000
@@ -90,9 +88,9 @@ from tests.support.mailsink import LatencySink  # noqa: E402
 
 
 def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Papers, sightings, topics, subscribers (the first ``SUBSCRIBERS`` due at ``now``,
-    ``SAMPLE`` more not due), filters, topics followed, earlier digests and their items.
-    Returns counts."""
+    """Papers, sightings, topics, ``SUBSCRIBERS`` subscribers due at ``now``, their
+    filters and topics, earlier digests and their items. Returns the subscriber ids and
+    counts."""
     from digest.ingest.parsers import normalise_title
     from digest.models import IngestRun, Paper, Sighting, Topic
     from tests.support.synthetic import (
@@ -156,11 +154,10 @@ def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no
     topic_ids = list(Topic.objects.order_by("pk").values_list("pk", flat=True))
 
     vocab = population_vocabulary(titles, abstracts)
-    total = SUBSCRIBERS + SAMPLE
+    total = SUBSCRIBERS
     population = make_population(rng, total, vocab)
     weekly = rng.random(total) < WEEKLY_SHARE
     due = [now - timedelta(minutes=int(m)) for m in rng.integers(0, 240, size=total)]
-    later = now + timedelta(days=3650)
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO subscriptions_subscriber (uuid, email, frequency, weekday, hour, "
@@ -175,7 +172,7 @@ def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no
                 list(range(total)),
                 ["weekly" if w else "daily" for w in weekly.tolist()],
                 [zone for _, _, zone in population],
-                [d if n < SUBSCRIBERS else later for n, d in enumerate(due)],
+                due,
             ],
         )
         cursor.execute("SELECT id FROM subscriptions_subscriber ORDER BY id")
@@ -230,8 +227,7 @@ def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no
         (items,) = cursor.fetchone()
         cursor.execute("ANALYZE")
     return {
-        "due_ids": ids[:SUBSCRIBERS],
-        "sample_ids": ids[SUBSCRIBERS:],
+        "due_ids": ids,
         "papers": len(papers),
         "sightings": len(sightings),
         "filters": len(filter_rows),
@@ -282,7 +278,7 @@ class BackendCpu:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
-                [BENCH_DB, self.own],
+                [bench_database_name(BENCH_DB), self.own],
             )
             pids = [row[0] for row in cursor.fetchall()]
         for pid in pids:
@@ -308,12 +304,13 @@ def start_workers(sink: LatencySink, log: Path) -> subprocess.Popen[bytes]:
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(sink.port),
         DB_CONN_MAX_AGE="600",  # a worker keeps its database connection, as in production
+        BENCH_STAGES_DIR=str(log.parent),
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "digest", "worker", "--loglevel=INFO"]
+            [sys.executable, "-m", "celery", "-A", "bench.stages", "worker", "--loglevel=INFO"]
             + [f"--concurrency={WORKERS}", "--without-gossip", "--without-mingle"]
             + ["--without-heartbeat"],
             cwd=ROOT,
@@ -353,81 +350,15 @@ def count(sql: str, params: list[object]) -> int:
         return int(cursor.fetchone()[0])
 
 
-# --- The stages, in this process -----------------------------------------------------
+# --- The stages, in the workers ---------------------------------------------------------
 
 
-def stage_costs(sample_ids: list[int], sink: LatencySink) -> dict[str, float]:
-    """CPU per digest of each stage on ``sample_ids`` made due now, in this process."""
-    import digest.delivery.message as message_module
-    import digest.delivery.plan as plan_module
-    from digest.delivery.render import Renderer
-    from digest.delivery.send import send_planned
-    from digest.mail import SmtpEmailBackend
-    from subscriptions.models import Subscriber
-
+def worker_stages(directory: Path) -> dict[str, float]:
+    """CPU seconds by stage, added over the worker processes (see :mod:`bench.stages`)."""
     spent: Counter[str] = Counter()
-
-    def timed(name: str, function: Callable) -> Callable:  # type: ignore[type-arg]
-        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-            started = time.process_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[name] += time.process_time() - started
-
-        return wrapper
-
-    originals = {
-        (Renderer, "digest"): Renderer.digest,
-        (Renderer, "nothing"): Renderer.nothing,
-        (message_module, "make_email"): message_module.make_email,
-        (plan_module, "select_for_subscribers"): plan_module.select_for_subscribers,
-        (plan_module, "prepare_edition"): plan_module.prepare_edition,
-    }
-    names = {"digest": "render", "nothing": "render", "make_email": "compose"}
-    names |= {"select_for_subscribers": "match", "prepare_edition": "prepare_edition"}
-    for (owner, attr), function in originals.items():
-        setattr(owner, attr, timed(names[attr], function))
-    backends = BackendCpu()
-    db_start = cpu_of_backend(backends.own)
-    planned = sent = 0
-    try:
-        now = timezone.now()
-        Subscriber.objects.filter(pk__in=sample_ids).update(next_digest_at=now)
-        subscribers = list(Subscriber.objects.filter(pk__in=sample_ids).order_by("pk"))
-        size = settings.DIGEST_CHUNK_SIZE
-        connection_ = SmtpEmailBackend(host="127.0.0.1", port=sink.port)
-        for at in range(0, len(subscribers), size):
-            chunk = subscribers[at : at + size]
-            started = time.process_time()
-            digests = plan_module.plan_digests(chunk, now)
-            spent["plan_and_match"] += time.process_time() - started
-            planned += len(chunk)
-            ids = [d.pk for d in digests.values() if d.status == "pending"]
-            started = time.process_time()
-            outcome = send_planned(ids, connection=connection_)
-            spent["send_total"] += time.process_time() - started
-            sent += len(outcome.sent)
-    finally:
-        for (owner, attr), function in originals.items():
-            setattr(owner, attr, function)
-    database = cpu_of_backend(backends.own) - db_start
-    per = 1000 / max(sent, 1)
-    return {
-        "sample_subscribers": planned,
-        "sample_digests_sent": sent,
-        "plan_and_match": round(spent["plan_and_match"] * 1000 / max(planned, 1), 3),
-        "render": round(spent["render"] * per, 3),
-        "compose": round(spent["compose"] * per, 3),
-        "send": round((spent["send_total"] - spent["render"] - spent["compose"]) * per, 3),
-        "database": round(database * 1000 / max(planned, 1), 3),
-        "match_us_per_subscriber": round(spent["match"] * 1e6 / max(planned, 1), 1),
-        "prepare_edition_ms": round(spent["prepare_edition"] * 1000, 1),
-    }
-
-
-def cpu_of_backend(pid: int) -> float:
-    return cpu_of(pid)
+    for path in directory.glob("[0-9]*.json"):
+        spent.update(json.loads(path.read_text())["seconds"])
+    return dict(spent)
 
 
 # --- The raw mail path ---------------------------------------------------------------
@@ -466,8 +397,8 @@ def main() -> None:
     seeded_at = time.perf_counter()
     seeded = seed(rng, timezone.now())
     seed_seconds = time.perf_counter() - seeded_at
-    due_ids, sample_ids = seeded.pop("due_ids"), seeded.pop("sample_ids")
-    assert isinstance(due_ids, list) and isinstance(sample_ids, list)
+    due_ids = seeded.pop("due_ids")
+    assert isinstance(due_ids, list)
     purge_queues()
     client = Celery("bench", broker=BROKER_URL, set_as_current=False)
     workdir = Path(tempfile.mkdtemp(prefix="bench-daily-"))
@@ -540,12 +471,9 @@ def main() -> None:
     # The machine's raw mail path, and the stages, after the timed run.
     raw = raw_mail_rate(workdir, max(digests, 1), max(mean_size, 1), concurrency)
     raw_rate = raw["messages"] / raw["seconds"]
-    stage_sink = LatencySink(workdir, latency=LATENCY).start()
-    try:
-        stages = stage_costs(sample_ids, stage_sink)
-    finally:
-        stage_sink.stop()
-    match_us = stages["match_us_per_subscriber"]
+    stages = worker_stages(workdir)
+    planned = len(rows)
+    match_us = stages.get("match", 0.0) * 1e6 / max(planned, 1)
 
     def pct(q: float) -> float | None:
         return (
@@ -555,6 +483,10 @@ def main() -> None:
         )
 
     per_digest = 1000 / max(digests, 1)
+
+    def ms(cpu_seconds: float) -> float:
+        return round(cpu_seconds * per_digest, 3)
+
     print(
         json.dumps(
             {
@@ -579,12 +511,24 @@ def main() -> None:
                     "mail_sink": round(sink_cpu * per_digest, 3),
                 },
                 "stage_cpu_ms_per_digest": {
-                    k: v
-                    for k, v in stages.items()
-                    if k not in ("match_us_per_subscriber", "prepare_edition_ms")
+                    "plan_and_match": ms(stages.get("plan_and_match", 0.0)),
+                    "of_which_match": ms(stages.get("match", 0.0)),
+                    "render": ms(stages.get("render", 0.0)),
+                    "compose": ms(stages.get("compose", 0.0)),
+                    "send": ms(
+                        stages.get("send_total", 0.0)
+                        - stages.get("render", 0.0)
+                        - stages.get("compose", 0.0)
+                    ),
+                    "other_in_tasks": ms(
+                        stages.get("tasks", 0.0)
+                        - stages.get("plan_and_match", 0.0)
+                        - stages.get("send_total", 0.0)
+                    ),
+                    "database": ms(backends.seconds()),
                 },
-                "match_us_per_subscriber": match_us,
-                "prepare_edition_ms": stages["prepare_edition_ms"],
+                "match_us_per_subscriber": round(match_us, 1),
+                "prepare_edition_ms_total": round(stages.get("prepare_edition", 0.0) * 1000, 1),
                 "mean_message_bytes": mean_size,
                 "mail_latency_ms": LATENCY * 1000,
                 "worker_processes": WORKERS,

@@ -19,7 +19,9 @@ sync gunicorn worker, measured in the same run. Prints one JSON line::
 
 ``rate`` is all endpoints' requests over their time together; ``p99_ms`` the worst
 endpoint's 99th percentile; ``errors`` wrk's socket errors, timeouts and responses that
-are not 2xx or 3xx. Needs ``wrk`` on PATH.
+are not 2xx or 3xx: the bench exits 1 when there are any. ``BENCH_SCALE`` multiplies the
+seconds per endpoint (at least 1) and the subscribers (at least 20). Needs ``wrk`` on
+PATH.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from tests.support import ROOT
 from tests.support.benchdb import recreate_database
 from tests.support.net import free_port
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+SCALE = float(os.environ.get("BENCH_SCALE") or 1)
+SECONDS = int(os.environ.get("BENCH_SECONDS") or max(1, round(10 * SCALE)))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
-SUBSCRIBERS = 1000
+SUBSCRIBERS = max(20, int(1000 * SCALE))
 GOAL = 500.0
 DATABASE = "bench_web"
 
@@ -237,11 +240,14 @@ def main() -> None:
                 "baseline_rate": round(baseline_rate, 1),
                 "baseline_endpoints": baseline,
                 "ratio": round(rate / baseline_rate, 2),
+                "bench_scale": SCALE,
                 "goal": GOAL,
                 "goal_met": rate >= GOAL and errors == 0,
             }
         )
     )
+    if errors:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
