@@ -21,7 +21,7 @@ CORRECT = {
     "match": ("agrees", True),
     "render": ("agrees", True),
     "deliver": ("exactly_once", True),
-    "web": ("errors", 0),
+    "web": ("bad_status", 0),
     "daily": ("exactly_once", True),
 }
 
