@@ -99,8 +99,12 @@ WEAK_POINTS = 1
 
 _FIELDS = ("title", "abstract", "author")
 # Where a term of each field is looked for, in the order explain() lists the hits.
-_PLACES = {"any": ("title", "abstract"), "title": ("title",), "abstract": ("abstract",)}
-_PLACES["author"] = ("author",)
+_PLACES = {
+    "any": ("title", "abstract"),
+    "title": ("title",),
+    "abstract": ("abstract",),
+    "author": ("author",),
+}
 MAX_REMEMBERED_QUERIES = 100_000
 """Distinct queries an :class:`Edition` keeps evaluated (about 1 KB each) before it
 starts again; popular queries come back at once."""
@@ -189,11 +193,12 @@ class Edition:
         """The distinct queries evaluated on this edition so far, shared by every call of
         :func:`rank_subscribers` on it: a query text is parsed and evaluated once per
         edition however many chunks of subscribers use it. Past
-        :data:`MAX_REMEMBERED_QUERIES` distinct queries everything
-        remembered is dropped and rebuilt as needed, so memory stays bounded."""
+        :data:`MAX_REMEMBERED_QUERIES` distinct queries (or twice as many remembered
+        reasons) everything remembered is dropped and rebuilt as needed, so memory stays
+        bounded (~100-200 MB per worker process at most)."""
         if self._bank is None or (
             len(self._bank.weak) > MAX_REMEMBERED_QUERIES
-            or len(self._bank.reasons) > 10 * MAX_REMEMBERED_QUERIES
+            or len(self._bank.reasons) > 2 * MAX_REMEMBERED_QUERIES
         ):
             self._bank = _Bank(self)
             self._leaf_memo = {}
