@@ -221,3 +221,4 @@ def test_an_edition_forgets_its_queries_past_the_bound_and_still_ranks_right(mon
             expected = reference_top(papers, [parse_query(text)])
             assert [(m.paper_id, int(m.score)) for m in result[n]] == expected, (round_, text)
             assert len(edition.queries().weak) <= 4  # entry 0 + at most bound + 1
+            assert len(edition.queries().reasons) <= 7  # twice the bound, + one call's 3

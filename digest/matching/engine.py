@@ -193,16 +193,15 @@ class Edition:
         """The distinct queries evaluated on this edition so far, shared by every call of
         :func:`rank_subscribers` on it: a query text is parsed and evaluated once per
         edition however many chunks of subscribers use it. Past
-        :data:`MAX_REMEMBERED_QUERIES` distinct queries (or twice as many remembered
-        reasons) everything remembered is dropped and rebuilt as needed, so memory stays
-        bounded (~100-200 MB per worker process at most)."""
-        if self._bank is None or (
-            len(self._bank.weak) > MAX_REMEMBERED_QUERIES
-            or len(self._bank.reasons) > 2 * MAX_REMEMBERED_QUERIES
-        ):
+        :data:`MAX_REMEMBERED_QUERIES` distinct queries everything remembered is dropped
+        and rebuilt as needed, and past twice as many remembered reasons the reasons are,
+        so memory stays bounded (~100-200 MB per worker process at most)."""
+        if self._bank is None or len(self._bank.weak) > MAX_REMEMBERED_QUERIES:
             self._bank = _Bank(self)
             self._leaf_memo = {}
             self._positions = {}
+        elif len(self._bank.reasons) > 2 * MAX_REMEMBERED_QUERIES:
+            self._bank.reasons.clear()  # cheap to rebuild, unlike the evaluated queries
         return self._bank
 
     def hit_bits(self, query: Query) -> tuple[tuple[Hit, int], ...]:
