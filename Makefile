@@ -48,7 +48,8 @@ demo: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py demo
 
-test: $(VENV)/.dev system-packages
+# The suite runs every benchmark small (tests/test_benchmarks.py), so it needs their tools.
+test: $(VENV)/.dev system-packages bench-packages
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	TEST_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	$(BIN)/python -m pytest

@@ -4,8 +4,9 @@ Renders 10,000 personalised digests of 10 papers each (subject, text and HTML), 
 subscriber with their own address, unsubscribe link, papers and reasons drawn from an
 edition of 200 papers, in one process (so the rate is per core). The baseline,
 premailer run on every email (``digest.delivery.render.render_digest``), is measured in the same
-run on a sample of 200 emails and scaled. Prints one JSON line; the goal is ≥ 2,000
-emails/s per core.
+run on a sample of 200 emails and scaled; the sample rendered by the batch renderer must
+equal it (``agrees``, else the bench exits 1). ``BENCH_SCALE`` multiplies both counts
+(at least 100 and 10). Prints one JSON line; the goal is ≥ 2,000 emails/s per core.
 
 Run: ``.venv/bin/python -m bench.render`` (no database needed).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digest.settings")
@@ -26,10 +28,11 @@ django.setup()
 from digest.delivery.render import Renderer, render_digest  # noqa: E402
 from tests.support.synthetic import EDITION_PAPERS, PAPERS_PER_EMAIL, edition, recipients  # noqa: E402
 
-EMAILS, BASELINE_SAMPLE = 10_000, 200
+SCALE = float(os.environ.get("BENCH_SCALE") or 1)
+EMAILS, BASELINE_SAMPLE = max(100, int(10_000 * SCALE)), max(10, int(200 * SCALE))
 
 
-def render_all(render, batch: list[dict]) -> int:  # type: ignore[no-untyped-def]
+def render_all(render, batch: list[dict], keep: list | None = None) -> int:  # type: ignore[no-untyped-def]
     size = 0
     for r in batch:
         subject, text, html = render(
@@ -40,6 +43,8 @@ def render_all(render, batch: list[dict]) -> int:  # type: ignore[no-untyped-def
             edition=r["edition"],
         )
         size += len(subject) + len(text) + len(html)
+        if keep is not None:
+            keep.append((subject, text, html))
     return size
 
 
@@ -49,8 +54,9 @@ def main() -> None:
     batch = recipients(rng, papers, EMAILS)
     render_all(render_digest, batch[:1])  # warm caches
 
+    expected: list[tuple[str, str, str]] = []
     started = time.perf_counter()
-    render_all(render_digest, batch[:BASELINE_SAMPLE])
+    render_all(render_digest, batch[:BASELINE_SAMPLE], expected)
     baseline_seconds = time.perf_counter() - started
     baseline_rate = BASELINE_SAMPLE / baseline_seconds
 
@@ -58,6 +64,10 @@ def main() -> None:
     size = render_all(Renderer().digest, batch)
     seconds = time.perf_counter() - started
     rate = EMAILS / seconds
+    # The batch renderer must produce exactly what premailer per email does.
+    got: list[tuple[str, str, str]] = []
+    render_all(Renderer().digest, batch[:BASELINE_SAMPLE], got)
+    agrees = got == expected
     print(
         json.dumps(
             {
@@ -74,11 +84,15 @@ def main() -> None:
                 "papers_per_email": PAPERS_PER_EMAIL,
                 "edition_papers": EDITION_PAPERS,
                 "mean_email_kb": round(size / EMAILS / 1024, 1),
+                "agrees": agrees,
+                "bench_scale": SCALE,
                 "goal": 2000,
                 "goal_met": rate >= 2000,
             }
         )
     )
+    if not agrees:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ sync gunicorn worker, measured in the same run. Prints one JSON line::
 
 ``rate`` is all endpoints' requests over their time together; ``p99_ms`` the worst
 endpoint's 99th percentile; ``errors`` wrk's socket errors, timeouts and responses that
-are not 2xx or 3xx. Needs ``wrk`` on PATH.
+are not 2xx or 3xx, and ``bad_status`` those responses alone: the bench exits 1 when
+there are any (timeouts on an overloaded machine are slow, not wrong). ``BENCH_SCALE``
+multiplies the seconds per endpoint (at least 1) and the subscribers (at least 20).
+Needs ``wrk`` on PATH.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ from tests.support import ROOT
 from tests.support.benchdb import recreate_database
 from tests.support.net import free_port
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+SCALE = float(os.environ.get("BENCH_SCALE") or 1)
+SECONDS = int(os.environ.get("BENCH_SECONDS") or max(1, round(10 * SCALE)))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
-SUBSCRIBERS = 1000
+SUBSCRIBERS = max(20, int(1000 * SCALE))
 GOAL = 500.0
 DATABASE = "bench_web"
 
@@ -62,9 +66,9 @@ end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    '{"requests": %%d, "duration_us": %%d, "p99_us": %%d, "errors": %%d}\\n',
+    '{"requests": %%d, "duration_us": %%d, "p99_us": %%d, "errors": %%d, "bad_status": %%d}\\n',
     summary.requests, summary.duration, latency:percentile(99),
-    e.connect + e.read + e.write + e.status + e.timeout))
+    e.connect + e.read + e.write + e.status + e.timeout, e.status))
 end
 """
 
@@ -169,6 +173,7 @@ def load(
                 "rate": round(summary["requests"] / seconds, 1),
                 "p99_ms": round(summary["p99_us"] / 1000, 1),
                 "errors": summary["errors"],
+                "bad_status": summary["bad_status"],
             }
     finally:
         proc.terminate()
@@ -220,6 +225,7 @@ def main() -> None:
     baseline = load(env, 1, seed(), tmp)
     rate, baseline_rate = overall(measured), overall(baseline)
     errors = sum(int(r["errors"]) for r in measured.values())
+    bad_status = sum(int(r["bad_status"]) for r in measured.values())
     shutil.rmtree(tmp, ignore_errors=True)
     print(
         json.dumps(
@@ -230,6 +236,7 @@ def main() -> None:
                 "unit": "requests/s",
                 "p99_ms": max(r["p99_ms"] for r in measured.values()),
                 "errors": errors,
+                "bad_status": bad_status,
                 "endpoints": measured,
                 "workers": workers,
                 "connections": CONNECTIONS,
@@ -237,11 +244,14 @@ def main() -> None:
                 "baseline_rate": round(baseline_rate, 1),
                 "baseline_endpoints": baseline,
                 "ratio": round(rate / baseline_rate, 2),
+                "bench_scale": SCALE,
                 "goal": GOAL,
                 "goal_met": rate >= GOAL and errors == 0,
             }
         )
     )
+    if bad_status:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

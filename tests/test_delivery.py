@@ -124,3 +124,49 @@ def test_a_pinned_paper_leads_every_digest_that_has_matches(outbox: Path) -> Non
     assert (items[0].paper_id, items[0].reason) == (pinned.pk, "pinned by the editors")
     assert len(items) == 4  # the pin, then the three papers that mention mamba
     assert results[nobody.pk].status == "empty"
+
+
+@pytest.mark.django_db
+def test_chunks_share_the_edition_until_an_ingest_a_hide_or_a_pin_changes_it(
+    outbox: Path,
+) -> None:
+    """Each chunk of a daily run matches against the edition the worker prepared for the
+    first one; a moderator's hide or pin, an edit or a new ingest in between is seen by
+    the next chunk."""
+    from digest.delivery import plan
+
+    ingest_source(str(PAGE_004))
+    now = timezone.now()
+    mamba = list(Paper.objects.filter(Q(title__icontains="mamba") | Q(abstract__icontains="mamba")))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    [first] = deliver([ada.pk], now=now, force=True)
+    assert first.papers == len(mamba) == 3
+    prepared = [v for k, v in plan._memo.items() if k[0] == "edition"]
+
+    def papers_of(email: str, filters: list[str]) -> set[int]:
+        subscriber = make_subscriber(email, filters)
+        [result] = deliver([subscriber.pk], now=now, force=True)
+        return set(
+            DigestItem.objects.filter(digest_id=result.digest_id).values_list("paper_id", flat=True)
+        )
+
+    # Nothing changed: the next chunk reuses the prepared edition.
+    assert papers_of("bob@example.org", ["mamba"]) == {p.pk for p in mamba}
+    assert [v for k, v in plan._memo.items() if k[0] == "edition"][-1] is prepared[-1]
+
+    mamba[0].hide("off topic")
+    assert papers_of("cy@example.org", ["mamba"]) == {p.pk for p in mamba[1:]}
+
+    other = Paper.objects.exclude(pk__in=[p.pk for p in mamba]).first()
+    other.pin()
+    dee = papers_of("dee@example.org", ["mamba"])
+    assert dee == {other.pk} | {p.pk for p in mamba[1:]}
+
+    other.unpin()
+    mamba[1].title = "Snakes on a plane"
+    mamba[1].abstract = "No reptiles were harmed."
+    mamba[1].save()
+    assert papers_of("eve@example.org", ["mamba"]) == {mamba[2].pk}
+
+    ingest_source(str(PAGE_000))
+    assert papers_of("fay@example.org", ["transformer"])  # papers of the new page

@@ -206,3 +206,19 @@ def test_an_indexed_edition_can_serve_many_calls():
         papers, [(1, ["video"], [])], {}
     )
     assert [m.paper_id for m in match_edition(edition, [(1, ["diffusion"], [])], {})[1]] == [1]
+
+
+def test_an_edition_forgets_its_queries_past_the_bound_and_still_ranks_right(monkeypatch):
+    from digest.matching import engine
+
+    monkeypatch.setattr(engine, "MAX_REMEMBERED_QUERIES", 2)
+    papers = [paper(1, "diffusion video"), paper(2, "mamba"), paper(3, "video agents")]
+    edition = index_papers(papers)
+    filters = ["diffusion", "mamba", "video", "agents", "video -agents"]
+    for round_ in range(2):  # the second round meets queries the bank forgot
+        for n, text in enumerate(filters):
+            result = match_edition(edition, [(n, [text], [])], {})
+            expected = reference_top(papers, [parse_query(text)])
+            assert [(m.paper_id, int(m.score)) for m in result[n]] == expected, (round_, text)
+            assert len(edition.queries().weak) <= 4  # entry 0 + at most bound + 1
+            assert len(edition.queries().reasons) <= 7  # twice the bound, + one call's 3

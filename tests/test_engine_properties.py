@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from digest.matching.engine import (
     PaperText,
+    Reason,
     index_papers,
+    match_edition,
     rank_subscribers,
     reference_points,
     reference_top,
@@ -22,6 +24,7 @@ from digest.matching.engine import (
 )
 from digest.matching.query import (
     QueryError,
+    explain,
     fold,
     parse_query,
     reference_match,
@@ -259,3 +262,62 @@ def test_every_token_is_a_surface_form_of_its_key(text):
         key = word_key(token)
         assert word_key(key) == key
         assert token in surface_forms(key)
+
+
+@given(st.lists(query_texts, min_size=1, max_size=4), papers())
+def test_hits_read_from_the_index_equal_explain(texts_, papers_):
+    edition = index_papers(papers_)
+    for text in texts_:
+        query = parsed(text)
+        for paper in papers_:
+            expected = explain(query, paper.title, paper.abstract, paper.authors)
+            assert list(edition.hits(query, edition.rank_of[paper.id])) == expected
+
+
+@given(
+    st.lists(query_texts, min_size=1, max_size=4),
+    st.lists(query_texts, min_size=0, max_size=2),
+    papers(),
+    st.data(),
+)
+def test_chunks_sharing_one_edition_agree_with_the_reference_reasons_included(
+    filter_texts, topic_texts, papers_, data
+):
+    """Chunks of subscribers ranked one after another on the same edition (its queries
+    evaluated once, remembered between chunks) get the reference top N, and each
+    selected paper the reference reasons: every filter and topic that matches it, with
+    explain()'s hits."""
+    for text in filter_texts + topic_texts:
+        parsed(text)
+    topics = dict(enumerate(topic_texts, start=100))
+    subscribers = [
+        (
+            sid,
+            data.draw(st.lists(st.sampled_from(filter_texts), min_size=1, max_size=3)),
+            data.draw(st.lists(st.sampled_from([*topics, 999]), max_size=2)),
+        )
+        for sid in range(6)
+    ]
+    edition = index_papers(papers_)
+    by_id = {p.id: p for p in papers_}
+    for lo in (0, 2, 4):  # three chunks of two
+        chunk = subscribers[lo : lo + 2]
+        result = match_edition(edition, chunk, topics, top_n=3)
+        for sid, mine, my_topics in chunk:
+            items = [(t, None, parse_query(t)) for t in mine]
+            items += [(None, t, parse_query(topics[t])) for t in my_topics if t in topics]
+            expected = reference_top(papers_, [q for _, _, q in items], top_n=3)
+            assert [(m.paper_id, int(m.score)) for m in result[sid]] == expected
+            for match in result[sid]:
+                p = by_id[match.paper_id]
+                want = tuple(
+                    Reason(
+                        text,
+                        tid,
+                        reference_points(q, p) == 2,
+                        tuple(explain(q, p.title, p.abstract, p.authors)),
+                    )
+                    for text, tid, q in items
+                    if reference_match(q, p.title, p.abstract, p.authors)
+                )
+                assert match.reasons == want

@@ -8,22 +8,32 @@ again changes nothing and a paper never goes to the same subscriber twice.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as db
 
 from digest.delivery.compose import new_message_id
-from digest.matching.ranking import Candidate, Selection, SubscriberSpec, select_for_subscribers
+from digest.matching.ranking import (
+    Candidate,
+    PreparedEdition,
+    Selection,
+    SubscriberSpec,
+    prepare_edition,
+    select_for_subscribers,
+)
 from digest.matching.trend import trend_score, upvote_growth
-from digest.models import Digest, DigestItem, Paper, Topic
+from digest.models import Digest, DigestItem, Paper, Sighting, Topic
 from subscriptions.models import Filter, Subscriber
 from subscriptions.schedule import window
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["bounded_reason", "error_text", "plan_digest", "plan_digests"]
 
@@ -49,13 +59,12 @@ def error_text(exc: BaseException) -> str:
 # --- Planning ---------------------------------------------------------------------------
 
 
-def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candidate]:
-    """Visible papers seen on the pages within the widest window of ``subscribers``,
-    each with its trend (:func:`digest.matching.trend.trend_score`)."""
-    widest = max(window(s.frequency) for s in subscribers)
+def _load_candidates(since: datetime, now: datetime) -> list[Candidate]:
+    """Visible papers last seen at or after ``since``, each with its trend
+    (:func:`digest.matching.trend.trend_score` at ``now``)."""
     rows = list(
         Paper.objects.visible()
-        .filter(last_seen_at__gte=now - widest)
+        .filter(last_seen_at__gte=since)
         .values_list(
             "id",
             "title",
@@ -98,11 +107,77 @@ def _candidates(subscribers: Sequence[Subscriber], now: datetime) -> list[Candid
     ]
 
 
+# The editions this worker process prepared lately: what they were built from → the
+# candidates, and → each frequency's prepared edition. Small: a tick meets one or two
+# windows (daily, weekly) and an ingest or a moderator's hide or pin starts new ones.
+_MEMO_SIZE = 8
+_memo: OrderedDict[tuple[object, ...], object] = OrderedDict()
+
+# Every visible paper of the window with its row version: xmin (the transaction that
+# wrote the row) and ctid (where that version lies; a new one for every update, even in
+# the same transaction). Any ingest, edit, hide, pin, merge or deletion changes the list.
+_VERSIONS_SQL = (
+    f"SELECT id, xmin::text, ctid::text FROM {Paper._meta.db_table} "
+    "WHERE hidden_at IS NULL AND last_seen_at >= %s ORDER BY id"
+)
+_LAST_SIGHTING_SQL = f"SELECT max(id) FROM {Sighting._meta.db_table}"
+
+
+def _remembered(key: tuple[object, ...] | None, build: Callable[[], T]) -> T:
+    if key is None:
+        return build()
+    found = _memo.get(key)
+    if found is None:
+        found = _memo[key] = build()
+        while len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+    else:
+        _memo.move_to_end(key)
+    return found  # type: ignore[return-value]
+
+
+def _version(since: datetime, now: datetime) -> tuple[object, ...] | None:
+    """What the edition of the papers seen since ``since`` is built from, in one cheap
+    key (PostgreSQL only; elsewhere None: built every time): the database, the day (the
+    trend's age term), the latest sighting (upvote growth) and every visible paper's
+    row version."""
+    if db.vendor != "postgresql":
+        return None
+    with db.cursor() as cursor:
+        cursor.execute(_VERSIONS_SQL, [since])
+        versions = tuple(cursor.fetchall())
+        cursor.execute(_LAST_SIGHTING_SQL)
+        (last_sighting,) = cursor.fetchone()
+    return (db.settings_dict["NAME"], now.date(), last_sighting, versions)
+
+
+def _editions(subscribers: Sequence[Subscriber], now: datetime) -> dict[str, PreparedEdition]:
+    """Each frequency of ``subscribers`` → its edition at ``now``: the visible papers seen
+    within its window, with their trends, prepared for matching. Built once per worker
+    process while the papers stay the same (see :func:`_version`), so every chunk of a
+    daily run shares the index, the trends, the upvote growth and each evaluated query.
+    """
+    frequencies = {s.frequency for s in subscribers}
+    widest = now - max(window(f) for f in frequencies)
+    version = _version(widest, now)
+    candidates = _remembered(
+        None if version is None else ("candidates", version),
+        lambda: _load_candidates(widest, now),
+    )
+    editions: dict[str, PreparedEdition] = {}
+    for frequency in frequencies:
+        since = now - window(frequency)
+        papers = [c for c in candidates if c.last_seen_at is None or c.last_seen_at >= since]
+        key = None if version is None else ("edition", version, tuple(c.id for c in papers))
+        editions[frequency] = _remembered(key, partial(prepare_edition, papers))
+    return editions
+
+
 def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[Selection]]:
     """Each subscriber's papers for the edition at ``now``: one matching pass per
     frequency over the papers of its window, skipping papers already sent to them."""
-    candidates = _candidates(subscribers, now)
-    candidate_ids = [c.id for c in candidates]
+    editions = _editions(subscribers, now)
+    candidate_ids = sorted({c.id for e in editions.values() for c in e.papers})
     ids = [s.pk for s in subscribers]
     excluded: dict[int, set[int]] = defaultdict(set)
     for sid, pid in DigestItem.objects.filter(
@@ -128,13 +203,12 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
         filters[sid].append(query)
 
     selections: dict[int, list[Selection]] = {}
-    for frequency in {s.frequency for s in subscribers}:
+    for frequency, edition in editions.items():
         group = [s for s in subscribers if s.frequency == frequency]
-        since = now - window(frequency)
         selections.update(
             select_for_subscribers(
                 [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group],
-                [c for c in candidates if c.last_seen_at is None or c.last_seen_at >= since],
+                edition,
                 limit=settings.DIGEST_MAX_PAPERS,
                 excluded=excluded,
                 topics=topics,

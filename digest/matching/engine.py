@@ -10,10 +10,15 @@ share the work:
    Sets of papers are bitsets: bit ``r`` stands for the paper at rank ``r``, where rank 0
    is the paper with the highest ``trend`` (ties: lower paper id first).
 2. Each distinct query text is parsed once, each distinct canonical query and each
-   distinct sub-expression is evaluated once, with set algebra on those bitsets.
+   distinct sub-expression is evaluated once, with set algebra on those bitsets. The
+   :class:`Edition` keeps them (:meth:`Edition.queries`), so every batch ranked on the
+   same edition -- the chunks of a daily run in one worker -- shares them.
 3. Per subscriber, the bitsets of their filters and topics are added up bit-sliced (64
    papers per machine word, numpy, thousands of subscribers per step) and the top N are
    read off in rank order.
+4. Reasons (:meth:`Ranking.reasons`) are read from the same index, for the papers that
+   are sent only: which filters and topics match the paper, and the hits
+   :func:`digest.matching.query.explain` would list.
 
 Ranking -- one score per (subscriber, paper)::
 
@@ -65,6 +70,7 @@ from digest.matching.query import (
     category_matches,
     explain,
     fold,
+    iter_leaves,
     parse_query,
     reference_match,
     tokens,
@@ -96,6 +102,16 @@ WEAK_POINTS = 1
 """Points a matching filter or topic gives a paper when its terms are only in the abstract."""
 
 _FIELDS = ("title", "abstract", "author")
+# Where a term of each field is looked for, in the order explain() lists the hits.
+_PLACES = {
+    "any": ("title", "abstract"),
+    "title": ("title",),
+    "abstract": ("abstract",),
+    "author": ("author",),
+}
+MAX_REMEMBERED_QUERIES = 100_000
+"""Distinct queries an :class:`Edition` keeps evaluated (about 1 KB each) before it
+starts again; popular queries come back at once."""
 # Marks the gap between two author names in the author token sequence; no key is empty,
 # so a phrase can never run from one name into the next.
 _NAME_GAP = ""
@@ -180,6 +196,40 @@ class Edition:
                 self._category_bits[category] = self._category_bits.get(category, 0) | bit
         self._sorted_forms = {f: sorted(self._form_bits[f]) for f in _FIELDS}
         self._leaf_memo: dict[tuple[object, ...], int] = {}
+        self._bank: _Bank | None = None
+
+    def queries(self) -> _Bank:
+        """The distinct queries evaluated on this edition so far, shared by every call of
+        :func:`rank_subscribers` on it: a query text is parsed and evaluated once per
+        edition however many chunks of subscribers use it. Past
+        :data:`MAX_REMEMBERED_QUERIES` distinct queries everything remembered is dropped
+        and rebuilt as needed, and past twice as many remembered reasons the reasons are,
+        so memory stays bounded (~100-200 MB per worker process at most)."""
+        if self._bank is None or len(self._bank.weak) > MAX_REMEMBERED_QUERIES:
+            self._bank = _Bank(self)
+            self._leaf_memo = {}
+        elif len(self._bank.reasons) > 2 * MAX_REMEMBERED_QUERIES:
+            self._bank.reasons.clear()  # cheap to rebuild, unlike the evaluated queries
+        return self._bank
+
+    def hit_bits(self, query: Query) -> tuple[tuple[Hit, int], ...]:
+        """Each hit :func:`digest.matching.query.explain` may list for ``query`` (its terms
+        under an even number of negations, in each place they are looked for, in
+        canonical order, repeats merged) with the bitset of the papers where it is found.
+        """
+        found: dict[Hit, int] = {}
+        for leaf, positive in iter_leaves(query.root):
+            if positive:
+                for place in _PLACES[leaf.field]:
+                    hit = Hit(leaf.display, place)
+                    found[hit] = found.get(hit, 0) | self.leaf_bits(leaf, place)
+        return tuple(found.items())
+
+    def hits(self, query: Query, rank: int) -> tuple[Hit, ...]:
+        """:func:`digest.matching.query.explain` of ``query`` on the paper at ``rank``,
+        read from the index instead of searching the text again (the property tests hold
+        both equal)."""
+        return tuple(hit for hit, bits in self.hit_bits(query) if bits >> rank & 1)
 
     def term_bits(self, key: str, fld: str) -> int:
         """Papers whose ``fld`` (``title``, ``abstract`` or ``author``) holds a token with
@@ -273,6 +323,11 @@ class _Bank:
         self.edition = edition
         self.weak: list[int] = [0]
         self.strong: list[int] = [0]
+        self.queries: list[Query | None] = [None]
+        # Filled on first use: the papers each hit of query i is found in (Edition.hit_bits).
+        self._hit_bits: list[tuple[tuple[Hit, int], ...] | None] = [()]
+        # (filter text, topic id, query, paper rank) -> its Reason, shared by subscribers.
+        self.reasons: dict[tuple[str | None, int | None, int, int], Reason] = {}
         self.invalid: dict[str, QueryError] = {}
         self._by_canonical: dict[str, int] = {}
         # canonical text of a node -> (matches, strong bits of helping terms, strong bits
@@ -304,7 +359,18 @@ class _Bank:
             index = self._by_canonical[query.canonical] = len(self.weak)
             self.weak.append(matches & ~strong)
             self.strong.append(strong)
+            self.queries.append(query)
+            self._hit_bits.append(None)
         return index
+
+    def hits(self, index: int, rank: int) -> tuple[Hit, ...]:
+        """The hits of query ``index`` in the paper at ``rank`` (Edition.hits)."""
+        hit_bits = self._hit_bits[index]
+        if hit_bits is None:
+            query = self.queries[index]
+            assert query is not None  # only entry 0 has no query, and it has its hit bits
+            hit_bits = self._hit_bits[index] = self.edition.hit_bits(query)
+        return tuple(hit for hit, bits in hit_bits if bits >> rank & 1)
 
     def _node(self, node: Node, keep: bool = True) -> tuple[int, int, int]:
         # ``keep=False`` for whole queries: _by_canonical already shares those, and most
@@ -340,9 +406,14 @@ class _Bank:
             self._memo[node.text] = found
         return found
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """``weak`` and ``strong`` as uint64 arrays of shape ``(queries, words)``."""
-        return _to_rows(self.weak, self.edition.words), _to_rows(self.strong, self.edition.words)
+    def arrays(self, indexes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``weak`` and ``strong`` of the queries at ``indexes``, as uint64 arrays of
+        shape ``(len(indexes), words)``."""
+        words = self.edition.words
+        weak, strong = self.weak, self.strong
+        return _to_rows([weak[i] for i in indexes], words), _to_rows(
+            [strong[i] for i in indexes], words
+        )
 
 
 def _to_rows(bitsets: Sequence[int], words: int) -> np.ndarray:
@@ -388,6 +459,41 @@ class Ranking:
     distinct_queries: int
     edition: Edition
     bank: _Bank = field(repr=False)
+
+    def reasons(
+        self,
+        paper_ids: Sequence[int],
+        filter_texts: Sequence[str],
+        topic_ids: Sequence[int],
+        topics: Mapping[int, str],
+    ) -> list[tuple[Reason, ...]]:
+        """Why a subscriber with these filters and topics matched each of ``paper_ids``:
+        one :class:`Reason` per filter, then topic, that matches the paper, with the hits
+        of :func:`digest.matching.query.explain` (read from the edition's index). Call it
+        only for the papers that are sent. Raises ``KeyError`` for a paper not in the
+        edition.
+        """
+        bank, rank_of = self.bank, self.edition.rank_of
+        by_text, weak, strong = bank.by_text, bank.weak, bank.strong
+        items: list[tuple[str | None, int | None, int]]
+        items = [(t, None, by_text[t]) for t in filter_texts]
+        items += [(None, tid, by_text[topics[tid]]) for tid in topic_ids if tid in topics]
+        out = []
+        memo = bank.reasons
+        for paper_id in paper_ids:
+            rank = rank_of[paper_id]
+            reasons = []
+            for text, tid, i in items:
+                if (weak[i] | strong[i]) >> rank & 1:
+                    # Popular filters select popular papers for many subscribers.
+                    key = (text, tid, i, rank)
+                    reason = memo.get(key)
+                    if reason is None:
+                        is_strong = bool(strong[i] >> rank & 1)
+                        reason = memo[key] = Reason(text, tid, is_strong, bank.hits(i, rank))
+                    reasons.append(reason)
+            out.append(tuple(reasons))
+        return out
 
 
 def _full_add(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -534,7 +640,19 @@ def rank_subscribers(
         if collecting:
             gc.enable()
     excluded_rows, excluded_bits = _exclusion_rows(edition, subscriber_ids, excluded or {})
-    weak, strong = bank.arrays()
+    # Only the rows of the queries these subscribers use, renumbered: the edition's bank
+    # holds every query met so far.
+    present = np.zeros(len(bank.weak), dtype=bool)
+    present[items] = True
+    used_queries = np.flatnonzero(present)
+    local = (np.cumsum(present, dtype=np.int32) - 1)[items]
+    weak, strong = bank.arrays(used_queries.tolist())
+    invalid = {}
+    if bank.invalid:
+        for _, texts, topic_ids in subscribers:
+            for text in chain(texts, (topics[t] for t in topic_ids if t in topics)):
+                if text in bank.invalid:
+                    invalid[text] = bank.invalid[text]
 
     n_subs = len(subscriber_ids)
     paper_ids = np.full((n_subs, top_n), -1, dtype=np.int64)
@@ -546,7 +664,7 @@ def rank_subscribers(
         used = int(np.flatnonzero(block.any(axis=0)).max(initial=-1)) + 1
         if used == 0 or edition.size == 0:  # nobody here has a query, or nothing to match
             continue
-        index = np.ascontiguousarray(block[:, :used].T)
+        index = np.ascontiguousarray(local[lo:hi, :used].T)
         inputs = {0: list(weak[index]), 1: list(strong[index])}
         planes = _bit_planes(inputs, (STRONG_POINTS * used).bit_length(), (hi - lo, edition.words))
         a, b = np.searchsorted(excluded_rows, [lo, hi])
@@ -565,8 +683,8 @@ def rank_subscribers(
         paper_ids,
         points,
         scores,
-        invalid=dict(bank.invalid),
-        distinct_queries=len(bank.weak) - 1,
+        invalid=invalid,
+        distinct_queries=int(np.count_nonzero(used_queries)),
         edition=edition,
         bank=bank,
     )
@@ -579,7 +697,7 @@ def _compile(
 ) -> tuple[_Bank, np.ndarray, np.ndarray]:
     """The bank of distinct queries, each subscriber's row of query indexes (filters then
     topics, int32, padded with 0), and the subscriber ids (int64)."""
-    bank = _Bank(edition)
+    bank = edition.queries()
     by_text = bank.by_text
     topic_index = {tid: by_text[text] for tid, text in topics.items()}
     n_subs = len(subscribers)
@@ -686,37 +804,13 @@ def match_edition(
     """
     edition = papers if isinstance(papers, Edition) else index_papers(papers)
     ranking = rank_subscribers(edition, subscribers, topics, excluded=excluded, top_n=top_n)
-    bank = ranking.bank
-    # Subscribers share queries and papers: explain each (query, paper) pair once.
-    explained: dict[tuple[str, int], tuple[Hit, ...]] = {}
     result: dict[int, list[Match]] = {}
     for row, (sid, filter_texts, topic_ids) in enumerate(subscribers):
-        # (filter text or None, topic id or None, query text) for each of their items.
-        items: list[tuple[str | None, int | None, str]] = [(t, None, t) for t in filter_texts]
-        items += [(None, tid, topics[tid]) for tid in topic_ids if tid in topics]
-        matches = []
-        selected = zip(ranking.paper_ids[row].tolist(), ranking.scores[row].tolist(), strict=True)
-        for paper_id, score in selected:
-            if paper_id < 0:
-                break
-            rank = edition.rank_of[paper_id]
-            paper = edition.papers[rank]
-            reasons = []
-            for text, tid, query_text in items:
-                i = bank.by_text[query_text]
-                strong = bool(bank.strong[i] >> rank & 1)
-                if strong or bank.weak[i] >> rank & 1:
-                    key = (query_text, rank)
-                    if key not in explained:
-                        query = parse_query(query_text)
-                        explained[key] = tuple(
-                            explain(
-                                query, paper.title, paper.abstract, paper.authors, paper.categories
-                            )
-                        )
-                    reasons.append(Reason(text, tid, strong, explained[key]))
-            matches.append(Match(paper_id, score, tuple(reasons)))
-        result[sid] = matches
+        found = ranking.paper_ids[row] >= 0
+        paper_ids = ranking.paper_ids[row][found].tolist()
+        scores = ranking.scores[row][found].tolist()
+        reasons = ranking.reasons(paper_ids, filter_texts, topic_ids, topics)
+        result[sid] = [Match(*m) for m in zip(paper_ids, scores, reasons, strict=True)]
     return result
 
 

@@ -20,12 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from digest.matching.engine import Match, PaperText, match_edition
+from digest.matching.engine import Edition, Match, PaperText, index_papers, rank_subscribers
 
 __all__ = [
     "Candidate",
+    "PreparedEdition",
     "Selection",
     "SubscriberSpec",
+    "prepare_edition",
     "reason_text",
     "select_for_subscribers",
 ]
@@ -79,9 +81,33 @@ def reason_text(match: Match, topic_names: Mapping[int, str]) -> str:
     return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class PreparedEdition:
+    """An edition's papers made ready for matching once, to share between chunks of
+    subscribers: the engine's index (:class:`~digest.matching.engine.Edition`, which also
+    remembers each distinct query evaluated and each paper explained) and the pinned
+    papers, newest pin first. Built by :func:`prepare_edition`."""
+
+    papers: tuple[Candidate, ...]
+    edition: Edition
+    pinned: tuple[Candidate, ...]
+
+
+def prepare_edition(papers: Sequence[Candidate]) -> PreparedEdition:
+    """Index ``papers`` for :func:`select_for_subscribers`. Raises ``ValueError`` for
+    repeated paper ids or a trend that is not a finite number."""
+    pinned = sorted(
+        (p for p in papers if p.pinned_at is not None),
+        key=lambda p: (p.pinned_at, p.id),
+        reverse=True,
+    )
+    texts = [PaperText(p.id, p.title, p.abstract, p.authors, p.trend, p.categories) for p in papers]
+    return PreparedEdition(tuple(papers), index_papers(texts), tuple(pinned))
+
+
 def select_for_subscribers(
     subscribers: Sequence[SubscriberSpec],
-    papers: Sequence[Candidate],
+    papers: Sequence[Candidate] | PreparedEdition,
     *,
     limit: int,
     excluded: Mapping[int, set[int]],
@@ -90,35 +116,44 @@ def select_for_subscribers(
     """Each subscriber's top ``limit`` papers, best first: pinned papers not sent to them
     yet, then matches. A subscriber nothing matches gets an empty list, pins or not.
 
-    ``excluded[subscriber id]`` holds paper ids already sent to them; ``topics`` maps a
-    topic id to ``(name, query)``. A filter that no longer parses matches nothing (the
-    engine logs it). Returns subscriber id → selections (an empty list: nothing matched).
+    ``papers`` is the edition, or the edition already prepared by
+    :func:`prepare_edition` (indexed once for every chunk). ``excluded[subscriber id]``
+    holds paper ids already sent to them; ``topics`` maps a topic id to ``(name,
+    query)``. A filter that no longer parses matches nothing (the engine logs it).
+    Reasons are worked out only for the matches that make the digest. Returns
+    subscriber id → selections (an empty list: nothing matched).
     """
-    pinned = sorted(
-        (p for p in papers if p.pinned_at is not None),
-        key=lambda p: (p.pinned_at, p.id),
-        reverse=True,
-    )
-    texts = [PaperText(p.id, p.title, p.abstract, p.authors, p.trend, p.categories) for p in papers]
-    matches = match_edition(
-        texts,
+    prepared = papers if isinstance(papers, PreparedEdition) else prepare_edition(papers)
+    queries = {tid: query for tid, (_, query) in topics.items()}
+    ranking = rank_subscribers(
+        prepared.edition,
         [(s.id, s.filters, s.topic_ids) for s in subscribers],
-        {tid: query for tid, (_, query) in topics.items()},
+        queries,
         excluded=excluded,
         top_n=limit,
     )
     names = {tid: name for tid, (name, _) in topics.items()}
+    pinned = prepared.pinned
     result: dict[int, list[Selection]] = {}
-    for spec in subscribers:
-        found = matches.get(spec.id, [])
-        if not found:  # pinned papers lead a digest; they never make one on their own
+    paper_rows, score_rows = ranking.paper_ids.tolist(), ranking.scores.tolist()
+    for spec, paper_ids, scores in zip(subscribers, paper_rows, score_rows, strict=True):
+        if paper_ids[0] < 0:  # pinned papers lead a digest; they never make one on their own
             result[spec.id] = []
             continue
-        skip = excluded.get(spec.id, set())
-        chosen = [Selection(p.id, PINNED_REASON) for p in pinned if p.id not in skip]
+        chosen = []
+        if pinned:
+            skip = excluded.get(spec.id, set())
+            chosen = [Selection(p.id, PINNED_REASON) for p in pinned if p.id not in skip]
+            chosen = chosen[:limit]
         taken = {s.paper_id for s in chosen}
-        for match in found:
-            if match.paper_id not in taken:
-                chosen.append(Selection(match.paper_id, reason_text(match, names), match.score))
-        result[spec.id] = chosen[:limit]
+        sent = [
+            (paper_id, score)
+            for paper_id, score in zip(paper_ids, scores, strict=True)
+            if paper_id >= 0 and paper_id not in taken
+        ][: limit - len(chosen)]
+        why = ranking.reasons([p for p, _ in sent], spec.filters, spec.topic_ids, queries)
+        for (paper_id, score), reasons in zip(sent, why, strict=True):
+            reason = reason_text(Match(paper_id, score, reasons), names)
+            chosen.append(Selection(paper_id, reason, score))
+        result[spec.id] = chosen
     return result

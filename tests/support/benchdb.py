@@ -7,18 +7,24 @@ import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["bench_database_url", "drop_database", "setup_bench_django"]
+__all__ = ["bench_database_name", "bench_database_url", "drop_database", "setup_bench_django"]
 
 LOCAL_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
+def bench_database_name(name: str) -> str:
+    """``name`` followed by ``BENCH_DB_SUFFIX`` (empty unless set), so that two runs on
+    one server (the test suite's and someone's ``make bench``) keep apart."""
+    return name + os.environ.get("BENCH_DB_SUFFIX", "")
+
+
 def bench_database_url(name: str) -> str:
-    """``DATABASE_URL`` with the database renamed ``name``. Exits when it does not name
-    PostgreSQL: the benchmarks measure the production database."""
+    """``DATABASE_URL`` with the database renamed ``name`` (+ ``BENCH_DB_SUFFIX``). Exits
+    when it does not name PostgreSQL: the benchmarks measure the production database."""
     url = urlsplit(os.environ.get("DATABASE_URL") or LOCAL_SERVER)
     if not url.scheme.startswith(("postgres", "pgsql")):
         sys.exit(f"the benchmarks need DATABASE_URL to name a PostgreSQL server, not {url.scheme}")
-    return urlunsplit(url._replace(path=f"/{name}"))
+    return urlunsplit(url._replace(path=f"/{bench_database_name(name)}"))
 
 
 def _server(url: str) -> str:
@@ -30,6 +36,7 @@ def recreate_database(name: str) -> str:
     import psycopg
 
     url = bench_database_url(name)
+    name = bench_database_name(name)
     with psycopg.connect(_server(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -43,7 +50,7 @@ def drop_database(name: str) -> None:
 
     connections.close_all()
     with psycopg.connect(_server(bench_database_url(name)), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench_database_name(name)}" WITH (FORCE)')
 
 
 def setup_bench_django(name: str, **environ: str) -> str:

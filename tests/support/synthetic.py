@@ -6,6 +6,9 @@
   abstracts from a word-bigram chain over the example pages), :func:`make_filters`
   (Zipf-distributed words and phrases of the pages, in every query form) and
   :func:`make_topics`;
+* a realistic population of subscribers: :func:`population_vocabulary` (every word and
+  word pair of the example pages, ≥ 20,000 entries, ranked for a Zipf draw) and
+  :func:`make_population` (1–20 filters each, topics, timezones);
 * rendering: :func:`edition` (paper cards) and :func:`recipients`.
 """
 
@@ -37,6 +40,8 @@ HEADER_LINES = {"Get trending papers in your email inbox!", "byAK and the resear
 PAGES, PER_PAGE, REPEATED = 100, 100, 20
 # Rendering: papers per email and in the edition they are drawn from.
 PAPERS_PER_EMAIL, EDITION_PAPERS = 10, 200
+AUTHOR_FIRST = ["Wei", "Anna", "José", "Li", "Maria", "Ahmed", "Yuki", "Olga", "Kai", "Sara"]
+AUTHOR_LAST = ["Zhang", "Müller", "García", "Wang", "Smith", "Kim", "Novák", "He", "Rossi", "Li"]
 CARD_WORDS = (
     "diffusion transformer attention sparse mixture experts video segmentation "
     '<b>markup</b> & "quotes" state space mamba reasoning benchmark agents'
@@ -178,8 +183,7 @@ class Chain:
 
 def make_papers(rng: np.random.Generator, n: int, titles, abstracts) -> list[PaperText]:
     title_chain, abstract_chain = Chain(titles), Chain(abstracts)
-    first = ["Wei", "Anna", "José", "Li", "Maria", "Ahmed", "Yuki", "Olga", "Kai", "Sara"]
-    last = ["Zhang", "Müller", "García", "Wang", "Smith", "Kim", "Novák", "He", "Rossi", "Li"]
+    first, last = AUTHOR_FIRST, AUTHOR_LAST
     papers = []
     for i in range(n):
         authors = tuple(
@@ -268,6 +272,124 @@ def make_topics(rng: np.random.Generator, vocab, phrases) -> dict[int, str]:
         if tid % 5 == 0:
             topics[tid] += f" -{word(1)[0]}"
     return topics
+
+
+# --- A realistic population ------------------------------------------------------------
+
+# Where subscribers live, most in a few zones (weights), so due times spread over the day.
+TIMEZONES = {
+    "America/New_York": 14, "America/Los_Angeles": 10, "Europe/London": 8, "Europe/Berlin": 10,
+    "Europe/Paris": 6, "Asia/Shanghai": 12, "Asia/Tokyo": 6, "Asia/Kolkata": 8, "Asia/Seoul": 4,
+    "America/Sao_Paulo": 4, "Australia/Sydney": 3, "UTC": 5, "Africa/Lagos": 2,
+    "Asia/Singapore": 3, "America/Chicago": 5,
+}  # fmt: skip
+MAX_FILTERS_EACH, MEDIAN_FILTERS = 20, 4
+TOPIC_SHARE, MAX_TOPICS_EACH = 0.30, 3
+GENERIC_SHARE = 0.05
+
+
+def population_vocabulary(titles: list[str], abstracts: list[str]) -> list[str]:
+    """Filter terms for :func:`make_population`, most popular first: every word of the
+    example pages, every pair of such words adjacent in them and every three-word run
+    (written as phrases), ranked by how often the pages use them (a title
+    counts three times, a word twice), at least 20,000 entries. Numbers, stop words and
+    words in more than :data:`GENERIC_SHARE` of the texts ("model", "learning": nobody's
+    filter) are left out."""
+    words: Counter[str] = Counter()
+    pairs: Counter[str] = Counter()
+    texts_with: Counter[str] = Counter()
+    for weight, texts in ((3, titles), (1, abstracts)):
+        for text in texts:
+            toks = [t for t in tokens(fold(text)) if not t.isdigit()]
+            texts_with.update(set(toks))
+            for t in toks:
+                if t not in STOPCARD_WORDS and len(t) > 1:
+                    words[t] += weight
+            for a, b in zip(toks, toks[1:], strict=False):
+                if a not in STOPCARD_WORDS and b not in STOPCARD_WORDS and len(a) > 1 < len(b):
+                    pairs[f'"{a} {b}"'] += weight
+            for a, b, c in zip(toks, toks[1:], toks[2:], strict=False):
+                if a not in STOPCARD_WORDS and c not in STOPCARD_WORDS and len(b) > 1:
+                    pairs[f'"{a} {b} {c}"'] += weight - 1  # those of abstracts: the tail
+    generic = {t for t, n in texts_with.items() if n > GENERIC_SHARE * len(titles + abstracts)}
+    ranked = sorted(
+        [(-n * 2, w) for w, n in words.items() if w not in generic]
+        + [(-n, p) for p, n in pairs.items()]
+    )
+    vocab = [term for _, term in ranked]
+    if len(vocab) < 20_000:
+        raise ValueError(f"the example pages give only {len(vocab)} words and phrases")
+    return vocab
+
+
+def filter_counts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Filters per subscriber: log-normal around :data:`MEDIAN_FILTERS`, 1 to 20."""
+    counts = np.rint(rng.lognormal(np.log(MEDIAN_FILTERS), 0.75, size=n))
+    return np.clip(counts, 1, MAX_FILTERS_EACH).astype(np.int64)
+
+
+def make_population_filters(rng: np.random.Generator, n: int, vocab: list[str]) -> list[str]:
+    """``n`` filter texts over ``vocab`` (Zipf): single words or phrases, two-term ANDs,
+    ORs of two or three, exclusions (``-word`` and ``NOT``), prefixes, ``title:``,
+    ``abstract:`` and ``author:`` fields, some capitalised."""
+    term = zipf_sampler(rng, vocab)
+    kinds = rng.choice(
+        ["one", "and", "or", "not", "prefix", "title", "abstract", "author"],
+        size=n,
+        p=[0.42, 0.22, 0.10, 0.07, 0.05, 0.06, 0.03, 0.05],
+    )
+    a, b, c = term(n), term(n), term(n)
+    caps = rng.random(n) < 0.15
+    first = rng.integers(len(AUTHOR_FIRST), size=n)
+    last = rng.integers(len(AUTHOR_LAST), size=n)
+    out = []
+    for i, kind in enumerate(kinds):
+        x, y = a[i], b[i]
+        if kind == "one" or (x == y and kind in ("and", "or", "not")):
+            text = x
+        elif kind == "and":
+            text = f"{x} {y}"
+        elif kind == "or":
+            text = f"{x} OR {y}" + (f" OR {c[i]}" if i % 3 == 0 and c[i] not in (x, y) else "")
+        elif kind == "not":
+            text = f"{x} -{y}" if i % 2 else f"{x} NOT {y}"
+        elif kind == "prefix":
+            word = x.strip('"').split()[0]
+            text = f"{word[:5]}*" if len(word) >= 4 else word
+        elif kind == "author":
+            name = f"{AUTHOR_FIRST[first[i]]} {AUTHOR_LAST[last[i]]}"
+            text = f'author:"{name}"' if i % 2 else f"author:{AUTHOR_LAST[last[i]]}"
+        else:
+            text = f"{kind}:{x}"
+        out.append(text.capitalize() if caps[i] and kind != "author" else text)
+    return out
+
+
+def make_population(
+    rng: np.random.Generator, n: int, vocab: list[str], n_topics: int = N_TOPICS
+) -> list[tuple[list[str], list[int], str]]:
+    """``n`` subscribers as ``(filters, topic ids, timezone)``: 1 to 20 distinct filters
+    each (median 4, :func:`make_population_filters`), :data:`TOPIC_SHARE` of them
+    following 1 to 3 of topics ``1..n_topics``, timezones drawn from :data:`TIMEZONES`."""
+    counts = filter_counts(rng, n)
+    texts = make_population_filters(rng, int(counts.sum()), vocab)
+    follows = rng.random(n) < TOPIC_SHARE
+    topic_counts = rng.integers(1, MAX_TOPICS_EACH + 1, size=n)
+    zones = list(TIMEZONES)
+    weights = np.array(list(TIMEZONES.values()), dtype=float)
+    picks = rng.choice(len(zones), size=n, p=weights / weights.sum()).tolist()
+    out = []
+    at = 0
+    for i, count in enumerate(counts.tolist()):
+        filters = list(dict.fromkeys(texts[at : at + count]))
+        at += count
+        topic_ids = (
+            sorted({int(t) for t in rng.integers(1, n_topics + 1, size=topic_counts[i])})
+            if follows[i]
+            else []
+        )
+        out.append((filters, topic_ids, zones[picks[i]]))
+    return out
 
 
 # --- Rendering --------------------------------------------------------------------------
