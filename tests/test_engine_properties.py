@@ -270,7 +270,7 @@ def test_hits_read_from_the_index_equal_explain(texts_, papers_):
     for text in texts_:
         query = parsed(text)
         for paper in papers_:
-            expected = explain(query, paper.title, paper.abstract, paper.authors)
+            expected = explain(query, paper.title, paper.abstract, paper.authors, paper.categories)
             assert list(edition.hits(query, edition.rank_of[paper.id])) == expected
 
 
@@ -315,9 +315,9 @@ def test_chunks_sharing_one_edition_agree_with_the_reference_reasons_included(
                         text,
                         tid,
                         reference_points(q, p) == 2,
-                        tuple(explain(q, p.title, p.abstract, p.authors)),
+                        tuple(explain(q, p.title, p.abstract, p.authors, p.categories)),
                     )
                     for text, tid, q in items
-                    if reference_match(q, p.title, p.abstract, p.authors)
+                    if reference_match(q, p.title, p.abstract, p.authors, p.categories)
                 )
                 assert match.reasons == want

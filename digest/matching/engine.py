@@ -108,6 +108,7 @@ _PLACES = {
     "title": ("title",),
     "abstract": ("abstract",),
     "author": ("author",),
+    "category": ("category",),
 }
 MAX_REMEMBERED_QUERIES = 100_000
 """Distinct queries an :class:`Edition` keeps evaluated (about 1 KB each) before it
