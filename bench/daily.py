@@ -160,11 +160,12 @@ def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no
     due = [now - timedelta(minutes=int(m)) for m in rng.integers(0, 240, size=total)]
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO subscriptions_subscriber (uuid, email, frequency, weekday, hour, "
-            "timezone, next_digest_at, created_at, confirmed_at, suppressed_reason, "
-            "soft_bounces, link_counter, feed_secret) "
-            "SELECT gen_random_uuid(), 'reader' || n || '@example.org', f, 0, 8, tz, d, "
-            "%s, %s, '', 0, 0, '' FROM unnest(%s::int[], %s::text[], %s::text[], "
+            "INSERT INTO subscriptions_subscriber (uuid, email, email_key, frequency, weekday, "
+            "hour, timezone, next_digest_at, created_at, confirmed_at, suppressed_reason, "
+            "soft_bounces, link_counter, feed_secret, session_keys) "
+            "SELECT gen_random_uuid(), 'reader' || n || '@example.org', "
+            "'reader' || n || '@example.org', f, 0, 8, tz, d, "
+            "%s, %s, '', 0, 0, '', '[]' FROM unnest(%s::int[], %s::text[], %s::text[], "
             "%s::timestamptz[]) AS t(n, f, tz, d) ORDER BY n",
             [
                 now - timedelta(days=60),

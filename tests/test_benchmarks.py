@@ -26,18 +26,9 @@ CORRECT = {
 }
 
 
-# A reason longer than DigestItem.reason's 500 characters fails its chunk's one INSERT on
-# PostgreSQL, so the daily bench's population stalls the run until reasons are stored
-# safely (the other half of the work on the daily run at scale).
-REASONS_TOO_LONG = pytest.mark.xfail(
-    reason="a reason over 500 characters fails its whole chunk", strict=False
-)
-
 
 @pytest.mark.bench
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=REASONS_TOO_LONG) if n == "daily" else n for n in CORRECT]
-)
+@pytest.mark.parametrize("name", CORRECT)
 def test_the_benchmark_runs_small_and_its_check_holds(name: str) -> None:
     database_url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/test"
     env = dict(
