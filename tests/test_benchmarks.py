@@ -26,7 +26,6 @@ CORRECT = {
 }
 
 
-
 @pytest.mark.bench
 @pytest.mark.parametrize("name", CORRECT)
 def test_the_benchmark_runs_small_and_its_check_holds(name: str) -> None:
