@@ -160,6 +160,7 @@ def run() -> int:
                 "n_queries": len(filters),
                 "baseline_sample": len(sample),
                 "agrees": agrees,
+                "bench_scale": SCALE,
             }
         )
     )

@@ -22,6 +22,7 @@ CORRECT = {
     "render": ("agrees", True),
     "deliver": ("exactly_once", True),
     "web": ("bad_status", 0),
+    "preview": ("agrees", True),
     "daily": ("exactly_once", True),
 }
 
