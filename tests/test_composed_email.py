@@ -241,3 +241,16 @@ def test_other_addresses_go_through_sanitize_address(address: str) -> None:
     from digest.mail import _sanitize
 
     assert _sanitize(address, "utf-8") == sanitize_address(address, "utf-8")
+
+
+@pytest.mark.parametrize(
+    "separator", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+)
+def test_a_line_separator_in_the_subject_never_cuts_the_header(separator: str) -> None:
+    from digest.delivery.compose import AlternativeEmail
+
+    message = AlternativeEmail(subject=f"0{separator}0", body="text", to=["ada@example.org"])
+    message.attach_alternative("<p>html</p>", "text/html")
+    for raw in (message.to_bytes("\r\n"), message.message().as_bytes(linesep="\r\n")):
+        parsed = parse(raw)
+        assert not parsed.defects and parsed["Subject"] == "0 0"

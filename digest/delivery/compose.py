@@ -44,6 +44,9 @@ _SOFT_LIMIT = 78  # RFC 5322 section 2.1.1: lines SHOULD be at most 78 character
 _PART_HEADERS = 'Content-Type: text/{subtype}; charset="utf-8"{nl}MIME-Version: 1.0{nl}'
 
 
+_LINE_BREAKS_BUT_CRLF = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 class AlternativeEmail(EmailMultiAlternatives):
     """A text email with an HTML alternative that can also compose its own bytes.
 
@@ -57,7 +60,16 @@ class AlternativeEmail(EmailMultiAlternatives):
     cover — attachments, Cc or Reply-To, other alternatives, a non-UTF-8 encoding, a
     line over RFC 5322's 998 octets (which Django sends quoted-printable) — are
     serialised by Django. :class:`digest.mail.SmtpEmailBackend` sends these bytes.
+
+    The characters other than CR and LF that Python's ``str.splitlines`` ends a line
+    at (vertical tab, form feed, the information separators, NEL, U+2028, U+2029) are
+    spaces in the Subject: the email package would write them as line breaks, cutting
+    the header in two. CR and LF still raise ``BadHeaderError``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.subject = _LINE_BREAKS_BUT_CRLF.sub(" ", str(self.subject))
 
     def to_bytes(self, linesep: str = "\n") -> bytes:
         """The whole message, headers and body, lines ending in ``linesep``.
