@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ import numpy as np
 
 from tests.support import ROOT
 from tests.support.benchdb import bench_database_name, drop_database, setup_bench_django
+from tests.support.workers import stop_process_group
 
 BENCH_DB = "bench_daily"
 SCALE = float(os.environ.get("BENCH_SCALE") or 1)
@@ -323,20 +323,10 @@ def start_workers(sink: LatencySink, log: Path) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 90
     while "ready." not in log.read_text(errors="replace"):
         if time.monotonic() > deadline or proc.poll() is not None:
-            stop_workers(proc)
+            stop_process_group(proc)
             raise SystemExit("the workers did not start:\n" + log.read_text(errors="replace"))
         time.sleep(0.1)
     return proc
-
-
-def stop_workers(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def purge_queues() -> None:
@@ -439,7 +429,7 @@ def main() -> None:
         workers_seconds = sum(cpu_of(pid) - worker_cpu.get(pid, 0.0) for pid in worker_pids)
     finally:
         if workers is not None:
-            stop_workers(workers)
+            stop_process_group(workers)
         result = sink.stop()
     end = result.get("last_accepted") or time.time()
     seconds = end - started

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from pathlib import Path
 
 from tests.support import PAGES_DIR, ROOT
 from tests.support.benchdb import drop_database, setup_bench_django
+from tests.support.workers import stop_process_group
 
 BENCH_DB = "bench_deliver"
 SCALE = float(os.environ.get("BENCH_SCALE") or 1)
@@ -163,16 +163,6 @@ def _start_workers(sink: PostfixSmtpSink, log: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _stop_workers(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def main() -> None:
     from celery import Celery
 
@@ -228,7 +218,7 @@ def main() -> None:
             send_seconds = time.perf_counter() - started
             time.sleep(1.0)  # anything still in flight arrives
         finally:
-            _stop_workers(workers)
+            stop_process_group(workers, timeout=30)
     # Leaving the block stopped smtp-sink and read the messages it received.
 
     copies = sink.copies_by_digest()

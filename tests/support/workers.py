@@ -92,3 +92,15 @@ def wait_for(
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and its children: SIGTERM
+    to the group (Celery finishes its tasks), SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
