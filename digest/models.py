@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -178,7 +178,23 @@ class Topic(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
-    query = models.CharField(max_length=300)
+    query = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Papers matching this filter join the topic. Blank: only the semantic part.",
+    )
+    # The semantic part (docs/relevance.md): papers whose embedding is at least
+    # ``similarity`` cosine-similar to the centroid of the description and the example
+    # papers join the topic too. Null: no semantic part.
+    examples = models.ManyToManyField(
+        "Paper", blank=True, related_name="example_of_topics", help_text="Papers that define it."
+    )
+    similarity = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)],
+        help_text="Cosine similarity threshold for the semantic part; blank turns it off.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -495,6 +511,53 @@ class DigestItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.rank} {self.paper_id} in digest {self.digest_id}"
+
+
+class Feedback(models.Model):
+    """A subscriber's relevance feedback on one paper: "more like this" (``+1``) or "less
+    like this" (``-1``). One row per (subscriber, paper): a second vote replaces the first.
+
+    ``source`` says where it came from: a digest's link (``email``), or a paper the
+    subscriber added by hand on the settings page (``picked``).
+    """
+
+    MORE, LESS = 1, -1
+    VOTES = [(MORE, "More like this"), (LESS, "Less like this")]
+    EMAIL, PICKED = "email", "picked"
+    SOURCES = [(EMAIL, "From a digest"), (PICKED, "Picked on the settings page")]
+
+    subscriber = models.ForeignKey(
+        "subscriptions.Subscriber", on_delete=models.CASCADE, related_name="feedback"
+    )
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="feedback")
+    vote = models.SmallIntegerField(choices=VOTES)
+    source = models.CharField(max_length=8, choices=SOURCES, default=EMAIL)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "paper"], name="feedback_once_per_paper"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.get_vote_display()} {self.paper_id}"
+
+
+class PaperEmbedding(models.Model):
+    """A paper's embedding: ``dimensions`` float32 values, little-endian, L2-normalised,
+    made by the model named ``model`` (:mod:`digest.relevance`)."""
+
+    paper = models.OneToOneField(
+        Paper, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
+    model = models.CharField(max_length=100)
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.paper_id} ({self.model})"
 
 
 class BlockedTerm(models.Model):

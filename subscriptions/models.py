@@ -9,6 +9,7 @@ from functools import cache
 from zoneinfo import available_timezones
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -34,6 +35,9 @@ SESSION_KEY = "subscriptions.subscriber"
 
 # Temporary failures in a row after which an address is suppressed.
 SOFT_BOUNCE_LIMIT = 3
+# The most papers a subscriber may ask for per digest, and "you may also like" papers.
+MAX_PAPERS = 30
+MAX_SUGGESTIONS = 10
 
 
 class State(models.TextChoices):
@@ -135,6 +139,30 @@ class Subscriber(models.Model):
         default=0, help_text="Soft bounces in a row; a delivery resets it."
     )
     topics = models.ManyToManyField("digest.Topic", blank=True, related_name="subscribers")
+    # What each digest carries (the settings page; docs/delivery.md).
+    max_papers = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PAPERS)],
+        help_text=f"Papers per digest, 1–{MAX_PAPERS}.",
+    )
+    strong_only = models.BooleanField(
+        default=False, help_text="Only papers that match a filter strongly (e.g. in the title)."
+    )
+    send_empty = models.BooleanField(
+        default=False, help_text="Send a short note when nothing matched."
+    )
+    feed_only = models.BooleanField(
+        default=False, help_text="No email: read the digests in the private feed only."
+    )
+    suggestions = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MaxValueValidator(MAX_SUGGESTIONS)],
+        help_text=f'"You may also like" papers per digest, 0–{MAX_SUGGESTIONS} (0: none).',
+    )
+    # The learned relevance profile (digest.relevance): float32 values, little-endian,
+    # empty until computed; rebuilt when the subscriber's feedback changes.
+    profile = models.BinaryField(blank=True, default=b"", editable=False)
+    profile_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Part of every confirmation and settings link and of every signed-in session:
     # confirming bumps it, so a confirmation link works once (as django.contrib.auth.tokens
     # does with the password hash); "sign out of every browser" bumps it, voiding all.
