@@ -49,7 +49,7 @@ import gc
 import logging
 import math
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
@@ -168,7 +168,9 @@ class Edition:
 
         self._key_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._form_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
-        self._sequences: dict[str, list[tuple[str, ...]]] = {f: [] for f in _FIELDS}
+        # Each paper's keys of each field joined by spaces, with a space at each end (names
+        # of authors are separated by two): a phrase is a substring search.
+        self._joined: dict[str, list[str]] = {f: [] for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
@@ -188,7 +190,7 @@ class Edition:
                             key = keys[tok] = word_key(tok)
                         sequence.append(key)
                         self._form_bits[fld][tok] = self._form_bits[fld].get(tok, 0) | bit
-                self._sequences[fld].append(tuple(sequence))
+                self._joined[fld].append(f" {' '.join(sequence)} ")
                 key_bits = self._key_bits[fld]
                 for key in set(sequence):
                     key_bits[key] = key_bits.get(key, 0) | bit
@@ -209,8 +211,11 @@ class Edition:
         if self._bank is None or len(self._bank.weak) > MAX_REMEMBERED_QUERIES:
             self._bank = _Bank(self)
             self._leaf_memo = {}
-        elif len(self._bank.reasons) > 2 * MAX_REMEMBERED_QUERIES:
-            self._bank.reasons.clear()  # cheap to rebuild, unlike the evaluated queries
+        else:  # reasons are cheap to rebuild, unlike the evaluated queries
+            if len(self._bank.reasons) > 2 * MAX_REMEMBERED_QUERIES:
+                self._bank.reasons.clear()
+            if sum(map(len, self._bank.worded.values())) > 2 * MAX_REMEMBERED_QUERIES:
+                self._bank.worded.clear()
         return self._bank
 
     def hit_bits(self, query: Query) -> tuple[tuple[Hit, int], ...]:
@@ -260,21 +265,10 @@ class Edition:
             candidates = self.everything
             for key in keys:
                 candidates &= self.term_bits(key, fld)
-            n, first = len(keys), keys[0]
+            needle, joined = f" {' '.join(keys)} ", self._joined[fld]
             for rank in _bits(candidates):
-                sequence = self._sequences[fld][rank]
-                # tuple.index scans in C: a few microseconds a paper, and no index of
-                # every word's positions kept per paper (a preview process keeps an
-                # edition for its lifetime, and strangers choose its phrases).
-                start = sequence.index(first)  # a candidate holds every key
-                while True:
-                    if sequence[start : start + n] == keys:
-                        found |= 1 << rank
-                        break
-                    try:
-                        start = sequence.index(first, start + 1)
-                    except ValueError:
-                        break
+                if needle in joined[rank]:
+                    found |= 1 << rank
             self._leaf_memo[memo_key] = found
         return found
 
@@ -324,11 +318,14 @@ class _Bank:
         self.edition = edition
         self.weak: list[int] = [0]
         self.strong: list[int] = [0]
+        self.matched: list[int] = [0]  # weak | strong
         self.queries: list[Query | None] = [None]
         # Filled on first use: the papers each hit of query i is found in (Edition.hit_bits).
         self._hit_bits: list[tuple[tuple[Hit, int], ...] | None] = [()]
         # (filter text, topic id, query, paper rank) -> its Reason, shared by subscribers.
         self.reasons: dict[tuple[str | None, int | None, int, int], Reason] = {}
+        # Ranking.reason_parts: wording function -> (filter text or topic id, rank) -> text.
+        self.worded: dict[Callable[..., str], dict[tuple[str | int, int], str]] = {}
         self.invalid: dict[str, QueryError] = {}
         self._by_canonical: dict[str, int] = {}
         # canonical text of a node -> (matches, strong bits of helping terms, strong bits
@@ -360,6 +357,7 @@ class _Bank:
             index = self._by_canonical[query.canonical] = len(self.weak)
             self.weak.append(matches & ~strong)
             self.strong.append(strong)
+            self.matched.append(matches)
             self.queries.append(query)
             self._hit_bits.append(None)
         return index
@@ -460,6 +458,9 @@ class Ranking:
     distinct_queries: int
     edition: Edition
     bank: _Bank = field(repr=False)
+    # Row r: (slot, k, bank index, paper rank) of each item k (filters, then topics) of
+    # subscriber r that matches the paper in that slot of ``paper_ids``, by slot then k.
+    matched_items: list[list[tuple[int, int, int, int]]] = field(default_factory=list, repr=False)
 
     def reasons(
         self,
@@ -495,6 +496,43 @@ class Ranking:
                     reasons.append(reason)
             out.append(tuple(reasons))
         return out
+
+    def reason_parts(
+        self,
+        row: int,
+        slots: Sequence[int],
+        filter_texts: Sequence[str],
+        topic_ids: Sequence[int],
+        word: Callable[[str | None, int | None, tuple[Hit, ...]], str],
+    ) -> list[tuple[str, ...]]:
+        """:meth:`reasons` of the papers in ``slots`` (ascending) of row ``row``, each
+        already worded: ``word(filter_text, topic_id, hits)`` of every :class:`Reason`, in
+        the same order. ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as
+        ranked. Which filters and topics match which slot was found for the whole chunk at
+        once by :func:`rank_subscribers`; a wording is remembered per (filter text or
+        topic, paper) on the edition, so ``word`` must depend on nothing else (the
+        edition keeps one memo per ``word`` function)."""
+        bank = self.bank
+        memo = bank.worded.get(word)
+        if memo is None:
+            memo = bank.worded[word] = {}
+        n_filters = len(filter_texts)
+        parts: dict[int, list[str]] = {slot: [] for slot in slots}
+        for slot, k, i, rank in self.matched_items[row]:
+            found = parts.get(slot)
+            if found is None:
+                continue
+            if k < n_filters:
+                text, tid = filter_texts[k], None
+                key: str | int = text
+            else:
+                text, tid = None, topic_ids[k - n_filters]
+                key = tid
+            part = memo.get((key, rank))
+            if part is None:
+                part = memo[key, rank] = word(text, tid, bank.hits(i, rank))
+            found.append(part)
+        return [tuple(parts[slot]) for slot in slots]
 
 
 def _full_add(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -655,7 +693,9 @@ def rank_subscribers(
                 if text in bank.invalid:
                     invalid[text] = bank.invalid[text]
 
+    matched = weak | strong
     n_subs = len(subscriber_ids)
+    matched_items: list[list[tuple[int, int, int, int]]] = [[] for _ in range(n_subs)]
     paper_ids = np.full((n_subs, top_n), -1, dtype=np.int64)
     points = np.zeros((n_subs, top_n), dtype=np.int16)
     scores = np.zeros((n_subs, top_n), dtype=np.float64)
@@ -679,6 +719,21 @@ def rank_subscribers(
         paper_ids[lo:hi] = np.where(found, edition.paper_ids[safe], -1)
         points[lo:hi] = got
         scores[lo:hi] = np.where(found, got + edition.fraction[safe], 0.0)
+        # Which of each row's items match each chosen paper, for the reasons: one gather
+        # for the block instead of a test per (paper, item) later.
+        values = matched[index.T[:, None, :], (safe >> 6)[:, :, None]]
+        hit = (values >> (safe & 63).astype(np.uint64)[:, :, None]) & np.uint64(1)
+        r, slot, k = np.nonzero(hit.astype(bool) & found[:, :, None])
+        block_items = items[lo:hi]
+        for row, *found_item in zip(
+            (r + lo).tolist(),
+            slot.tolist(),
+            k.tolist(),
+            block_items[r, k].tolist(),
+            safe[r, slot].tolist(),
+            strict=True,
+        ):
+            matched_items[row].append(tuple(found_item))
     return Ranking(
         subscriber_ids,
         paper_ids,
@@ -688,6 +743,7 @@ def rank_subscribers(
         distinct_queries=int(np.count_nonzero(used_queries)),
         edition=edition,
         bank=bank,
+        matched_items=matched_items,
     )
 
 

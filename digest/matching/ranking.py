@@ -16,11 +16,13 @@ id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import gc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from digest.matching.engine import Edition, Match, PaperText, index_papers, rank_subscribers
+from digest.matching.query import Hit
 
 __all__ = [
     "Candidate",
@@ -28,6 +30,7 @@ __all__ = [
     "Selection",
     "SubscriberSpec",
     "prepare_edition",
+    "reason_part",
     "reason_text",
     "select_for_subscribers",
 ]
@@ -67,18 +70,26 @@ class Selection:
     score: float = 0.0
 
 
+def reason_part(filter_text: str | None, topic_name: str, hits: Sequence[Hit]) -> str:
+    """One filter's or topic's part of a reason: ``matched your filter "diffusion video"
+    (diffusion in title)`` or ``matched topic "Vision" (vision in abstract)``."""
+    what = f'your filter "{filter_text}"' if filter_text is not None else f'topic "{topic_name}"'
+    if not hits:
+        return f"matched {what}"
+    return f"matched {what} ({', '.join([f'{h.term} in {h.where}' for h in hits])})"
+
+
 def reason_text(match: Match, topic_names: Mapping[int, str]) -> str:
-    """``matched your filter "diffusion video" (diffusion in title); topic "Vision"``."""
-    parts = []
-    for reason in match.reasons:
-        what = (
-            f'your filter "{reason.filter}"'
-            if reason.filter is not None
-            else f'topic "{topic_names.get(reason.topic_id or 0, reason.topic_id)}"'
+    """``matched your filter "diffusion video" (diffusion in title); topic "Vision"``: the
+    parts of :func:`reason_part`, one per reason, joined by ``"; "``."""
+    return "; ".join(
+        reason_part(
+            reason.filter,
+            str(topic_names.get(reason.topic_id or 0, reason.topic_id)),
+            reason.hits,
         )
-        found = ", ".join(str(h) for h in reason.hits)
-        parts.append(f"matched {what} ({found})" if found else f"matched {what}")
-    return "; ".join(parts)
+        for reason in match.reasons
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ class PreparedEdition:
     papers: tuple[Candidate, ...]
     edition: Edition
     pinned: tuple[Candidate, ...]
+    # Topic names -> the reason wording the edition remembers texts by (Ranking.reason_parts).
+    wordings: dict[tuple[tuple[int, str], ...], Callable[..., str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 def prepare_edition(papers: Sequence[Candidate]) -> PreparedEdition:
@@ -123,6 +138,26 @@ def select_for_subscribers(
     Reasons are worked out only for the matches that make the digest. Returns
     subscriber id → selections (an empty list: nothing matched).
     """
+    # The loop below allocates a few small acyclic objects per paper chosen while the
+    # caller's heap may hold millions (subscribers, the edition's queries): each full
+    # collection would walk them all, for nothing.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _select(subscribers, papers, limit=limit, excluded=excluded, topics=topics)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _select(
+    subscribers: Sequence[SubscriberSpec],
+    papers: Sequence[Candidate] | PreparedEdition,
+    *,
+    limit: int,
+    excluded: Mapping[int, set[int]],
+    topics: Mapping[int, tuple[str, str]],
+) -> dict[int, list[Selection]]:
     prepared = papers if isinstance(papers, PreparedEdition) else prepare_edition(papers)
     queries = {tid: query for tid, (_, query) in topics.items()}
     ranking = rank_subscribers(
@@ -133,10 +168,18 @@ def select_for_subscribers(
         top_n=limit,
     )
     names = {tid: name for tid, (name, _) in topics.items()}
+
+    def word(filter_text: str | None, topic_id: int | None, hits: tuple[Hit, ...]) -> str:
+        return reason_part(filter_text, str(names.get(topic_id or 0, topic_id)), hits)
+
+    # One wording per edition and topic names: a chunk's names are those of the tick.
+    word = prepared.wordings.setdefault(tuple(sorted(names.items())), word)
     pinned = prepared.pinned
     result: dict[int, list[Selection]] = {}
     paper_rows, score_rows = ranking.paper_ids.tolist(), ranking.scores.tolist()
-    for spec, paper_ids, scores in zip(subscribers, paper_rows, score_rows, strict=True):
+    for row, (spec, paper_ids, scores) in enumerate(
+        zip(subscribers, paper_rows, score_rows, strict=True)
+    ):
         if paper_ids[0] < 0:  # pinned papers lead a digest; they never make one on their own
             result[spec.id] = []
             continue
@@ -147,13 +190,14 @@ def select_for_subscribers(
             chosen = chosen[:limit]
         taken = {s.paper_id for s in chosen}
         sent = [
-            (paper_id, score)
-            for paper_id, score in zip(paper_ids, scores, strict=True)
+            (slot, paper_id, score)
+            for slot, (paper_id, score) in enumerate(zip(paper_ids, scores, strict=True))
             if paper_id >= 0 and paper_id not in taken
         ][: limit - len(chosen)]
-        why = ranking.reasons([p for p, _ in sent], spec.filters, spec.topic_ids, queries)
-        for (paper_id, score), reasons in zip(sent, why, strict=True):
-            reason = reason_text(Match(paper_id, score, reasons), names)
-            chosen.append(Selection(paper_id, reason, score))
+        why = ranking.reason_parts(
+            row, [slot for slot, _, _ in sent], spec.filters, spec.topic_ids, word
+        )
+        for (_, paper_id, score), parts in zip(sent, why, strict=True):
+            chosen.append(Selection(paper_id, "; ".join(parts), score))
         result[spec.id] = chosen
     return result
