@@ -141,27 +141,33 @@ class Subscriber(models.Model):
     topics = models.ManyToManyField("digest.Topic", blank=True, related_name="subscribers")
     # What each digest carries (the settings page; docs/delivery.md).
     max_papers = models.PositiveSmallIntegerField(
+        db_default=10,
         default=10,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_PAPERS)],
         help_text=f"Papers per digest, 1–{MAX_PAPERS}.",
     )
     strong_only = models.BooleanField(
-        default=False, help_text="Only papers that match a filter strongly (e.g. in the title)."
+        db_default=False,
+        default=False,
+        help_text="Only papers that match a filter strongly (e.g. in the title).",
     )
     send_empty = models.BooleanField(
-        default=False, help_text="Send a short note when nothing matched."
+        db_default=False, default=False, help_text="Send a short note when nothing matched."
     )
     feed_only = models.BooleanField(
-        default=False, help_text="No email: read the digests in the private feed only."
+        db_default=False,
+        default=False,
+        help_text="No email: read the digests in the private feed only.",
     )
     suggestions = models.PositiveSmallIntegerField(
+        db_default=3,
         default=3,
         validators=[MaxValueValidator(MAX_SUGGESTIONS)],
         help_text=f'"You may also like" papers per digest, 0–{MAX_SUGGESTIONS} (0: none).',
     )
     # The learned relevance profile (digest.relevance): float32 values, little-endian,
     # empty until computed; rebuilt when the subscriber's feedback changes.
-    profile = models.BinaryField(blank=True, default=b"", editable=False)
+    profile = models.BinaryField(blank=True, default=b"", db_default=b"", editable=False)
     profile_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Part of every confirmation and settings link and of every signed-in session:
     # confirming bumps it, so a confirmation link works once (as django.contrib.auth.tokens

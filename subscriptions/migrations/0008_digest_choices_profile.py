@@ -14,13 +14,16 @@ class Migration(migrations.Migration):
             model_name="subscriber",
             name="feed_only",
             field=models.BooleanField(
-                default=False, help_text="No email: read the digests in the private feed only."
+                db_default=False,
+                default=False,
+                help_text="No email: read the digests in the private feed only.",
             ),
         ),
         migrations.AddField(
             model_name="subscriber",
             name="max_papers",
             field=models.PositiveSmallIntegerField(
+                db_default=10,
                 default=10,
                 help_text="Papers per digest, 1–30.",
                 validators=[
@@ -32,7 +35,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="subscriber",
             name="profile",
-            field=models.BinaryField(blank=True, default=b""),
+            field=models.BinaryField(db_default=b"", blank=True, default=b""),
         ),
         migrations.AddField(
             model_name="subscriber",
@@ -43,13 +46,14 @@ class Migration(migrations.Migration):
             model_name="subscriber",
             name="send_empty",
             field=models.BooleanField(
-                default=False, help_text="Send a short note when nothing matched."
+                db_default=False, default=False, help_text="Send a short note when nothing matched."
             ),
         ),
         migrations.AddField(
             model_name="subscriber",
             name="strong_only",
             field=models.BooleanField(
+                db_default=False,
                 default=False,
                 help_text="Only papers that match a filter strongly (e.g. in the title).",
             ),
@@ -58,6 +62,7 @@ class Migration(migrations.Migration):
             model_name="subscriber",
             name="suggestions",
             field=models.PositiveSmallIntegerField(
+                db_default=3,
                 default=3,
                 help_text='"You may also like" papers per digest, 0–10 (0: none).',
                 validators=[django.core.validators.MaxValueValidator(10)],
