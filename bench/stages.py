@@ -12,6 +12,7 @@ wrap is unchanged. A function that is not there (renamed) is left out.
 
 from __future__ import annotations
 
+import cProfile
 import functools
 import json
 import os
@@ -69,15 +70,24 @@ for owner, name, stage in _WRAPPED:
         setattr(owner, name, _timed(stage, getattr(owner, name)))
 
 _started: dict[str, float] = {}
+# BENCH_PROFILE_DIR set: each process also profiles its tasks (cProfile) and writes the
+# statistics (CPU time of the task thread) to <dir>/<pid>.prof after every task.
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR")
+_profiler = cProfile.Profile(time.thread_time) if PROFILE_DIR else None  # CPU, this thread
 
 
 @task_prerun.connect
 def _task_started(task_id: str | None = None, **_: Any) -> None:
     _started[task_id or ""] = time.process_time()
+    if _profiler is not None:
+        _profiler.enable()
 
 
 @task_postrun.connect
 def _task_finished(task_id: str | None = None, **_: Any) -> None:
+    if _profiler is not None:
+        _profiler.disable()
+        _profiler.dump_stats(f"{PROFILE_DIR}/{os.getpid()}.prof")
     SPENT["tasks"] += time.process_time() - _started.pop(task_id or "", time.process_time())
     COUNTS["tasks"] += 1
     path = OUT / f"{os.getpid()}.json"

@@ -8,6 +8,12 @@ class DigestConfig(AppConfig):
     verbose_name = "Papers and digests"
 
     def ready(self) -> None:
+        from django.db.models import Field, ForeignObject
+
+        from digest.lookups import AnyOf
+
+        Field.register_lookup(AnyOf)
+        ForeignObject.register_lookup(AnyOf)  # it keeps lookups of its own
         # Connects the anymail ``tracking`` signal receiver (bounces, complaints).
         from digest.delivery import tracking  # noqa: F401
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote_plus
 
 from django.conf import settings
@@ -186,7 +187,7 @@ class Topic(models.Model):
     # The semantic part (docs/relevance.md): papers whose embedding is at least
     # ``similarity`` cosine-similar to the centroid of the description and the example
     # papers join the topic too. Null: no semantic part.
-    examples = models.ManyToManyField(
+    examples: models.ManyToManyField[Paper, Any] = models.ManyToManyField(
         "Paper", blank=True, related_name="example_of_topics", help_text="Papers that define it."
     )
     similarity = models.FloatField(

@@ -63,7 +63,7 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
     growth, whatever the number of digests."""
     ids = list(digest_ids)
     items = list(
-        DigestItem.objects.filter(digest_id__in=ids)
+        DigestItem.objects.filter(digest_id__any=ids)
         .order_by("digest_id", "rank")
         .values_list("digest_id", "paper_id", "reason")
     )
@@ -72,7 +72,7 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
         return out
     rows = {
         row[0]: row
-        for row in Paper.objects.filter(pk__in={paper_id for _, paper_id, _ in items}).values_list(
+        for row in Paper.objects.filter(pk__any={paper_id for _, paper_id, _ in items}).values_list(
             "pk",
             "title",
             "arxiv_id",
@@ -89,7 +89,7 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
     }
     editions = {
         pk: (frequency, planned_at or timezone.now())
-        for pk, frequency, planned_at in Digest.objects.filter(pk__in=ids).values_list(
+        for pk, frequency, planned_at in Digest.objects.filter(pk__any=ids).values_list(
             "pk", "subscriber__frequency", "planned_at"
         )
     }

@@ -59,7 +59,7 @@ def deliver(
     subscriber order, and ``skipped`` for a subscriber with none.
     """
     now = now or timezone.now()
-    subscribers = list(Subscriber.objects.filter(pk__in=list(subscriber_ids)).order_by("pk"))
+    subscribers = list(Subscriber.objects.filter(pk__any=list(subscriber_ids)).order_by("pk"))
     active = [s for s in subscribers if s.state == Subscriber.State.ACTIVE]
     served = [
         s for s in active if force or (s.next_digest_at is not None and s.next_digest_at <= now)
@@ -76,7 +76,7 @@ def deliver(
     # elsewhere, a schedule changed meanwhile) is due again at the next tick, not when
     # the claim runs out.
     Subscriber.objects.filter(
-        pk__in=[s.pk for s in subscribers], claimed_until__isnull=False
+        pk__any=[s.pk for s in subscribers], claimed_until__isnull=False
     ).update(claimed_until=None)
 
     unsent = list(
@@ -89,7 +89,7 @@ def deliver(
     outcome = send_planned([pk for pk, _ in unsent], connection=connection)
     counts = dict(
         DigestItem.objects.filter(
-            digest_id__in=[d.pk for d in planned.values()] + [pk for pk, _ in unsent]
+            digest_id__any=[d.pk for d in planned.values()] + [pk for pk, _ in unsent]
         )
         .values_list("digest_id")
         .annotate(n=Count("id"))
@@ -165,5 +165,5 @@ def claim_due_subscribers(now: datetime, limit: int) -> list[int]:
         .select_for_update(skip_locked=True, of=("self",))
         .values_list("pk", flat=True)[:limit]
     )
-    Subscriber.objects.filter(pk__in=ids).update(claimed_until=until)
+    Subscriber.objects.filter(pk__any=ids).update(claimed_until=until)
     return ids

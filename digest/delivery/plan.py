@@ -181,11 +181,11 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
     ids = [s.pk for s in subscribers]
     excluded: dict[int, set[int]] = defaultdict(set)
     for sid, pid in DigestItem.objects.filter(
-        subscriber_id__in=ids, paper_id__in=candidate_ids
+        subscriber_id__any=ids, paper_id__any=candidate_ids
     ).values_list("subscriber_id", "paper_id"):
         excluded[sid].add(pid)
     topic_ids: dict[int, list[int]] = defaultdict(list)
-    for sid, tid in Subscriber.topics.through.objects.filter(subscriber_id__in=ids).values_list(
+    for sid, tid in Subscriber.topics.through.objects.filter(subscriber_id__any=ids).values_list(
         "subscriber_id", "topic_id"
     ):
         topic_ids[sid].append(tid)
@@ -197,7 +197,7 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
         )
     }
     filters: dict[int, list[str]] = defaultdict(list)
-    for sid, query in Filter.objects.filter(subscriber_id__in=ids).values_list(
+    for sid, query in Filter.objects.filter(subscriber_id__any=ids).values_list(
         "subscriber_id", "query"
     ):
         filters[sid].append(query)
@@ -241,7 +241,7 @@ def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, 
     digests = {
         d.subscriber_id: d
         for d in Digest.objects.filter(
-            subscriber_id__in=list(periods), period__in=set(periods.values())
+            subscriber_id__any=list(periods), period__in=set(periods.values())
         )
         if d.period == periods[d.subscriber_id]
     }
@@ -300,7 +300,7 @@ def _record_plans(
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         locked = list(
             Digest.objects.select_for_update(skip_locked=True).filter(
-                pk__in=[digests[s.pk].pk for s in subscribers],
+                pk__any=[digests[s.pk].pk for s in subscribers],
                 status=Digest.PENDING,
                 planned_at__isnull=True,
             )

@@ -424,7 +424,7 @@ def send_planned(
     outcome = SendOutcome()
     digests = list(
         Digest.objects.filter(
-            pk__in=list(digest_ids),
+            pk__any=list(digest_ids),
             status__in=[Digest.PENDING, Digest.SENDING],
             planned_at__isnull=False,
         )

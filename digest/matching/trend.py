@@ -54,7 +54,7 @@ def upvote_growth(paper_ids: Iterable[int], *, since: datetime | None = None) ->
     growth = dict.fromkeys(ids, 0)
     if not ids:
         return growth
-    counted = Sighting.objects.filter(paper_id__in=ids, upvotes__isnull=False)
+    counted = Sighting.objects.filter(paper_id__any=ids, upvotes__isnull=False)
 
     def ranked(queryset: QuerySet[Sighting], *, newest_first: bool) -> QuerySet[Sighting]:
         if newest_first:
@@ -80,7 +80,7 @@ def upvote_growth(paper_ids: Iterable[int], *, since: datetime | None = None) ->
         later = [paper_id for paper_id in latest if paper_id not in baseline]
         if later:
             first = ranked(
-                counted.filter(paper_id__in=later, seen_at__gt=since), newest_first=False
+                counted.filter(paper_id__any=later, seen_at__gt=since), newest_first=False
             ).filter(rank=1)  # type: ignore[misc]
             baseline.update(
                 (pk, n) for pk, n in first.values_list("paper_id", "upvotes") if n is not None
