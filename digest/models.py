@@ -422,7 +422,8 @@ class Sighting(models.Model):
 
 
 class Digest(models.Model):
-    """One subscriber's edition for one period (a local day, or an ISO week).
+    """One subscriber's edition for one period (a local day, an ISO week, or an edition
+    outside the schedule: :attr:`WELCOME`, :attr:`ON_REQUEST` and the hour).
 
     Unique per (subscriber, period): the row is claimed before anything is sent, and
     its status moves ``pending → sending → sent`` (or ``failed``, or ``empty`` when
@@ -430,6 +431,11 @@ class Digest(models.Model):
     """
 
     PENDING, SENDING, SENT, FAILED, EMPTY = "pending", "sending", "sent", "failed", "empty"
+    # Editions outside the schedule (digest.delivery.extra): the welcome digest, sent
+    # once on confirming, and one asked for from the settings page, at most one per
+    # UTC clock hour ("now-YYYYMMDDHH"). Their papers are never sent again either.
+    WELCOME = "welcome"
+    ON_REQUEST = "now-"
     STATUSES = [
         (PENDING, "Pending"),
         (SENDING, "Sending"),

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import available_timezones
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -38,6 +39,11 @@ SOFT_BOUNCE_LIMIT = 3
 # The most papers a subscriber may ask for per digest, and "you may also like" papers.
 MAX_PAPERS = 30
 MAX_SUGGESTIONS = 10
+
+
+def default_max_papers() -> int:
+    """Papers per digest of a new subscriber: ``DIGEST_MAX_PAPERS``, within 1–:data:`MAX_PAPERS`."""
+    return min(max(int(settings.DIGEST_MAX_PAPERS), 1), MAX_PAPERS)
 
 
 class State(models.TextChoices):
@@ -141,15 +147,19 @@ class Subscriber(models.Model):
     topics = models.ManyToManyField("digest.Topic", blank=True, related_name="subscribers")
     # What each digest carries (the settings page; docs/delivery.md).
     max_papers = models.PositiveSmallIntegerField(
-        default=10,
+        default=default_max_papers,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_PAPERS)],
         help_text=f"Papers per digest, 1–{MAX_PAPERS}.",
     )
     strong_only = models.BooleanField(
         default=False, help_text="Only papers that match a filter strongly (e.g. in the title)."
     )
+    # None: as the site's DIGEST_SEND_EMPTY says (every subscriber until they choose).
     send_empty = models.BooleanField(
-        default=False, help_text="Send a short note when nothing matched."
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Send a short note when nothing matched (empty: as the site's default).",
     )
     feed_only = models.BooleanField(
         default=False, help_text="No email: read the digests in the private feed only."
@@ -217,6 +227,17 @@ class Subscriber(models.Model):
         if self.paused_at:
             return State.PAUSED
         return State.ACTIVE
+
+    @property
+    def wants_empty_notes(self) -> bool:
+        """Whether an edition where nothing matched sends the "nothing matched" note: the
+        subscriber's ``send_empty`` choice, else the site's ``DIGEST_SEND_EMPTY``; never
+        for a feed-only subscriber (the note is an email)."""
+        if self.feed_only:
+            return False
+        if self.send_empty is None:
+            return bool(settings.DIGEST_SEND_EMPTY)
+        return self.send_empty
 
     def compute_next_digest_at(self, after: datetime) -> datetime:
         """The first send time after ``after`` under this subscriber's schedule (UTC)."""

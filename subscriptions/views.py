@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from functools import cache, wraps
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import markdown
 from django.conf import settings
@@ -32,6 +33,8 @@ from django.views.decorators.http import (
     require_safe,
 )
 
+from digest import tasks as digest_tasks
+from digest.delivery.extra import TooSoon, ask_for_digest
 from digest.delivery.message import digest_message
 from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
@@ -39,7 +42,15 @@ from digest.matching.query import QueryError, parse_query
 from digest.models import Digest, Paper, archive_cutoff
 
 from . import erasure, tasks, throttle
-from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
+from .forms import (
+    DigestChoicesForm,
+    EmailLinkForm,
+    FilterForm,
+    QueryProblem,
+    ScheduleForm,
+    SignupForm,
+    TopicsForm,
+)
 from .middleware import email_html_policy
 from .models import SESSION_KEY, Filter, State, Subscriber
 from .tokens import (
@@ -197,8 +208,14 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     if not subscriber.use_link(counter):
         return bad_link(request, "used")
     subscriber.confirm()
+    # The first digest at once, from the last days' papers (once per subscriber, ever).
+    digest_tasks.send_extra_digest.delay_on_commit(subscriber.pk, Digest.WELCOME)
     start_session(request, subscriber)
-    messages.success(request, "Your address is confirmed. Welcome aboard!")
+    messages.success(
+        request,
+        "Your address is confirmed. Welcome aboard! A first digest of the last days' "
+        "papers is on its way.",
+    )
     return redirect("manage")
 
 
@@ -289,6 +306,7 @@ def manage_page(
     edit: tuple[int, FilterForm, dict[str, Any] | None] | None = None,
     topics_form: TopicsForm | None = None,
     schedule_form: ScheduleForm | None = None,
+    choices_form: DigestChoicesForm | None = None,
 ) -> HttpResponse:
     """Render the settings page; a bound form passed in replaces the fresh one (errors
     and previews shown in place)."""
@@ -309,6 +327,7 @@ def manage_page(
         "add_preview": add_preview,
         "topics_form": topics_form or TopicsForm(initial={"topics": list(subscriber.topics.all())}),
         "schedule_form": schedule_form or ScheduleForm(instance=subscriber),
+        "choices_form": choices_form or DigestChoicesForm(instance=subscriber),
         "feed_url": (
             settings.SITE_URL + reverse("feed", args=[subscriber.feed_secret])
             if subscriber.feed_secret
@@ -398,6 +417,64 @@ def save_schedule(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     subscriber.reschedule()
     messages.success(request, "Schedule saved.")
     return redirect(reverse("manage") + "#schedule")
+
+
+@require_POST
+@subscriber_required
+def save_choices(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """What each digest carries: papers per digest, strong matches only, the "nothing
+    matched" note, feed only. Applies from the next digest planned."""
+    form = DigestChoicesForm(request.POST, instance=subscriber)
+    if not form.is_valid():
+        subscriber.refresh_from_db()
+        return manage_page(request, subscriber, choices_form=form, status=400)
+    subscriber = form.save()
+    if subscriber.feed_only and not subscriber.feed_secret:
+        subscriber.reset_feed_secret()
+    messages.success(
+        request,
+        "Saved. Your digests now go to your private feed only, with no email."
+        if subscriber.feed_only
+        else "Saved. Your next digest follows these choices.",
+    )
+    return redirect(reverse("manage") + "#choices")
+
+
+@require_POST
+@subscriber_required
+def send_now(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """ "Send me one now": a digest of the last days' papers not sent yet, at once. Once
+    an hour per subscriber (:func:`digest.delivery.extra.ask_for_digest`) and
+    ``THROTTLES["send-now"]`` for the whole site; the scheduled digest still comes."""
+    if subscriber.state != State.ACTIVE:
+        messages.error(request, "Digests are not being sent to you now; resume them first.")
+        return redirect(reverse("manage") + "#send-now")
+    try:
+        digest = ask_for_digest(subscriber)
+    except TooSoon as exc:
+        again = timezone.localtime(exc.again_at, ZoneInfo(subscriber.timezone))
+        messages.error(
+            request,
+            "You asked for a digest less than an hour ago. You can ask again after "
+            f"{again:%H:%M} ({subscriber.timezone}).",
+        )
+        return redirect(reverse("manage") + "#send-now")
+    if not throttle.allow("send-now", "site"):
+        digest.delete()  # not sent: the subscriber may ask again
+        messages.error(
+            request,
+            "Many people asked for a digest this hour; please try again later. "
+            "Your scheduled digest comes as usual.",
+        )
+        return redirect(reverse("manage") + "#send-now")
+    digest_tasks.send_extra_digest.delay_on_commit(subscriber.pk, digest.period)
+    where = "your feed" if subscriber.feed_only else "your inbox"
+    messages.success(
+        request,
+        f"A digest of the last days' papers you have not had yet is on its way to {where}; "
+        "it takes a minute or two.",
+    )
+    return redirect(reverse("manage") + "#send-now")
 
 
 def _state_action(

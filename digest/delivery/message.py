@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -29,7 +30,10 @@ from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
 from subscriptions.schedule import DAILY, WEEKLY
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
-__all__ = ["digest_message", "load_cards", "shared_renderer"]
+if TYPE_CHECKING:  # the subscriber arrives as digest.subscriber; no import needed at run time
+    from subscriptions.models import Subscriber
+
+__all__ = ["digest_message", "load_cards", "next_digest_text", "shared_renderer"]
 
 _RENDERERS = threading.local()
 
@@ -129,6 +133,16 @@ def _card(row: tuple[Any, ...], gained: int, gained_label: str) -> PaperCard:
     )
 
 
+def next_digest_text(subscriber: Subscriber) -> str:
+    """When ``subscriber``'s next scheduled digest goes out, in their timezone:
+    ``"on Monday 7 December at 08:00 (Europe/Berlin)"``; ``"on its usual schedule"``
+    when none is scheduled (paused, not confirmed)."""
+    if subscriber.next_digest_at is None:
+        return "on its usual schedule"
+    local = timezone.localtime(subscriber.next_digest_at, ZoneInfo(subscriber.timezone))
+    return f"on {local:%A} {local.day} {local:%B} at {local:%H:%M} ({subscriber.timezone})"
+
+
 def digest_message(
     digest: Digest,
     *,
@@ -169,6 +183,7 @@ def digest_message(
         unsubscribe_url=body_unsubscribe,
         manage_url=body_manage,
         web_url=digest_web_url(digest),
+        next_digest=next_digest_text(subscriber),
     )
     if links:
         recipient = replace(recipient, **links)
@@ -177,7 +192,13 @@ def digest_message(
         cards, reasons = [p for p, _ in papers], [r for _, r in papers]
         render = renderer.digest if renderer else render_digest
         parts = render(
-            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period, fit=fit
+            cards,
+            reasons,
+            recipient=recipient,
+            frequency=frequency,
+            edition=digest.period,
+            fit=fit,
+            limit=subscriber.max_papers,
         )
         kind = "digest"
     else:

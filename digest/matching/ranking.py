@@ -60,11 +60,14 @@ class SubscriberSpec:
 
 @dataclass(frozen=True)
 class Selection:
-    """A paper chosen for a digest and the sentence that says why."""
+    """A paper chosen for a digest and the sentence that says why; ``strong`` when one of
+    the subscriber's filters or topics has a term in its title or authors (a pinned
+    paper is not)."""
 
     paper_id: int
     reason: str
     score: float = 0.0
+    strong: bool = False
 
 
 def reason_text(match: Match, topic_names: Mapping[int, str]) -> str:
@@ -154,6 +157,7 @@ def select_for_subscribers(
         why = ranking.reasons([p for p, _ in sent], spec.filters, spec.topic_ids, queries)
         for (paper_id, score), reasons in zip(sent, why, strict=True):
             reason = reason_text(Match(paper_id, score, reasons), names)
-            chosen.append(Selection(paper_id, reason, score))
+            strong = any(r.strong for r in reasons)
+            chosen.append(Selection(paper_id, reason, score, strong))
         result[spec.id] = chosen
     return result
