@@ -36,6 +36,7 @@ from django.views.decorators.http import (
 from digest import tasks as digest_tasks
 from digest.delivery.extra import TooSoon, ask_for_digest
 from digest.delivery.message import digest_message
+from digest.delivery.render import edition_label
 from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
 from digest.matching.query import QueryError, parse_query
@@ -334,7 +335,7 @@ def manage_page(
             else ""
         ),
         "digests": [
-            (d, digest_web_url(d))
+            (d, digest_web_url(d), edition_label(d.period))
             for d in subscriber.digests.filter(status=Digest.SENT).order_by("-sent_at")[:5]
         ],
     }

@@ -108,19 +108,43 @@ def feed_url_of(client: Client, subscriber: Subscriber) -> str:
 
 
 @pytest.mark.django_db
-def test_the_private_feed_lists_sent_digests_linking_to_their_pages(client: Client) -> None:
+def test_the_private_feed_has_one_entry_per_paper_with_why_and_links(client: Client) -> None:
+    add_paper(
+        "Video <b>diffusion</b>",
+        "diffusion video",
+        upvotes=3,
+        arxiv_id="2503.00001",
+        authors=["Ada <Lovelace>", "Alan Turing"],
+        github_repo="https://github.com/lab/repo",
+    )
     digest = sent_digest()
     url = feed_url_of(client, digest.subscriber)
     response = Client().get(path_of(url))  # a feed reader: no session
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/atom+xml")
     feed = ElementTree.fromstring(response.content)
-    [entry] = feed.findall(f"{ATOM}entry")
-    assert entry.find(f"{ATOM}title").text == f"Your daily digest, {digest.period}: 1 paper"
-    assert entry.find(f"{ATOM}link").get("href") == digest_web_url(digest)
-    summary = entry.find(f"{ATOM}summary").text
+    entries = feed.findall(f"{ATOM}entry")
+    # The digest's papers in its order, each an entry of its own; XML text, not markup.
+    assert [e.find(f"{ATOM}title").text for e in entries] == [
+        "<i>Diffusion</i> & video",
+        "Video <b>diffusion</b>",
+    ]
+    first, second = entries
+    assert first.find(f"{ATOM}link").get("href").startswith("https://huggingface.co/papers?q=")
+    assert second.find(f"{ATOM}link").get("href") == "https://huggingface.co/papers/2503.00001"
+    assert second.find(f"{ATOM}author/{ATOM}name").text == "Ada <Lovelace>, Alan Turing"
+    summary = second.find(f"{ATOM}summary").text
     # The entry's HTML is escaped once for HTML, then for XML.
-    assert "&lt;i&gt;Diffusion&lt;/i&gt; &amp; video" in summary
+    assert "Ada &lt;Lovelace&gt;, Alan Turing" in summary
+    assert '<strong>Why:</strong> matched your filter "diffusion"' in summary.replace("&quot;", '"')
+    assert '<a href="https://arxiv.org/abs/2503.00001">arXiv</a>' in summary
+    assert '<a href="https://github.com/lab/repo">Code</a>' in summary
+    assert f'<a href="{digest_web_url(digest)}">' in summary
+    # Ids stay the same on every read: a reader shows each paper once.
+    ids = [e.find(f"{ATOM}id").text for e in entries]
+    again = ElementTree.fromstring(Client().get(path_of(url)).content)
+    assert [e.find(f"{ATOM}id").text for e in again.findall(f"{ATOM}entry")] == ids
+    assert len(set(ids)) == 2 and all(i.startswith(digest_web_url(digest)) for i in ids)
 
 
 @pytest.mark.django_db

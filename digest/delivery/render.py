@@ -47,6 +47,7 @@ __all__ = [
     "Piece",
     "Recipient",
     "Renderer",
+    "authors_line",
     "card_view",
     "cut_at_sentence",
     "edition_label",
