@@ -231,6 +231,14 @@ def email_link(request: HttpRequest) -> HttpResponse:
     (:func:`subscriptions.signup.email_link_for` says what each address gets).
     """
     form = EmailLinkForm(request.POST or None)
+    # From a digest opened in the browser: its links cannot act for anyone (say why).
+    wanted = request.GET.get("for", "")
+    from_browser = request.GET.get("from") == "browser"
+    context = {
+        "form": form,
+        "from_browser": from_browser,
+        "wanted": wanted if wanted in ("unsubscribe", "settings") else "settings",
+    }
     if request.method == "POST":
         if not throttle.allow("link-ip", throttle.client_ip(request)):
             return too_many(request)
@@ -238,7 +246,7 @@ def email_link(request: HttpRequest) -> HttpResponse:
             tasks.email_link.delay(form.cleaned_data["email"])
             return redirect("email_link_sent")
     status = 400 if form.is_bound else 200
-    return render(request, "subscriptions/email_link.html", {"form": form}, status=status)
+    return render(request, "subscriptions/email_link.html", context, status=status)
 
 
 @require_GET

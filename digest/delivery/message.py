@@ -162,7 +162,8 @@ def digest_message(
     ``papers`` it loaded for the batch. Without ``personal_links`` the body's
     unsubscribe and settings links lead to the "email me my link" page instead of
     carrying the subscriber's tokens (the settings link signs them in): the copy shown
-    to whoever holds the "view in browser" address. ``links`` replaces fields of the
+    to whoever holds the "view in browser" address (``?from=browser&for=unsubscribe`` or
+    ``…settings``, so that page says why it asks for the address). ``links`` replaces fields of the
     body's :class:`~digest.delivery.render.Recipient` — ``email``, and ``unsubscribe_url``,
     ``manage_url`` and ``web_url`` (plain ASCII URLs): a moderator's preview shows
     placeholders there, never links that act for the subscriber, and the public copy
@@ -177,7 +178,9 @@ def digest_message(
     if personal_links:
         body_unsubscribe, body_manage = unsubscribe, manage_url_for(subscriber)
     else:
-        body_unsubscribe = body_manage = settings.SITE_URL + reverse("email_link")
+        # The "email me my link" page, saying why it asks for the address (BROWSER_COPY).
+        ask = settings.SITE_URL + reverse("email_link") + "?from=browser&for="
+        body_unsubscribe, body_manage = ask + "unsubscribe", ask + "settings"
     recipient = Recipient(
         email=subscriber.email,
         unsubscribe_url=body_unsubscribe,
