@@ -305,6 +305,60 @@ def _focus(form: FilterForm) -> None:
     form.fields["query"].widget.attrs["autofocus"] = True
 
 
+# Every filter row and the "add" row share one form (``filter-rows`` in manage.html):
+# whichever button is pressed, the browser sends every row's text, so edits made in other
+# rows are saved with it (or kept on the page with their errors), never dropped.
+NEW_FILTER_KEY = "subscriptions.new_filter"
+
+
+def _row_edits(
+    request: HttpRequest, subscriber: Subscriber, *, skip: int | None = None
+) -> dict[int, FilterForm]:
+    """The rows (filter id → bound form) whose text the request changed, other than
+    filter ``skip``. Each is checked against the other rows as they will be: their new
+    text where changed, else the stored one."""
+    rows = [(n, f) for n, f in numbered_filters(subscriber) if f.pk != skip]
+    sent = {f.pk: request.POST.get(f"f{f.pk}-query") for _, f in rows}
+    intended = {f.pk: (sent[f.pk] if sent[f.pk] is not None else f.query) for _, f in rows}
+    if skip is not None and request.POST.get(f"f{skip}-query") is not None:
+        intended[skip] = request.POST[f"f{skip}-query"]
+    numbers = {f.pk: n for n, f in numbered_filters(subscriber)}
+    edits = {}
+    for _, item in rows:
+        text = sent[item.pk]
+        if text is None or text.strip() == item.query:
+            continue
+        others = [(numbers[pk], q) for pk, q in intended.items() if pk != item.pk]
+        edits[item.pk] = FilterForm(request.POST, prefix=f"f{item.pk}", others=others, adding=False)
+    return edits
+
+
+def _keep_new_filter(request: HttpRequest) -> None:
+    """Carry the text typed in "Add a filter" over a redirect: a row's button does not
+    add it, and does not drop it either."""
+    text = str(request.POST.get("new-query", "")).strip()
+    if text:
+        request.session[NEW_FILTER_KEY] = text[:1000]
+
+
+def _save_edits(edits: dict[int, FilterForm]) -> list[int]:
+    """Save the valid ``edits``; returns the ids of the filters changed."""
+    changed = []
+    for pk, form in edits.items():
+        Filter.objects.filter(pk=pk).update(query=form.cleaned_data["query"])
+        changed.append(pk)
+    return changed
+
+
+def _saved_message(base: str, subscriber: Subscriber, changed: list[int]) -> str:
+    numbers = {f.pk: n for n, f in numbered_filters(subscriber)}
+    shown = sorted(numbers[pk] for pk in changed if pk in numbers)
+    if not shown:
+        return base
+    names = ", ".join(str(n) for n in shown)
+    return f"{base} Your changes to filter{'s' if len(shown) > 1 else ''} {names} were saved too."
+
+
 def manage_page(
     request: HttpRequest,
     subscriber: Subscriber,
@@ -313,12 +367,14 @@ def manage_page(
     add_form: FilterForm | None = None,
     add_preview: dict[str, Any] | None = None,
     edit: tuple[int, FilterForm, dict[str, Any] | None] | None = None,
+    kept: dict[int, FilterForm] | None = None,
     topics_form: TopicsForm | None = None,
     schedule_form: ScheduleForm | None = None,
     choices_form: DigestChoicesForm | None = None,
 ) -> HttpResponse:
     """Render the settings page; a bound form passed in replaces the fresh one (errors
-    and previews shown in place)."""
+    and previews shown in place). ``kept`` holds other rows' edits, shown as typed
+    (with their errors, if any) and not saved."""
     rows = []
     for number, item in numbered_filters(subscriber):
         form = FilterForm(initial={"query": item.query}, prefix=f"f{item.pk}")
@@ -326,13 +382,30 @@ def manage_page(
         if edit and edit[0] == item.pk:
             form, preview = edit[1], edit[2]
             _focus(form)
-        rows.append({"number": number, "filter": item, "form": form, "preview": preview})
+        elif kept and item.pk in kept:
+            form = kept[item.pk]
+        form.fields["query"].widget.attrs["form"] = "filter-rows"
+        unsaved = form.is_bound and form.data.get(f"f{item.pk}-query", "").strip() != item.query
+        rows.append(
+            {
+                "number": number,
+                "filter": item,
+                "form": form,
+                "preview": preview,
+                "unsaved": unsaved,
+            }
+        )
     if add_form is not None:
         _focus(add_form)
+    else:
+        add_form = FilterForm(
+            prefix="new", initial={"query": request.session.pop(NEW_FILTER_KEY, "")}
+        )
+    add_form.fields["query"].widget.attrs["form"] = "filter-rows"
     context = {
         "subscriber": subscriber,
         "rows": rows,
-        "add_form": add_form or FilterForm(prefix="new"),
+        "add_form": add_form,
         "add_preview": add_preview,
         "topics_form": topics_form or TopicsForm(initial={"topics": list(subscriber.topics.all())}),
         "schedule_form": schedule_form or ScheduleForm(instance=subscriber),
@@ -363,43 +436,92 @@ def _filter_action(request: HttpRequest) -> str:
 @require_POST
 @subscriber_required
 def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
-    """Add a filter (``action=save``) or only show its preview (``action=preview``)."""
-    others = [(n, f.query) for n, f in numbered_filters(subscriber)]
-    form = FilterForm(request.POST, prefix="new", others=others, adding=True)
-    if not form.is_valid():
-        return manage_page(request, subscriber, add_form=form, status=400)
-    query = form.cleaned_data["query"]
-    if _filter_action(request) == "preview":
+    """Add a filter (``action=save``) or only show its preview (``action=preview``); the
+    other rows' edits sent with it are saved too (or kept, with their errors). Enter in
+    any filter field (``action=enter``, the form's first button) saves every row and
+    adds the new filter when one was typed."""
+    edits = _row_edits(request, subscriber)
+    action = _filter_action(request)
+    if action == "enter" and not str(request.POST.get("new-query", "")).strip():
+        if not all(f.is_valid() for f in edits.values()):
+            return manage_page(request, subscriber, kept=edits, status=400)
+        changed = _save_edits(edits)
+        numbers = sorted(n for n, f in numbered_filters(subscriber) if f.pk in changed)
+        messages.success(
+            request,
+            f"Filter{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} saved."
+            if numbers
+            else "Nothing changed.",
+        )
+        return redirect(reverse("manage") + "#filters")
+    intended = [
+        (n, edits[f.pk].data.get(f"f{f.pk}-query", f.query) if f.pk in edits else f.query)
+        for n, f in numbered_filters(subscriber)
+    ]
+    form = FilterForm(request.POST, prefix="new", others=intended, adding=True)
+    if action == "preview":
+        if not form.is_valid():
+            return manage_page(request, subscriber, add_form=form, kept=edits, status=400)
         if not throttle.allow("preview-ip", throttle.client_ip(request)):
             return too_many(request)
-        return manage_page(request, subscriber, add_form=form, add_preview=preview_of(query))
-    Filter.objects.create(subscriber=subscriber, query=query)
-    messages.success(request, "Filter added.")
+        query = form.cleaned_data["query"]
+        return manage_page(
+            request, subscriber, add_form=form, add_preview=preview_of(query), kept=edits
+        )
+    valid = [f.is_valid() for f in (form, *edits.values())]
+    if not all(valid):
+        return manage_page(request, subscriber, add_form=form, kept=edits, status=400)
+    changed = _save_edits(edits)
+    Filter.objects.create(subscriber=subscriber, query=form.cleaned_data["query"])
+    messages.success(request, _saved_message("Filter added.", subscriber, changed))
     return redirect(reverse("manage") + "#filters")
 
 
 @require_POST
 @subscriber_required
 def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpResponse:
-    """Change (``save``), preview (``preview``) or delete (``remove``) one filter."""
+    """Change (``save``), preview (``preview``) or delete (``remove``) one filter. The
+    other rows' edits sent with it are saved with a save or a removal, all or none
+    (an error keeps every edit on the page, with the error at its row), and kept on the
+    page by a preview; text typed in "Add a filter" is kept, not added."""
     item = get_object_or_404(Filter, pk=pk, subscriber=subscriber)
     action = _filter_action(request)
     if action == "remove":
+        number = dict((f.pk, n) for n, f in numbered_filters(subscriber))[item.pk]
         item.delete()
-        messages.success(request, "Filter removed.")
+        edits = _row_edits(request, subscriber)
+        if not all(f.is_valid() for f in edits.values()):
+            messages.success(request, f"Filter {number} removed.")
+            return manage_page(request, subscriber, kept=edits, status=400)
+        changed = _save_edits(edits)
+        _keep_new_filter(request)
+        messages.success(request, _saved_message("Filter removed.", subscriber, changed))
         return redirect(reverse("manage") + "#filters")
-    others = [(n, f.query) for n, f in numbered_filters(subscriber) if f.pk != item.pk]
+    edits = _row_edits(request, subscriber, skip=item.pk)
+    numbers = {f.pk: n for n, f in numbered_filters(subscriber)}
+    others = [
+        (numbers[f.pk], edits[f.pk].data.get(f"f{f.pk}-query") if f.pk in edits else f.query)
+        for _, f in numbered_filters(subscriber)
+        if f.pk != item.pk
+    ]
     form = FilterForm(request.POST, prefix=f"f{item.pk}", others=others, adding=False)
-    if not form.is_valid():
-        return manage_page(request, subscriber, edit=(item.pk, form, None), status=400)
-    query = form.cleaned_data["query"]
     if action == "preview":
+        if not form.is_valid():
+            return manage_page(
+                request, subscriber, edit=(item.pk, form, None), kept=edits, status=400
+            )
         if not throttle.allow("preview-ip", throttle.client_ip(request)):
             return too_many(request)
-        return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)))
-    item.query = query
+        query = form.cleaned_data["query"]
+        return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)), kept=edits)
+    valid = [f.is_valid() for f in (form, *edits.values())]
+    if not all(valid):
+        return manage_page(request, subscriber, edit=(item.pk, form, None), kept=edits, status=400)
+    item.query = form.cleaned_data["query"]
     item.save(update_fields=["query"])
-    messages.success(request, "Filter saved.")
+    changed = _save_edits(edits)
+    _keep_new_filter(request)
+    messages.success(request, _saved_message("Filter saved.", subscriber, changed))
     return redirect(reverse("manage") + "#filters")
 
 
