@@ -10,6 +10,7 @@ urlpatterns = [
     path("link/", views.email_link, name="email_link"),
     path("link/sent/", views.email_link_sent, name="email_link_sent"),
     path("manage/link/<str:token>/", views.manage_link, name="manage_link"),
+    path("manage/offer/<str:token>/", views.accept_offer, name="accept_offer"),
     path("manage/", views.manage, name="manage"),
     path("manage/filters/", views.add_filter, name="add_filter"),
     path("manage/filters/<int:pk>/", views.edit_filter, name="edit_filter"),

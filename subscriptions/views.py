@@ -42,7 +42,7 @@ from digest.matching.preview import PREVIEW_DAYS
 from digest.matching.query import QueryError, parse_query
 from digest.models import Digest, Paper, archive_cutoff
 
-from . import erasure, tasks, throttle
+from . import erasure, signup, tasks, throttle
 from .forms import (
     DigestChoicesForm,
     EmailLinkForm,
@@ -59,8 +59,10 @@ from .tokens import (
     MANAGE,
     UNSUBSCRIBE,
     digest_web_url,
+    offer_fingerprint,
     read_digest_token,
     read_link_token,
+    read_offer_token,
     read_token,
 )
 
@@ -271,6 +273,56 @@ def manage_link(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/manage_link.html", {"subscriber": subscriber})
     start_session(request, subscriber)
     return redirect("manage")
+
+
+@require_http_methods(["GET", "POST"])
+def accept_offer(request: HttpRequest, token: str) -> HttpResponse:
+    """The button in the settings-link email sent when a subscribed address signed up
+    again: GET shows the new choices beside the current ones with two buttons; POST
+    replaces the filters, topics and schedule with them (``replace``) or adds their
+    filters and topics (``add``), signs the browser in and opens the settings. Only the
+    latest offer's link works, until it is used or the subscriber signs out of every
+    browser, for ``MANAGE_LINK_MAX_AGE`` seconds."""
+    try:
+        subscriber_uuid, counter, fingerprint = read_offer_token(
+            token, settings.MANAGE_LINK_MAX_AGE
+        )
+    except signing.SignatureExpired:
+        return bad_link(request, "expired")
+    except signing.BadSignature:
+        return bad_link(request, "invalid")
+    subscriber = Subscriber.objects.filter(uuid=subscriber_uuid).first()
+    if subscriber is None:
+        return bad_link(request, "invalid")
+    if subscriber.link_counter != counter:
+        return bad_link(request, "signed_out")
+    if (
+        subscriber.offered_signup is None
+        or offer_fingerprint(subscriber.offered_signup) != fingerprint
+    ):
+        return bad_link(request, "offer_gone")
+    if request.method == "GET":
+        context = {
+            "subscriber": subscriber,
+            "filters": list(subscriber.filters.order_by("pk").values_list("query", flat=True)),
+            "topics": list(subscriber.topics.order_by("name").values_list("name", flat=True)),
+            "schedule": signup.schedule_text(subscriber),
+            **signup.offer_context(subscriber),
+        }
+        return render(request, "subscriptions/accept_offer.html", context)
+    how = request.POST.get("how")
+    if how not in ("replace", "add"):
+        return HttpResponse("Choose replace or add.", status=400, content_type="text/plain")
+    if not subscriber.accept_offer(replace=how == "replace"):
+        return bad_link(request, "offer_gone")
+    start_session(request, subscriber)
+    messages.success(
+        request,
+        "Your filters, topics and schedule are now the new ones."
+        if how == "replace"
+        else "The new filters and topics are added to yours.",
+    )
+    return redirect(reverse("manage") + "#filters")
 
 
 @require_POST
@@ -664,6 +716,14 @@ def download_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             for f in subscriber.filters.order_by("id")
         ],
         "topics": [{"name": t.name, "slug": t.slug} for t in subscriber.topics.all()],
+        "digest_choices": {
+            "max_papers": subscriber.max_papers,
+            "strong_only": subscriber.strong_only,
+            "send_empty": subscriber.send_empty,
+            "feed_only": subscriber.feed_only,
+        },
+        # Choices of a later signup of this address, waiting for the owner's button.
+        "offered_signup": subscriber.offered_signup,
         "digests": [
             {
                 "period": d.period,

@@ -358,6 +358,13 @@ def test_downloading_my_data(client: Client, ada: Subscriber, outbox: Path) -> N
     [digest] = data["digests"]
     assert digest["status"] == "sent"
     assert digest["papers"][0]["title"] == "Diffusion for video"
+    assert data["digest_choices"] == {
+        "max_papers": 10,
+        "strong_only": False,
+        "send_empty": None,
+        "feed_only": False,
+    }
+    assert data["offered_signup"] is None
 
 
 @pytest.mark.django_db
