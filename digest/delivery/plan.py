@@ -212,26 +212,20 @@ def _select(
     ):
         filters[sid].append(query)
 
+    def select(
+        group: Sequence[Subscriber], edition: PreparedEdition, limit: int
+    ) -> dict[int, list[Selection]]:
+        specs = [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group]
+        return select_for_subscribers(specs, edition, limit=limit, excluded=excluded, topics=topics)
+
     selections: dict[int, list[Selection]] = {}
     for frequency, edition in editions.items():
         group = [s for s in subscribers if s.frequency == frequency]
-
-        def select(group: Sequence[Subscriber], limit: int) -> dict[int, list[Selection]]:
-            specs = [
-                SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group
-            ]
-            return select_for_subscribers(
-                specs,
-                edition,  # noqa: B023 (called within this iteration only)
-                limit=limit,
-                excluded=excluded,
-                topics=topics,
-            )
-
+        # One pass for the group at its largest papers per digest, each cut to its own.
         limit = max(s.max_papers for s in group)
-        chosen = select(group, limit)
-        # Only strong matches: weak ones may have filled the first pass's places; those
-        # still short look at every paper of the edition once more.
+        chosen = select(group, edition, limit)
+        # Only strong matches: abstract-only papers may have taken the first pass's
+        # places; a subscriber left short looks at every paper of the edition once more.
         short = [
             s
             for s in group
@@ -240,7 +234,7 @@ def _select(
             and len(_carried(s, chosen[s.pk])) < s.max_papers
         ]
         if short:
-            chosen.update(select(short, max(len(edition.papers), 1)))
+            chosen.update(select(short, edition, max(len(edition.papers), 1)))
         selections.update({s.pk: _carried(s, chosen[s.pk]) for s in group})
     return selections
 
