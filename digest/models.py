@@ -14,6 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from digest.formats import ANNOUNCE_TYPES, ARXIV_FORMATS, FORMAT_CHOICES, arxiv_url
+from subscriptions import schedule
 
 log = logging.getLogger(__name__)
 
@@ -434,8 +435,8 @@ class Digest(models.Model):
     # Editions outside the schedule (digest.delivery.extra): the welcome digest, sent
     # once on confirming, and one asked for from the settings page, at most one per
     # UTC clock hour ("now-YYYYMMDDHH"). Their papers are never sent again either.
-    WELCOME = "welcome"
-    ON_REQUEST = "now-"
+    WELCOME = schedule.WELCOME
+    ON_REQUEST = schedule.ON_REQUEST
     STATUSES = [
         (PENDING, "Pending"),
         (SENDING, "Sending"),

@@ -36,7 +36,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from digest.delivery.compose import as_text, base_context, inline_css
-from digest.models import Digest
+from subscriptions import schedule
 
 __all__ = [
     "SHORT_SUMMARY_CHARS",
@@ -326,10 +326,10 @@ def edition_label(period: str) -> str:
     Monday, ISO 8601 weeks), ``"2026-11-30"`` → ``"Monday 30 November 2026"``,
     ``"welcome"`` → ``"Welcome edition"``, ``"now-2026113015"`` → ``"On request, Monday 30
     November 2026"``; any other text as it is."""
-    if period == Digest.WELCOME:
+    if period == schedule.WELCOME:
         return "Welcome edition"
-    if period.startswith(Digest.ON_REQUEST):
-        day_text = period.removeprefix(Digest.ON_REQUEST)[:8]
+    if period.startswith(schedule.ON_REQUEST):
+        day_text = period.removeprefix(schedule.ON_REQUEST)[:8]
         try:
             day = date(int(day_text[:4]), int(day_text[4:6]), int(day_text[6:8]))
         except ValueError:
@@ -403,8 +403,8 @@ def _digest_context(
         "count": shown,
         "matched": matched,
         "capped": matched > 1 and matched >= limit,
-        "welcome": edition == Digest.WELCOME,
-        "on_request": edition.startswith(Digest.ON_REQUEST),
+        "welcome": edition == schedule.WELCOME,
+        "on_request": edition.startswith(schedule.ON_REQUEST),
         "dropped": matched - shown,
         "frequency": frequency,
         "edition": edition,
@@ -427,7 +427,7 @@ def render_digest(
 
     ``reasons[i]`` says why ``papers[i]`` was chosen; ``frequency`` is ``daily`` or
     ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``, or
-    ``Digest.WELCOME`` …). With ``fit`` the email is kept within ``DIGEST_MAX_BYTES``
+    ``schedule.WELCOME`` …). With ``fit`` the email is kept within ``DIGEST_MAX_BYTES``
     (:func:`fit_digest`). ``limit`` is the subscriber's papers per digest (default
     ``DIGEST_MAX_PAPERS``): a digest that carries that many says "your N best matches".
     """
