@@ -162,11 +162,13 @@ def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no
         cursor.execute(
             "INSERT INTO subscriptions_subscriber (uuid, email, email_key, frequency, weekday, "
             "hour, timezone, next_digest_at, created_at, confirmed_at, suppressed_reason, "
-            "soft_bounces, link_counter, feed_secret, session_keys) "
+            "soft_bounces, link_counter, feed_secret, session_keys, max_papers, strong_only, "
+            "feed_only, suggestions, profile) "
             "SELECT gen_random_uuid(), 'reader' || n || '@example.org', "
             "'reader' || n || '@example.org', f, 0, 8, tz, d, "
-            "%s, %s, '', 0, 0, '', '[]' FROM unnest(%s::int[], %s::text[], %s::text[], "
-            "%s::timestamptz[]) AS t(n, f, tz, d) ORDER BY n",
+            "%s, %s, '', 0, 0, '', '[]', 10, false, false, 3, '' "
+            "FROM unnest(%s::int[], %s::text[], %s::text[], %s::timestamptz[]) "
+            "AS t(n, f, tz, d) ORDER BY n",
             [
                 now - timedelta(days=60),
                 now - timedelta(days=60),

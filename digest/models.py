@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from digest.formats import ANNOUNCE_TYPES, ARXIV_FORMATS, FORMAT_CHOICES, arxiv_url
+from subscriptions import schedule
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +424,8 @@ class Sighting(models.Model):
 
 
 class Digest(models.Model):
-    """One subscriber's edition for one period (a local day, or an ISO week).
+    """One subscriber's edition for one period (a local day, an ISO week, or an edition
+    outside the schedule: :attr:`WELCOME`, :attr:`ON_REQUEST` and the hour).
 
     Unique per (subscriber, period): the row is claimed before anything is sent, and
     its status moves ``pending → sending → sent`` (or ``failed``, or ``empty`` when
@@ -431,6 +433,11 @@ class Digest(models.Model):
     """
 
     PENDING, SENDING, SENT, FAILED, EMPTY = "pending", "sending", "sent", "failed", "empty"
+    # Editions outside the schedule (digest.delivery.extra): the welcome digest, sent
+    # once on confirming, and one asked for from the settings page, at most one per
+    # UTC clock hour ("now-YYYYMMDDHH"). Their papers are never sent again either.
+    WELCOME = schedule.WELCOME
+    ON_REQUEST = schedule.ON_REQUEST
     STATUSES = [
         (PENDING, "Pending"),
         (SENDING, "Sending"),

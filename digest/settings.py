@@ -337,6 +337,9 @@ UNSUBSCRIBE_LINK_MAX_AGE = env_int("UNSUBSCRIBE_LINK_MAX_AGE", 365 * 24 * 3600)
 # --- Delivery (digest/delivery.py; README "Delivery") ------------------------------
 # An edition where nothing matched sends a short "nothing matched" note instead of nothing.
 DIGEST_SEND_EMPTY = env_bool("DIGEST_SEND_EMPTY", False)
+# The welcome digest and one asked for from the settings page look back this many days
+# (digest.delivery.extra).
+DIGEST_EXTRA_DAYS = env_int("DIGEST_EXTRA_DAYS", 7)
 # Due subscribers per send_digests task.
 DIGEST_CHUNK_SIZE = env_int("DIGEST_CHUNK_SIZE", 500)
 # A digest is given up (failed, its papers released) after this many send attempts.
@@ -482,6 +485,8 @@ THROTTLES = {
     "link-ip": (env_int("THROTTLE_LINK_PER_IP", 20), 3600),
     "link-address": (env_int("THROTTLE_LINK_PER_ADDRESS", 3), 3600),
     "preview-ip": (env_int("THROTTLE_PREVIEW_PER_IP", 120), 60),
+    # "Send me one now" of the whole site (each subscriber may ask once an hour).
+    "send-now": (env_int("THROTTLE_SEND_NOW", 200), 3600),
 }
 # Filter previews index at most this many recent papers (the most upvoted) per process.
 PREVIEW_MAX_PAPERS = env_int("PREVIEW_MAX_PAPERS", 20_000)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from digest.delivery import retention
+from digest.delivery import extra, retention
 from digest.delivery.bounces import read_mailbox
 from digest.delivery.pipeline import DeliveryResult, claim_due_subscribers, deliver
 from digest.delivery.send import claim_stale_digests, retry_countdown, send_planned
@@ -119,6 +119,18 @@ def send_digests(subscriber_ids: list[int]) -> dict[str, int]:
         countdown = retry_countdown(max(r.attempts for r in retry))
         _schedule_retry([r.digest_id for r in retry if r.digest_id is not None], countdown)
     return _counts(results)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)
+def send_extra_digest(subscriber_id: int, period: str) -> str:
+    """The welcome digest, or one asked for (:func:`~digest.delivery.extra.send_extra`);
+    a transient error schedules ``send_planned_digests``. Returns what happened
+    (``sent``, ``feed``, ``empty``, ``already``, ``retrying``, ``failed``, ``skipped``).
+    Safe to run twice: the edition is planned and sent once."""
+    result, outcome = extra.send_extra(subscriber_id, period)
+    if outcome.retry:
+        _schedule_retry(outcome.retry, outcome.retry_in)
+    return result.status
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, **_DB_RETRY)

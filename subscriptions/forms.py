@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from zoneinfo import available_timezones
 
 from django import forms
+from django.conf import settings
 from django.utils.html import format_html, format_html_join
 
 from digest.matching.query import (
@@ -25,10 +26,11 @@ from digest.matching.query import (
 from digest.models import Topic
 
 from .addresses import normalize_address
-from .models import Filter, Subscriber
+from .models import MAX_PAPERS, Filter, Subscriber
 from .schedule import resolve_timezone
 
 __all__ = [
+    "DigestChoicesForm",
     "EmailLinkForm",
     "FilterAdminForm",
     "FilterForm",
@@ -284,6 +286,40 @@ class ScheduleForm(forms.ModelForm):
 
     def clean_timezone(self) -> str:
         return clean_timezone(self.cleaned_data["timezone"])
+
+
+class DigestChoicesForm(forms.ModelForm):
+    """What each digest carries: papers per digest (1–``MAX_PAPERS``), strong matches
+    only, the "nothing matched" note, and feed only (no email). The note starts as the
+    site's ``DIGEST_SEND_EMPTY`` says until the subscriber chooses; saving records the
+    choice."""
+
+    max_papers = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in range(1, MAX_PAPERS + 1)],
+        coerce=int,
+        label="Papers per digest",
+        help_text=f"At most this many, best first (1–{MAX_PAPERS}).",
+    )
+    send_empty = forms.BooleanField(
+        required=False,
+        label='Send a short "nothing matched" note when no paper matched',
+    )
+
+    class Meta:
+        model = Subscriber
+        fields = ["max_papers", "strong_only", "send_empty", "feed_only"]
+        labels = {
+            "strong_only": "Only strong matches: a filter's or topic's words in the title or "
+            "authors, not only in the abstract",
+            "feed_only": "Feed only, no email: read the digests in your private feed",
+        }
+        help_texts = {"strong_only": "", "feed_only": ""}
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            chosen = self.instance.send_empty
+            self.initial["send_empty"] = settings.DIGEST_SEND_EMPTY if chosen is None else chosen
 
 
 class EmailLinkForm(forms.Form):

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import available_timezones
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -38,6 +39,11 @@ SOFT_BOUNCE_LIMIT = 3
 # The most papers a subscriber may ask for per digest, and "you may also like" papers.
 MAX_PAPERS = 30
 MAX_SUGGESTIONS = 10
+
+
+def default_max_papers() -> int:
+    """Papers per digest of a new subscriber: ``DIGEST_MAX_PAPERS``, within 1–:data:`MAX_PAPERS`."""
+    return min(max(int(settings.DIGEST_MAX_PAPERS), 1), MAX_PAPERS)
 
 
 class State(models.TextChoices):
@@ -142,7 +148,7 @@ class Subscriber(models.Model):
     # What each digest carries (the settings page; docs/delivery.md).
     max_papers = models.PositiveSmallIntegerField(
         db_default=10,
-        default=10,
+        default=default_max_papers,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_PAPERS)],
         help_text=f"Papers per digest, 1–{MAX_PAPERS}.",
     )
@@ -151,8 +157,12 @@ class Subscriber(models.Model):
         default=False,
         help_text="Only papers that match a filter strongly (e.g. in the title).",
     )
+    # None: as the site's DIGEST_SEND_EMPTY says (every subscriber until they choose).
     send_empty = models.BooleanField(
-        db_default=False, default=False, help_text="Send a short note when nothing matched."
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Send a short note when nothing matched (empty: as the site's default).",
     )
     feed_only = models.BooleanField(
         db_default=False,
@@ -179,6 +189,10 @@ class Subscriber(models.Model):
     # after a bounce or complaint): its filters, topics and schedule wait here until the
     # address confirms, so a stranger's signup replaces nothing (:meth:`hold_signup`).
     pending_signup = models.JSONField(null=True, blank=True, editable=False)
+    # A signup of an address already subscribed: its choices, offered in the settings-link
+    # email and applied only by that email's button (:meth:`offer_signup`). The latest
+    # signup replaces it; only its link works.
+    offered_signup = models.JSONField(null=True, blank=True, editable=False)
     # Keys of the browser sessions signed in as this subscriber (the latest
     # MAX_SESSIONS), deleted with them by "delete me" (subscriptions.erasure).
     session_keys = models.JSONField(default=list, blank=True, editable=False)
@@ -223,6 +237,17 @@ class Subscriber(models.Model):
         if self.paused_at:
             return State.PAUSED
         return State.ACTIVE
+
+    @property
+    def wants_empty_notes(self) -> bool:
+        """Whether an edition where nothing matched sends the "nothing matched" note: the
+        subscriber's ``send_empty`` choice, else the site's ``DIGEST_SEND_EMPTY``; never
+        for a feed-only subscriber (the note is an email)."""
+        if self.feed_only:
+            return False
+        if self.send_empty is None:
+            return bool(settings.DIGEST_SEND_EMPTY)
+        return self.send_empty
 
     def compute_next_digest_at(self, after: datetime) -> datetime:
         """The first send time after ``after`` under this subscriber's schedule (UTC)."""
@@ -277,13 +302,48 @@ class Subscriber(models.Model):
             Filter(subscriber=self, query=str(q))
             for q in choices["filters"]  # type: ignore[attr-defined]
         )
-        self.topics.set(choices["topics"])  # type: ignore[arg-type]
+        # A topic a moderator deleted since is left out.
+        self.topics.set(self.topics.model.objects.filter(pk__in=choices["topics"]))  # type: ignore[misc]
 
     def hold_signup(self, choices: dict[str, object]) -> None:
         """Keep a signup's ``choices`` (as :meth:`apply_signup` takes them) until the
         address confirms; the kept filters, topics and schedule stay until then."""
         self.pending_signup = choices
         self.save(update_fields=["pending_signup"])
+
+    def offer_signup(self, choices: dict[str, object]) -> None:
+        """Keep a signup's ``choices`` (as :meth:`apply_signup` takes them) to offer to a
+        subscribed address; nothing changes until the owner accepts them
+        (:meth:`accept_offer`)."""
+        self.offered_signup = choices
+        self.save(update_fields=["offered_signup"])
+
+    def accept_offer(self, *, replace: bool, now: datetime | None = None) -> bool:
+        """Apply the offered signup: with ``replace`` its filters, topics, frequency and
+        timezone replace the subscriber's (and the next digest is rescheduled); else its
+        filters and topics are added to theirs (a filter already there, by its text, or
+        past ``MAX_FILTERS`` filters in all, is skipped) and the schedule stays. Returns
+        False when there was no offer (already accepted, or replaced by a newer one)."""
+        from digest.matching.query import MAX_FILTERS  # the filter language's limit
+
+        with transaction.atomic():
+            locked = Subscriber.objects.select_for_update().get(pk=self.pk)
+            offer = locked.offered_signup
+            if offer is None:
+                return False
+            if replace:
+                self.apply_signup(offer)
+                self.reschedule(now)
+            else:
+                have = list(self.filters.values_list("query", flat=True))
+                new = [q for q in dict.fromkeys(map(str, offer["filters"])) if q not in have]  # type: ignore[call-overload]
+                Filter.objects.bulk_create(
+                    Filter(subscriber=self, query=q) for q in new[: max(MAX_FILTERS - len(have), 0)]
+                )
+                self.topics.add(*self.topics.model.objects.filter(pk__in=offer["topics"]))  # type: ignore[misc]
+            Subscriber.objects.filter(pk=self.pk).update(offered_signup=None)
+            self.offered_signup = None
+        return True
 
     @property
     def is_suppressed_by_delivery(self) -> bool:

@@ -16,10 +16,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
-__all__ = ["DAILY", "WEEKLY", "next_digest_at", "period_key", "resolve_timezone", "window"]
+__all__ = [
+    "DAILY",
+    "ON_REQUEST",
+    "WEEKLY",
+    "WELCOME",
+    "next_digest_at",
+    "period_key",
+    "resolve_timezone",
+    "window",
+]
 
 DAILY = "daily"
 WEEKLY = "weekly"
+# The periods of editions outside the schedule (digest.delivery.extra): the welcome
+# digest, and a digest asked for, "now-" and its UTC hour ("now-2026113015").
+WELCOME = "welcome"
+ON_REQUEST = "now-"
 
 
 def _local_instant(day: date, hour: int, tz: ZoneInfo) -> datetime:

@@ -19,7 +19,7 @@ from digest.models import Topic
 from . import throttle
 from .addresses import canonical_key
 from .models import State, Subscriber
-from .tokens import confirm_url, manage_url
+from .tokens import confirm_url, manage_url, offer_url
 
 __all__ = ["email_link_for", "send_confirmation", "send_manage_link", "sign_up"]
 
@@ -64,28 +64,64 @@ def send_confirmation(subscriber: Subscriber) -> None:
     make_email("confirm", context, subscriber.email).send()
 
 
-def send_manage_link(subscriber: Subscriber) -> None:
-    """The "here is your link" email (``emails/manage-link-*``)."""
-    context = {
+def _current_choices(subscriber: Subscriber) -> dict[str, object]:
+    return {
+        "frequency": subscriber.frequency,
+        "timezone": subscriber.timezone,
+        "filters": list(subscriber.filters.order_by("pk").values_list("query", flat=True)),
+        "topics": sorted(subscriber.topics.values_list("pk", flat=True)),
+    }
+
+
+def offer_context(subscriber: Subscriber) -> dict[str, object]:
+    """What the settings-link email and the offer page show of the signup offered to
+    ``subscriber``: its filters, topic names and schedule in words."""
+    offer = subscriber.offered_signup or {}
+    shown = Subscriber(
+        frequency=offer.get("frequency", subscriber.frequency),
+        timezone=offer.get("timezone", subscriber.timezone),
+        hour=subscriber.hour,
+        weekday=subscriber.weekday,
+    )
+    return {
+        "offer_filters": list(offer.get("filters", [])),
+        "offer_topics": list(
+            Topic.objects.filter(pk__in=offer.get("topics", []))
+            .order_by("name")
+            .values_list("name", flat=True)
+        ),
+        "offer_schedule": schedule_text(shown),
+    }
+
+
+def send_manage_link(subscriber: Subscriber, *, offer: bool = False) -> None:
+    """The "here is your link" email (``emails/manage-link-*``); with ``offer``, it also
+    shows the signup offered to the subscriber and the button that applies it."""
+    context: dict[str, object] = {
         "email": subscriber.email,
         "manage_url": manage_url(subscriber.uuid),
         "days": settings.MANAGE_LINK_MAX_AGE // 86400,
         "state": subscriber.state,
     }
+    if offer and subscriber.offered_signup is not None:
+        context.update(offer_context(subscriber), offer_url=offer_url(subscriber))
     make_email("manage-link", context, subscriber.email).send()
 
 
 def sign_up(data: dict[str, Any]) -> str:
     """Record a signup and send what the address's state calls for; returns what was
-    done (``confirm``, ``manage-link``, ``nothing`` or ``throttled``).
+    done (``confirm``, ``manage-link``, ``manage-link-offer``, ``nothing`` or ``throttled``).
 
     ``data`` is ``{"email", "frequency", "timezone", "filters": [query, …], "topics":
     [topic id, …]}``. A new or unconfirmed address takes the choices and gets the
     confirmation email. An unsubscribed address, or one suppressed after a bounce or a
     complaint, keeps its choices: the new ones are held (:meth:`Subscriber.hold_signup`)
     and replace them only when the confirmation link is used, which also lifts that
-    suppression. A subscribed address gets its manage link; one a moderator suspended,
-    nothing. More than ``THROTTLES["signup-address"]`` signups of one address an hour
+    suppression. A subscribed address gets its manage link (``manage-link``), and when
+    the signup chose something else, the new choices offered in that email with a button
+    that applies them (``manage-link-offer``; :meth:`Subscriber.offer_signup`: nothing
+    changes until the owner presses it); one a moderator suspended, nothing. More than
+    ``THROTTLES["signup-address"]`` signups of one address an hour
     send nothing more, so the form cannot be used to flood an inbox. Addresses are
     compared and counted by :func:`~subscriptions.addresses.canonical_key`.
     """
@@ -112,12 +148,15 @@ def sign_up(data: dict[str, Any]) -> str:
             outcome = "confirm"
         elif state in (State.ACTIVE, State.PAUSED):
             outcome = "manage-link"
+            if {**choices, "topics": sorted(choices["topics"])} != _current_choices(subscriber):
+                subscriber.offer_signup(choices)
+                outcome = "manage-link-offer"
         else:
             outcome = "nothing"
     if outcome == "confirm":
         send_confirmation(subscriber)
-    elif outcome == "manage-link":
-        send_manage_link(subscriber)
+    elif outcome.startswith("manage-link"):
+        send_manage_link(subscriber, offer=outcome == "manage-link-offer")
     return outcome
 
 

@@ -6,6 +6,8 @@ Tokens sign the subscriber's public ``uuid`` with Django's :class:`TimestampSign
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,10 @@ if TYPE_CHECKING:  # digest.models imports nothing of this app; keep it that way
 
 __all__ = [
     "CONFIRM",
+    "OFFER",
+    "offer_fingerprint",
+    "offer_url",
+    "read_offer_token",
     "DIGEST_WEB",
     "MANAGE",
     "UNSUBSCRIBE",
@@ -38,6 +44,7 @@ UNSUBSCRIBE = "subscriptions.unsubscribe"
 CONFIRM = "subscriptions.confirm"
 MANAGE = "subscriptions.manage"
 DIGEST_WEB = "subscriptions.digest-web"
+OFFER = "subscriptions.offer"
 
 
 def make_token(subscriber_uuid: uuid.UUID, purpose: str) -> str:
@@ -133,3 +140,36 @@ def read_digest_token(token: str) -> int:
     if not value.isdigit():
         raise signing.BadSignature("malformed token")
     return int(value)
+
+
+def offer_fingerprint(choices: object) -> str:
+    """16 hex digits of SHA-256 over a signup's choices (canonical JSON): which offer a
+    link was made for."""
+    text = json.dumps(choices, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def offer_url(subscriber: Subscriber) -> str:
+    """The absolute link that applies the signup offered to ``subscriber``
+    (:meth:`~subscriptions.models.Subscriber.offer_signup`), sent in the settings-link
+    email. It names the subscriber, their ``link_counter`` ("sign out of every browser"
+    voids it) and the offer's :func:`offer_fingerprint` (a newer signup voids it); it
+    lasts ``MANAGE_LINK_MAX_AGE`` seconds."""
+    fingerprint = offer_fingerprint(subscriber.offered_signup)
+    value = f"{subscriber.uuid.hex}.{subscriber.link_counter}.{fingerprint}"
+    token = signing.TimestampSigner(salt=OFFER).sign(value)
+    return settings.SITE_URL + reverse("accept_offer", args=[token])
+
+
+def read_offer_token(token: str, max_age: int) -> tuple[uuid.UUID, int, str]:
+    """``(subscriber uuid, counter, offer fingerprint)`` of an :func:`offer_url` token.
+    Raises :class:`django.core.signing.SignatureExpired` when older than ``max_age``
+    seconds and :class:`django.core.signing.BadSignature` when tampered with, made for
+    another purpose, or malformed."""
+    value = signing.TimestampSigner(salt=OFFER).unsign(token, max_age=max_age)
+    parts = value.split(".")
+    try:
+        hex_part, counter, fingerprint = parts
+        return uuid.UUID(hex=hex_part), int(counter), fingerprint
+    except ValueError:
+        raise signing.BadSignature("malformed token") from None

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from functools import cache, wraps
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import markdown
 from django.conf import settings
@@ -32,14 +33,25 @@ from django.views.decorators.http import (
     require_safe,
 )
 
+from digest import tasks as digest_tasks
+from digest.delivery.extra import TooSoon, ask_for_digest
 from digest.delivery.message import digest_message
+from digest.delivery.render import edition_label
 from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
 from digest.matching.query import QueryError, parse_query
 from digest.models import Digest, Paper, archive_cutoff
 
-from . import erasure, tasks, throttle
-from .forms import EmailLinkForm, FilterForm, QueryProblem, ScheduleForm, SignupForm, TopicsForm
+from . import erasure, signup, tasks, throttle
+from .forms import (
+    DigestChoicesForm,
+    EmailLinkForm,
+    FilterForm,
+    QueryProblem,
+    ScheduleForm,
+    SignupForm,
+    TopicsForm,
+)
 from .middleware import email_html_policy
 from .models import SESSION_KEY, Filter, State, Subscriber
 from .tokens import (
@@ -47,8 +59,10 @@ from .tokens import (
     MANAGE,
     UNSUBSCRIBE,
     digest_web_url,
+    offer_fingerprint,
     read_digest_token,
     read_link_token,
+    read_offer_token,
     read_token,
 )
 
@@ -197,8 +211,14 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     if not subscriber.use_link(counter):
         return bad_link(request, "used")
     subscriber.confirm()
+    # The first digest at once, from the last days' papers (once per subscriber, ever).
+    digest_tasks.send_extra_digest.delay_on_commit(subscriber.pk, Digest.WELCOME)
     start_session(request, subscriber)
-    messages.success(request, "Your address is confirmed. Welcome aboard!")
+    messages.success(
+        request,
+        "Your address is confirmed. Welcome aboard! A first digest of the last days' "
+        "papers is on its way.",
+    )
     return redirect("manage")
 
 
@@ -213,6 +233,14 @@ def email_link(request: HttpRequest) -> HttpResponse:
     (:func:`subscriptions.signup.email_link_for` says what each address gets).
     """
     form = EmailLinkForm(request.POST or None)
+    # From a digest opened in the browser: its links cannot act for anyone (say why).
+    wanted = request.GET.get("for", "")
+    from_browser = request.GET.get("from") == "browser"
+    context = {
+        "form": form,
+        "from_browser": from_browser,
+        "wanted": wanted if wanted in ("unsubscribe", "settings") else "settings",
+    }
     if request.method == "POST":
         if not throttle.allow("link-ip", throttle.client_ip(request)):
             return too_many(request)
@@ -220,7 +248,7 @@ def email_link(request: HttpRequest) -> HttpResponse:
             tasks.email_link.delay(form.cleaned_data["email"])
             return redirect("email_link_sent")
     status = 400 if form.is_bound else 200
-    return render(request, "subscriptions/email_link.html", {"form": form}, status=status)
+    return render(request, "subscriptions/email_link.html", context, status=status)
 
 
 @require_GET
@@ -245,6 +273,56 @@ def manage_link(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "subscriptions/manage_link.html", {"subscriber": subscriber})
     start_session(request, subscriber)
     return redirect("manage")
+
+
+@require_http_methods(["GET", "POST"])
+def accept_offer(request: HttpRequest, token: str) -> HttpResponse:
+    """The button in the settings-link email sent when a subscribed address signed up
+    again: GET shows the new choices beside the current ones with two buttons; POST
+    replaces the filters, topics and schedule with them (``replace``) or adds their
+    filters and topics (``add``), signs the browser in and opens the settings. Only the
+    latest offer's link works, until it is used or the subscriber signs out of every
+    browser, for ``MANAGE_LINK_MAX_AGE`` seconds."""
+    try:
+        subscriber_uuid, counter, fingerprint = read_offer_token(
+            token, settings.MANAGE_LINK_MAX_AGE
+        )
+    except signing.SignatureExpired:
+        return bad_link(request, "expired")
+    except signing.BadSignature:
+        return bad_link(request, "invalid")
+    subscriber = Subscriber.objects.filter(uuid=subscriber_uuid).first()
+    if subscriber is None:
+        return bad_link(request, "invalid")
+    if subscriber.link_counter != counter:
+        return bad_link(request, "signed_out")
+    if (
+        subscriber.offered_signup is None
+        or offer_fingerprint(subscriber.offered_signup) != fingerprint
+    ):
+        return bad_link(request, "offer_gone")
+    if request.method == "GET":
+        context = {
+            "subscriber": subscriber,
+            "filters": list(subscriber.filters.order_by("pk").values_list("query", flat=True)),
+            "topics": list(subscriber.topics.order_by("name").values_list("name", flat=True)),
+            "schedule": signup.schedule_text(subscriber),
+            **signup.offer_context(subscriber),
+        }
+        return render(request, "subscriptions/accept_offer.html", context)
+    how = request.POST.get("how")
+    if how not in ("replace", "add"):
+        return HttpResponse("Choose replace or add.", status=400, content_type="text/plain")
+    if not subscriber.accept_offer(replace=how == "replace"):
+        return bad_link(request, "offer_gone")
+    start_session(request, subscriber)
+    messages.success(
+        request,
+        "Your filters, topics and schedule are now the new ones."
+        if how == "replace"
+        else "The new filters and topics are added to yours.",
+    )
+    return redirect(reverse("manage") + "#filters")
 
 
 @require_POST
@@ -279,6 +357,60 @@ def _focus(form: FilterForm) -> None:
     form.fields["query"].widget.attrs["autofocus"] = True
 
 
+# Every filter row and the "add" row share one form (``filter-rows`` in manage.html):
+# whichever button is pressed, the browser sends every row's text, so edits made in other
+# rows are saved with it (or kept on the page with their errors), never dropped.
+NEW_FILTER_KEY = "subscriptions.new_filter"
+
+
+def _row_edits(
+    request: HttpRequest, subscriber: Subscriber, *, skip: int | None = None
+) -> dict[int, FilterForm]:
+    """The rows (filter id → bound form) whose text the request changed, other than
+    filter ``skip``. Each is checked against the other rows as they will be: their new
+    text where changed, else the stored one."""
+    rows = [(n, f) for n, f in numbered_filters(subscriber) if f.pk != skip]
+    sent = {f.pk: request.POST.get(f"f{f.pk}-query") for _, f in rows}
+    intended = {f.pk: (sent[f.pk] if sent[f.pk] is not None else f.query) for _, f in rows}
+    if skip is not None and request.POST.get(f"f{skip}-query") is not None:
+        intended[skip] = request.POST[f"f{skip}-query"]
+    numbers = {f.pk: n for n, f in numbered_filters(subscriber)}
+    edits = {}
+    for _, item in rows:
+        text = sent[item.pk]
+        if text is None or text.strip() == item.query:
+            continue
+        others = [(numbers[pk], q) for pk, q in intended.items() if pk != item.pk]
+        edits[item.pk] = FilterForm(request.POST, prefix=f"f{item.pk}", others=others, adding=False)
+    return edits
+
+
+def _keep_new_filter(request: HttpRequest) -> None:
+    """Carry the text typed in "Add a filter" over a redirect: a row's button does not
+    add it, and does not drop it either."""
+    text = str(request.POST.get("new-query", "")).strip()
+    if text:
+        request.session[NEW_FILTER_KEY] = text[:1000]
+
+
+def _save_edits(edits: dict[int, FilterForm]) -> list[int]:
+    """Save the valid ``edits``; returns the ids of the filters changed."""
+    changed = []
+    for pk, form in edits.items():
+        Filter.objects.filter(pk=pk).update(query=form.cleaned_data["query"])
+        changed.append(pk)
+    return changed
+
+
+def _saved_message(base: str, subscriber: Subscriber, changed: list[int]) -> str:
+    numbers = {f.pk: n for n, f in numbered_filters(subscriber)}
+    shown = sorted(numbers[pk] for pk in changed if pk in numbers)
+    if not shown:
+        return base
+    names = ", ".join(str(n) for n in shown)
+    return f"{base} Your changes to filter{'s' if len(shown) > 1 else ''} {names} were saved too."
+
+
 def manage_page(
     request: HttpRequest,
     subscriber: Subscriber,
@@ -287,11 +419,14 @@ def manage_page(
     add_form: FilterForm | None = None,
     add_preview: dict[str, Any] | None = None,
     edit: tuple[int, FilterForm, dict[str, Any] | None] | None = None,
+    kept: dict[int, FilterForm] | None = None,
     topics_form: TopicsForm | None = None,
     schedule_form: ScheduleForm | None = None,
+    choices_form: DigestChoicesForm | None = None,
 ) -> HttpResponse:
     """Render the settings page; a bound form passed in replaces the fresh one (errors
-    and previews shown in place)."""
+    and previews shown in place). ``kept`` holds other rows' edits, shown as typed
+    (with their errors, if any) and not saved."""
     rows = []
     for number, item in numbered_filters(subscriber):
         form = FilterForm(initial={"query": item.query}, prefix=f"f{item.pk}")
@@ -299,23 +434,41 @@ def manage_page(
         if edit and edit[0] == item.pk:
             form, preview = edit[1], edit[2]
             _focus(form)
-        rows.append({"number": number, "filter": item, "form": form, "preview": preview})
+        elif kept and item.pk in kept:
+            form = kept[item.pk]
+        form.fields["query"].widget.attrs["form"] = "filter-rows"
+        unsaved = form.is_bound and form.data.get(f"f{item.pk}-query", "").strip() != item.query
+        rows.append(
+            {
+                "number": number,
+                "filter": item,
+                "form": form,
+                "preview": preview,
+                "unsaved": unsaved,
+            }
+        )
     if add_form is not None:
         _focus(add_form)
+    else:
+        add_form = FilterForm(
+            prefix="new", initial={"query": request.session.pop(NEW_FILTER_KEY, "")}
+        )
+    add_form.fields["query"].widget.attrs["form"] = "filter-rows"
     context = {
         "subscriber": subscriber,
         "rows": rows,
-        "add_form": add_form or FilterForm(prefix="new"),
+        "add_form": add_form,
         "add_preview": add_preview,
         "topics_form": topics_form or TopicsForm(initial={"topics": list(subscriber.topics.all())}),
         "schedule_form": schedule_form or ScheduleForm(instance=subscriber),
+        "choices_form": choices_form or DigestChoicesForm(instance=subscriber),
         "feed_url": (
             settings.SITE_URL + reverse("feed", args=[subscriber.feed_secret])
             if subscriber.feed_secret
             else ""
         ),
         "digests": [
-            (d, digest_web_url(d))
+            (d, digest_web_url(d), edition_label(d.period))
             for d in subscriber.digests.filter(status=Digest.SENT).order_by("-sent_at")[:5]
         ],
     }
@@ -335,43 +488,92 @@ def _filter_action(request: HttpRequest) -> str:
 @require_POST
 @subscriber_required
 def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
-    """Add a filter (``action=save``) or only show its preview (``action=preview``)."""
-    others = [(n, f.query) for n, f in numbered_filters(subscriber)]
-    form = FilterForm(request.POST, prefix="new", others=others, adding=True)
-    if not form.is_valid():
-        return manage_page(request, subscriber, add_form=form, status=400)
-    query = form.cleaned_data["query"]
-    if _filter_action(request) == "preview":
+    """Add a filter (``action=save``) or only show its preview (``action=preview``); the
+    other rows' edits sent with it are saved too (or kept, with their errors). Enter in
+    any filter field (``action=enter``, the form's first button) saves every row and
+    adds the new filter when one was typed."""
+    edits = _row_edits(request, subscriber)
+    action = _filter_action(request)
+    if action == "enter" and not str(request.POST.get("new-query", "")).strip():
+        if not all(f.is_valid() for f in edits.values()):
+            return manage_page(request, subscriber, kept=edits, status=400)
+        changed = _save_edits(edits)
+        numbers = sorted(n for n, f in numbered_filters(subscriber) if f.pk in changed)
+        messages.success(
+            request,
+            f"Filter{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))} saved."
+            if numbers
+            else "Nothing changed.",
+        )
+        return redirect(reverse("manage") + "#filters")
+    intended = [
+        (n, edits[f.pk].data.get(f"f{f.pk}-query", f.query) if f.pk in edits else f.query)
+        for n, f in numbered_filters(subscriber)
+    ]
+    form = FilterForm(request.POST, prefix="new", others=intended, adding=True)
+    if action == "preview":
+        if not form.is_valid():
+            return manage_page(request, subscriber, add_form=form, kept=edits, status=400)
         if not throttle.allow("preview-ip", throttle.client_ip(request)):
             return too_many(request)
-        return manage_page(request, subscriber, add_form=form, add_preview=preview_of(query))
-    Filter.objects.create(subscriber=subscriber, query=query)
-    messages.success(request, "Filter added.")
+        query = form.cleaned_data["query"]
+        return manage_page(
+            request, subscriber, add_form=form, add_preview=preview_of(query), kept=edits
+        )
+    valid = [f.is_valid() for f in (form, *edits.values())]
+    if not all(valid):
+        return manage_page(request, subscriber, add_form=form, kept=edits, status=400)
+    changed = _save_edits(edits)
+    Filter.objects.create(subscriber=subscriber, query=form.cleaned_data["query"])
+    messages.success(request, _saved_message("Filter added.", subscriber, changed))
     return redirect(reverse("manage") + "#filters")
 
 
 @require_POST
 @subscriber_required
 def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpResponse:
-    """Change (``save``), preview (``preview``) or delete (``remove``) one filter."""
+    """Change (``save``), preview (``preview``) or delete (``remove``) one filter. The
+    other rows' edits sent with it are saved with a save or a removal, all or none
+    (an error keeps every edit on the page, with the error at its row), and kept on the
+    page by a preview; text typed in "Add a filter" is kept, not added."""
     item = get_object_or_404(Filter, pk=pk, subscriber=subscriber)
     action = _filter_action(request)
     if action == "remove":
+        number = dict((f.pk, n) for n, f in numbered_filters(subscriber))[item.pk]
         item.delete()
-        messages.success(request, "Filter removed.")
+        edits = _row_edits(request, subscriber)
+        if not all(f.is_valid() for f in edits.values()):
+            messages.success(request, f"Filter {number} removed.")
+            return manage_page(request, subscriber, kept=edits, status=400)
+        changed = _save_edits(edits)
+        _keep_new_filter(request)
+        messages.success(request, _saved_message("Filter removed.", subscriber, changed))
         return redirect(reverse("manage") + "#filters")
-    others = [(n, f.query) for n, f in numbered_filters(subscriber) if f.pk != item.pk]
+    edits = _row_edits(request, subscriber, skip=item.pk)
+    numbers = {f.pk: n for n, f in numbered_filters(subscriber)}
+    others = [
+        (numbers[f.pk], edits[f.pk].data.get(f"f{f.pk}-query") if f.pk in edits else f.query)
+        for _, f in numbered_filters(subscriber)
+        if f.pk != item.pk
+    ]
     form = FilterForm(request.POST, prefix=f"f{item.pk}", others=others, adding=False)
-    if not form.is_valid():
-        return manage_page(request, subscriber, edit=(item.pk, form, None), status=400)
-    query = form.cleaned_data["query"]
     if action == "preview":
+        if not form.is_valid():
+            return manage_page(
+                request, subscriber, edit=(item.pk, form, None), kept=edits, status=400
+            )
         if not throttle.allow("preview-ip", throttle.client_ip(request)):
             return too_many(request)
-        return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)))
-    item.query = query
+        query = form.cleaned_data["query"]
+        return manage_page(request, subscriber, edit=(item.pk, form, preview_of(query)), kept=edits)
+    valid = [f.is_valid() for f in (form, *edits.values())]
+    if not all(valid):
+        return manage_page(request, subscriber, edit=(item.pk, form, None), kept=edits, status=400)
+    item.query = form.cleaned_data["query"]
     item.save(update_fields=["query"])
-    messages.success(request, "Filter saved.")
+    changed = _save_edits(edits)
+    _keep_new_filter(request)
+    messages.success(request, _saved_message("Filter saved.", subscriber, changed))
     return redirect(reverse("manage") + "#filters")
 
 
@@ -398,6 +600,64 @@ def save_schedule(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     subscriber.reschedule()
     messages.success(request, "Schedule saved.")
     return redirect(reverse("manage") + "#schedule")
+
+
+@require_POST
+@subscriber_required
+def save_choices(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """What each digest carries: papers per digest, strong matches only, the "nothing
+    matched" note, feed only. Applies from the next digest planned."""
+    form = DigestChoicesForm(request.POST, instance=subscriber)
+    if not form.is_valid():
+        subscriber.refresh_from_db()
+        return manage_page(request, subscriber, choices_form=form, status=400)
+    subscriber = form.save()
+    if subscriber.feed_only and not subscriber.feed_secret:
+        subscriber.reset_feed_secret()
+    messages.success(
+        request,
+        "Saved. Your digests now go to your private feed only, with no email."
+        if subscriber.feed_only
+        else "Saved. Your next digest follows these choices.",
+    )
+    return redirect(reverse("manage") + "#choices")
+
+
+@require_POST
+@subscriber_required
+def send_now(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """ "Send me one now": a digest of the last days' papers not sent yet, at once. Once
+    an hour per subscriber (:func:`digest.delivery.extra.ask_for_digest`) and
+    ``THROTTLES["send-now"]`` for the whole site; the scheduled digest still comes."""
+    if subscriber.state != State.ACTIVE:
+        messages.error(request, "Digests are not being sent to you now; resume them first.")
+        return redirect(reverse("manage") + "#send-now")
+    try:
+        digest = ask_for_digest(subscriber)
+    except TooSoon as exc:
+        again = timezone.localtime(exc.again_at, ZoneInfo(subscriber.timezone))
+        messages.error(
+            request,
+            "You asked for a digest less than an hour ago. You can ask again after "
+            f"{again:%H:%M} ({subscriber.timezone}).",
+        )
+        return redirect(reverse("manage") + "#send-now")
+    if not throttle.allow("send-now", "site"):
+        digest.delete()  # not sent: the subscriber may ask again
+        messages.error(
+            request,
+            "Many people asked for a digest this hour; please try again later. "
+            "Your scheduled digest comes as usual.",
+        )
+        return redirect(reverse("manage") + "#send-now")
+    digest_tasks.send_extra_digest.delay_on_commit(subscriber.pk, digest.period)
+    where = "your feed" if subscriber.feed_only else "your inbox"
+    messages.success(
+        request,
+        f"A digest of the last days' papers you have not had yet is on its way to {where}; "
+        "it takes a minute or two.",
+    )
+    return redirect(reverse("manage") + "#send-now")
 
 
 def _state_action(
@@ -456,6 +716,14 @@ def download_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
             for f in subscriber.filters.order_by("id")
         ],
         "topics": [{"name": t.name, "slug": t.slug} for t in subscriber.topics.all()],
+        "digest_choices": {
+            "max_papers": subscriber.max_papers,
+            "strong_only": subscriber.strong_only,
+            "send_empty": subscriber.send_empty,
+            "feed_only": subscriber.feed_only,
+        },
+        # Choices of a later signup of this address, waiting for the owner's button.
+        "offered_signup": subscriber.offered_signup,
         "digests": [
             {
                 "period": d.period,

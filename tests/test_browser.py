@@ -150,7 +150,7 @@ def test_a_subscriber_signs_up_confirms_edits_settings_and_unsubscribes(
     # Without JavaScript's help, the Preview button renders the same on the server.
     page.get_by_label("Filter 1", exact=True).fill("segmentation")
     page.get_by_role("button", name="Preview filter 1").click()
-    expect(page.locator("#filters form").first.locator(".preview-result")).to_contain_text(
+    expect(page.locator("#filters .filter-row").first.locator(".preview-result")).to_contain_text(
         "matched segmentation"
     )
 

@@ -48,13 +48,11 @@ def test_a_sent_digest_opens_in_the_browser_as_its_email(client: Client, outbox:
     sent = (outbox / f"digest-{digest.pk}.html").read_text()
     # The email as sent, but for the links that act for the subscriber: whoever holds
     # this address gets the "email me my link" page, not a sign-in or an unsubscribe.
-    tokens = re.findall(
-        r'href="(https://papers\.example\.org/(?:manage/link|unsubscribe)/[^"]+)"', sent
-    )
-    assert len(set(tokens)) == 2
-    public = sent
-    for url in set(tokens):
-        public = public.replace(url, "https://papers.example.org/link/")
+    ask = "https://papers.example.org/link/?from=browser&amp;for="
+    [settings_link] = set(re.findall(r'href="(https://[^"]+/manage/link/[^"]+)"', sent))
+    [unsubscribe_link] = set(re.findall(r'href="(https://[^"]+/unsubscribe/[^"]+)"', sent))
+    public = sent.replace(settings_link, ask + "settings")
+    public = public.replace(unsubscribe_link, ask + "unsubscribe")
     # Nor the recipient's address.
     assert "ada@example.org" in sent
     public = public.replace("ada@example.org", "the recipient")
@@ -67,6 +65,34 @@ def test_a_sent_digest_opens_in_the_browser_as_its_email(client: Client, outbox:
     assert "style-src 'unsafe-inline'" in policy and "default-src 'none'" in policy
     assert "script-src" not in policy
     assert response.headers["X-Robots-Tag"] == "noindex"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("wanted", "heading", "could"),
+    [
+        ("unsubscribe", "Unsubscribe: get your link first", "unsubscribe you"),
+        ("settings", "Get a link to your settings", "change your settings"),
+        ("<script>", "Get a link to your settings", "change your settings"),
+    ],
+)
+def test_the_browser_copys_links_say_why_they_ask_for_the_address(
+    client: Client, outbox: Path, wanted: str, heading: str, could: str
+) -> None:
+    digest = sent_digest()
+    html = client.get(path_of(digest_web_url(digest))).content.decode()
+    for link in ("unsubscribe", "settings"):
+        assert f'href="https://papers.example.org/link/?from=browser&amp;for={link}"' in html
+    page = client.get("/link/", {"from": "browser", "for": wanted}).content.decode()
+    assert f"<h1>{heading}</h1>" in page
+    assert "Why we ask for your address here" in page and f"could {could}" in page
+    # Only the known values choose the wording; nothing of the query is shown.
+    assert "&lt;script&gt;" not in page and "<script>" not in page
+    # The form still works from there, and says nothing of whether the address is known.
+    response = client.post("/link/?from=browser&for=unsubscribe", {"email": "ada@example.org"})
+    assert response.status_code == 302 and response["Location"] == "/link/sent/"
+    # Without the browser copy, no such paragraph.
+    assert "Why we ask" not in client.get("/link/").content.decode()
 
 
 @pytest.mark.django_db
@@ -108,19 +134,43 @@ def feed_url_of(client: Client, subscriber: Subscriber) -> str:
 
 
 @pytest.mark.django_db
-def test_the_private_feed_lists_sent_digests_linking_to_their_pages(client: Client) -> None:
+def test_the_private_feed_has_one_entry_per_paper_with_why_and_links(client: Client) -> None:
+    add_paper(
+        "Video <b>diffusion</b>",
+        "diffusion video",
+        upvotes=3,
+        arxiv_id="2503.00001",
+        authors=["Ada <Lovelace>", "Alan Turing"],
+        github_repo="https://github.com/lab/repo",
+    )
     digest = sent_digest()
     url = feed_url_of(client, digest.subscriber)
     response = Client().get(path_of(url))  # a feed reader: no session
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/atom+xml")
     feed = ElementTree.fromstring(response.content)
-    [entry] = feed.findall(f"{ATOM}entry")
-    assert entry.find(f"{ATOM}title").text == f"Your daily digest, {digest.period}: 1 paper"
-    assert entry.find(f"{ATOM}link").get("href") == digest_web_url(digest)
-    summary = entry.find(f"{ATOM}summary").text
+    entries = feed.findall(f"{ATOM}entry")
+    # The digest's papers in its order, each an entry of its own; XML text, not markup.
+    assert [e.find(f"{ATOM}title").text for e in entries] == [
+        "<i>Diffusion</i> & video",
+        "Video <b>diffusion</b>",
+    ]
+    first, second = entries
+    assert first.find(f"{ATOM}link").get("href").startswith("https://huggingface.co/papers?q=")
+    assert second.find(f"{ATOM}link").get("href") == "https://huggingface.co/papers/2503.00001"
+    assert second.find(f"{ATOM}author/{ATOM}name").text == "Ada <Lovelace>, Alan Turing"
+    summary = second.find(f"{ATOM}summary").text
     # The entry's HTML is escaped once for HTML, then for XML.
-    assert "&lt;i&gt;Diffusion&lt;/i&gt; &amp; video" in summary
+    assert "Ada &lt;Lovelace&gt;, Alan Turing" in summary
+    assert '<strong>Why:</strong> matched your filter "diffusion"' in summary.replace("&quot;", '"')
+    assert '<a href="https://arxiv.org/abs/2503.00001">arXiv</a>' in summary
+    assert '<a href="https://github.com/lab/repo">Code</a>' in summary
+    assert f'<a href="{digest_web_url(digest)}">' in summary
+    # Ids stay the same on every read: a reader shows each paper once.
+    ids = [e.find(f"{ATOM}id").text for e in entries]
+    again = ElementTree.fromstring(Client().get(path_of(url)).content)
+    assert [e.find(f"{ATOM}id").text for e in again.findall(f"{ATOM}entry")] == ids
+    assert len(set(ids)) == 2 and all(i.startswith(digest_web_url(digest)) for i in ids)
 
 
 @pytest.mark.django_db

@@ -125,10 +125,10 @@ def poison_matching(monkeypatch: pytest.MonkeyPatch, victim: Subscriber) -> None
     filters trigger)."""
     select = plan_module._select
 
-    def failing(subscribers, now):  # type: ignore[no-untyped-def]
+    def failing(subscribers, now, *rest):  # type: ignore[no-untyped-def]
         if any(s.pk == victim.pk for s in subscribers):
             raise ValueError(f"matching blew up on subscriber {victim.pk}")
-        return select(subscribers, now)
+        return select(subscribers, now, *rest)
 
     monkeypatch.setattr(plan_module, "_select", failing)
 
@@ -226,8 +226,8 @@ def test_a_paper_deleted_while_a_chunk_is_planned_fails_only_its_digest(
     select = plan_module._select
     gone = Paper.objects.create(title="Deleted meanwhile", abstract="", last_seen_at=timezone.now())
 
-    def with_a_deleted_paper(subscribers, now):  # type: ignore[no-untyped-def]
-        chosen = select(subscribers, now)
+    def with_a_deleted_paper(subscribers, now, *rest):  # type: ignore[no-untyped-def]
+        chosen = select(subscribers, now, *rest)
         chosen[victim.pk] = [plan_module.Selection(gone.pk, "a reason"), *chosen[victim.pk]]
         Paper.objects.filter(pk=gone.pk).delete()  # a moderator merged it away
         return chosen

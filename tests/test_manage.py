@@ -358,6 +358,13 @@ def test_downloading_my_data(client: Client, ada: Subscriber, outbox: Path) -> N
     [digest] = data["digests"]
     assert digest["status"] == "sent"
     assert digest["papers"][0]["title"] == "Diffusion for video"
+    assert data["digest_choices"] == {
+        "max_papers": 10,
+        "strong_only": False,
+        "send_empty": None,
+        "feed_only": False,
+    }
+    assert data["offered_signup"] is None
 
 
 @pytest.mark.django_db
@@ -384,3 +391,40 @@ def test_delete_me_erases_everything_but_anonymous_counts(
 def test_signing_out(client: Client, ada: Subscriber) -> None:
     assert client.post("/manage/sign-out/")["Location"] == "/"
     assert client.get("/manage/")["Location"] == "/link/"
+
+
+@pytest.mark.django_db
+def test_a_row_saves_the_other_rows_sent_with_it_and_no_one_elses(client: Client, ada) -> None:  # type: ignore[no-untyped-def]
+    grace = make_subscriber("grace@example.org", ["transformer"])
+    first, second = ada.filters.order_by("id")
+    foreign = grace.filters.get()
+    response = client.post(
+        f"/manage/filters/{first.pk}/",
+        {
+            "action": "save",
+            f"f{first.pk}-query": "video diffusion",
+            f"f{second.pk}-query": "state space",
+            f"f{foreign.pk}-query": "<script>hijacked</script>",
+        },
+    )
+    assert response.status_code == 302
+    assert list(ada.filters.order_by("id").values_list("query", flat=True)) == [
+        "video diffusion",
+        "state space",
+    ]
+    assert grace.filters.get().query == "transformer"
+
+
+@pytest.mark.django_db
+def test_two_rows_made_the_same_are_refused_together(client: Client, ada) -> None:  # type: ignore[no-untyped-def]
+    first, second = ada.filters.order_by("id")
+    response = client.post(
+        f"/manage/filters/{first.pk}/",
+        {"action": "save", f"f{first.pk}-query": "robots", f"f{second.pk}-query": "robots"},
+    )
+    assert response.status_code == 400
+    assert "Same as filter" in response.content.decode()
+    assert list(ada.filters.order_by("id").values_list("query", flat=True)) == [
+        "diffusion",
+        "mamba",
+    ]

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import RFC5322_EMAIL_LINE_LENGTH_LIMIT, forbid_multi_line_headers
 from django.template.loader import render_to_string
+from django.urls import reverse
 from premailer import Premailer
 
 __all__ = [
@@ -222,8 +223,13 @@ def new_message_id(idstring: str | None = None) -> str:
 
 
 def base_context() -> dict[str, Any]:
-    """What every email template may use: ``site_name`` and ``site_url``."""
-    return {"site_name": settings.SITE_NAME, "site_url": settings.SITE_URL}
+    """What every email template may use: ``site_name``, ``site_url`` and ``help_url``
+    (the page on the filter language)."""
+    return {
+        "site_name": settings.SITE_NAME,
+        "site_url": settings.SITE_URL,
+        "help_url": settings.SITE_URL + reverse("filter_help"),
+    }
 
 
 def inline_css(html: str) -> str:

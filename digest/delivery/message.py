@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -29,7 +30,10 @@ from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
 from subscriptions.schedule import DAILY, WEEKLY
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
 
-__all__ = ["digest_message", "load_cards", "shared_renderer"]
+if TYPE_CHECKING:  # the subscriber arrives as digest.subscriber; no import needed at run time
+    from subscriptions.models import Subscriber
+
+__all__ = ["digest_message", "load_cards", "next_digest_text", "shared_renderer"]
 
 _RENDERERS = threading.local()
 
@@ -129,6 +133,16 @@ def _card(row: tuple[Any, ...], gained: int, gained_label: str) -> PaperCard:
     )
 
 
+def next_digest_text(subscriber: Subscriber) -> str:
+    """When ``subscriber``'s next scheduled digest goes out, in their timezone:
+    ``"on Monday 7 December at 08:00 (Europe/Berlin)"``; ``"on its usual schedule"``
+    when none is scheduled (paused, not confirmed)."""
+    if subscriber.next_digest_at is None:
+        return "on its usual schedule"
+    local = timezone.localtime(subscriber.next_digest_at, ZoneInfo(subscriber.timezone))
+    return f"on {local:%A} {local.day} {local:%B} at {local:%H:%M} ({subscriber.timezone})"
+
+
 def digest_message(
     digest: Digest,
     *,
@@ -148,7 +162,8 @@ def digest_message(
     ``papers`` it loaded for the batch. Without ``personal_links`` the body's
     unsubscribe and settings links lead to the "email me my link" page instead of
     carrying the subscriber's tokens (the settings link signs them in): the copy shown
-    to whoever holds the "view in browser" address. ``links`` replaces fields of the
+    to whoever holds the "view in browser" address (``?from=browser&for=unsubscribe`` or
+    ``…settings``, so that page says why it asks for the address). ``links`` replaces fields of the
     body's :class:`~digest.delivery.render.Recipient` — ``email``, and ``unsubscribe_url``,
     ``manage_url`` and ``web_url`` (plain ASCII URLs): a moderator's preview shows
     placeholders there, never links that act for the subscriber, and the public copy
@@ -163,12 +178,15 @@ def digest_message(
     if personal_links:
         body_unsubscribe, body_manage = unsubscribe, manage_url_for(subscriber)
     else:
-        body_unsubscribe = body_manage = settings.SITE_URL + reverse("email_link")
+        # The "email me my link" page, saying why it asks for the address (BROWSER_COPY).
+        ask = settings.SITE_URL + reverse("email_link") + "?from=browser&for="
+        body_unsubscribe, body_manage = ask + "unsubscribe", ask + "settings"
     recipient = Recipient(
         email=subscriber.email,
         unsubscribe_url=body_unsubscribe,
         manage_url=body_manage,
         web_url=digest_web_url(digest),
+        next_digest=next_digest_text(subscriber),
     )
     if links:
         recipient = replace(recipient, **links)
@@ -177,7 +195,13 @@ def digest_message(
         cards, reasons = [p for p, _ in papers], [r for _, r in papers]
         render = renderer.digest if renderer else render_digest
         parts = render(
-            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period, fit=fit
+            cards,
+            reasons,
+            recipient=recipient,
+            frequency=frequency,
+            edition=digest.period,
+            fit=fit,
+            limit=subscriber.max_papers,
         )
         kind = "digest"
     else:

@@ -25,7 +25,8 @@ __all__ = ["DeliveryResult", "claim_due_subscribers", "deliver", "due_subscriber
 
 @dataclass
 class DeliveryResult:
-    """What happened to one digest of a subscriber: ``sent``, ``empty`` (nothing
+    """What happened to one digest of a subscriber: ``sent``, ``feed`` (published to
+    the private feed of a subscriber who reads it only, no email), ``empty`` (nothing
     matched), ``already`` (sent before, or being sent by another worker), ``retrying``
     (a transient error; a retry is due in ``retry_in`` seconds), ``failed`` (given up)
     or ``skipped`` (not deliverable or not due; no digest)."""
@@ -128,6 +129,8 @@ def _result(
     result.attempts = outcome.attempts.get(digest.pk, 0)
     if digest.pk in outcome.sent:
         result.status = "sent"
+    elif digest.pk in outcome.published:
+        result.status = "feed"
     elif digest.pk in outcome.failed:
         result.status = "failed"
     elif digest.pk in outcome.retry:

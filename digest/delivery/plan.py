@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
-from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as db
 
 from digest.delivery.compose import new_message_id
 from digest.matching.ranking import (
+    PINNED_REASON,
     Candidate,
     PreparedEdition,
     Selection,
@@ -151,14 +151,21 @@ def _version(since: datetime, now: datetime) -> tuple[object, ...] | None:
     return (db.settings_dict["NAME"], now.date(), last_sighting, versions)
 
 
-def _editions(subscribers: Sequence[Subscriber], now: datetime) -> dict[str, PreparedEdition]:
+def _editions(
+    subscribers: Sequence[Subscriber], now: datetime, lookback: timedelta | None = None
+) -> dict[str, PreparedEdition]:
     """Each frequency of ``subscribers`` → its edition at ``now``: the visible papers seen
-    within its window, with their trends, prepared for matching. Built once per worker
-    process while the papers stay the same (see :func:`_version`), so every chunk of a
-    daily run shares the index, the trends, the upvote growth and each evaluated query.
+    within its window (or within ``lookback`` for every frequency), with their trends,
+    prepared for matching. Built once per worker process while the papers stay the same
+    (see :func:`_version`), so every chunk of a daily run shares the index, the trends,
+    the upvote growth and each evaluated query.
     """
     frequencies = {s.frequency for s in subscribers}
-    widest = now - max(window(f) for f in frequencies)
+
+    def window_of(frequency: str) -> timedelta:
+        return window(frequency) if lookback is None else lookback
+
+    widest = now - max(window_of(f) for f in frequencies)
     version = _version(widest, now)
     candidates = _remembered(
         None if version is None else ("candidates", version),
@@ -166,17 +173,20 @@ def _editions(subscribers: Sequence[Subscriber], now: datetime) -> dict[str, Pre
     )
     editions: dict[str, PreparedEdition] = {}
     for frequency in frequencies:
-        since = now - window(frequency)
+        since = now - window_of(frequency)
         papers = [c for c in candidates if c.last_seen_at is None or c.last_seen_at >= since]
         key = None if version is None else ("edition", version, tuple(c.id for c in papers))
         editions[frequency] = _remembered(key, partial(prepare_edition, papers))
     return editions
 
 
-def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[Selection]]:
+def _select(
+    subscribers: Sequence[Subscriber], now: datetime, lookback: timedelta | None = None
+) -> dict[int, list[Selection]]:
     """Each subscriber's papers for the edition at ``now``: one matching pass per
-    frequency over the papers of its window, skipping papers already sent to them."""
-    editions = _editions(subscribers, now)
+    frequency over the papers of its window (or of ``lookback``), skipping papers
+    already sent to them, kept as each one's choices say (:func:`_carried`)."""
+    editions = _editions(subscribers, now, lookback)
     candidate_ids = sorted({c.id for e in editions.values() for c in e.papers})
     ids = [s.pk for s in subscribers]
     excluded: dict[int, set[int]] = defaultdict(set)
@@ -202,29 +212,68 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
     ):
         filters[sid].append(query)
 
+    def select(
+        group: Sequence[Subscriber], edition: PreparedEdition, limit: int
+    ) -> dict[int, list[Selection]]:
+        specs = [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group]
+        return select_for_subscribers(specs, edition, limit=limit, excluded=excluded, topics=topics)
+
     selections: dict[int, list[Selection]] = {}
     for frequency, edition in editions.items():
         group = [s for s in subscribers if s.frequency == frequency]
-        selections.update(
-            select_for_subscribers(
-                [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group],
-                edition,
-                limit=settings.DIGEST_MAX_PAPERS,
-                excluded=excluded,
-                topics=topics,
-            )
-        )
+        # One pass for the group at its largest papers per digest, each cut to its own.
+        limit = max(s.max_papers for s in group)
+        chosen = select(group, edition, limit)
+        # Only strong matches: abstract-only papers may have taken the first pass's
+        # places; a subscriber left short looks at every paper of the edition once more.
+        short = [
+            s
+            for s in group
+            if s.strong_only
+            and len(chosen[s.pk]) >= limit
+            and len(_carried(s, chosen[s.pk])) < s.max_papers
+        ]
+        if short:
+            chosen.update(select(short, edition, max(len(edition.papers), 1)))
+        selections.update({s.pk: _carried(s, chosen[s.pk]) for s in group})
     return selections
 
 
-def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, Digest]:
+def _carried(subscriber: Subscriber, chosen: Sequence[Selection]) -> list[Selection]:
+    """What the digest of ``subscriber`` carries of ``chosen`` (best first): strong
+    matches only (a term in the title or authors) when ``strong_only``, at most
+    ``max_papers``; nothing when no match is left (pinned papers lead a digest, they
+    never make one on their own)."""
+    kept = [
+        c for c in chosen if not subscriber.strong_only or c.strong or c.reason == PINNED_REASON
+    ]
+    if all(c.reason == PINNED_REASON for c in kept):
+        return []
+    return kept[: subscriber.max_papers]
+
+
+def plan_digests(
+    subscribers: Sequence[Subscriber],
+    now: datetime,
+    *,
+    period: str | None = None,
+    lookback: timedelta | None = None,
+) -> dict[int, Digest]:
     """Claim this period's digest of each subscriber and choose its papers, once.
 
     The rows are inserted if absent in one statement; matching runs once for the batch,
     outside any lock; the choices are recorded under the row locks, skipping rows another
     worker is planning. Returns subscriber id → digest. A digest with nothing matched is
-    ``empty`` — or ``pending`` with no papers when ``DIGEST_SEND_EMPTY`` is on, and then
-    sends the "nothing matched" note. Planning again in the same period changes nothing.
+    ``empty`` — or ``pending`` with no papers when the subscriber wants the "nothing
+    matched" note (:attr:`Subscriber.wants_empty_notes`), which it then sends. Planning
+    again in the same period changes nothing.
+
+    ``period`` names an edition outside the schedule for every subscriber (the welcome
+    digest, one asked for: :mod:`digest.delivery.extra`) instead of each one's
+    :meth:`~Subscriber.period_key`; it looks back over ``lookback`` instead of each
+    frequency's window, and sends its note when nothing matched unless the subscriber
+    reads the feed only. Its papers are recorded as any edition's, so the scheduled
+    digest never carries them again.
 
     One subscriber never stops the others: a subscriber whose matching or recording
     fails gets a ``failed`` digest with the error in ``last_error`` (logged as
@@ -233,7 +282,7 @@ def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, 
     """
     if not subscribers:
         return {}
-    periods = {s.pk: s.period_key(now) for s in subscribers}
+    periods = {s.pk: period or s.period_key(now) for s in subscribers}
     Digest.objects.bulk_create(
         [Digest(subscriber_id=pk, period=period) for pk, period in periods.items()],
         ignore_conflicts=True,
@@ -251,27 +300,30 @@ def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, 
         if digests[s.pk].status == Digest.PENDING and digests[s.pk].planned_at is None
     ]
     if unplanned:
-        selections, errors = _select_isolated(unplanned, now)
-        digests.update(_record_plans(unplanned, digests, selections, errors, now))
+        selections, errors = _select_isolated(unplanned, now, lookback)
+        notes = {
+            s.pk: not s.feed_only if period is not None else s.wants_empty_notes for s in unplanned
+        }
+        digests.update(_record_plans(unplanned, digests, selections, errors, notes, now))
     return digests
 
 
 def _select_isolated(
-    subscribers: Sequence[Subscriber], now: datetime
+    subscribers: Sequence[Subscriber], now: datetime, lookback: timedelta | None = None
 ) -> tuple[dict[int, list[Selection]], dict[int, str]]:
     """:func:`_select` for the batch; when it raises, the batch is halved until the
     subscribers that fail are alone (a few extra passes per failing subscriber).
     Returns the selections and subscriber id → error of those that failed."""
     try:
-        return _select(subscribers, now), {}
+        return _select(subscribers, now, lookback), {}
     except DatabaseError:
         raise
     except Exception as exc:
         if len(subscribers) == 1:
             return {}, {subscribers[0].pk: error_text(exc)}
     half = len(subscribers) // 2
-    chosen, errors = _select_isolated(subscribers[:half], now)
-    more, more_errors = _select_isolated(subscribers[half:], now)
+    chosen, errors = _select_isolated(subscribers[:half], now, lookback)
+    more, more_errors = _select_isolated(subscribers[half:], now, lookback)
     return {**chosen, **more}, {**errors, **more_errors}
 
 
@@ -290,6 +342,7 @@ def _record_plans(
     digests: dict[int, Digest],
     selections: dict[int, list[Selection]],
     errors: dict[int, str],
+    notes: dict[int, bool],
     now: datetime,
 ) -> dict[int, Digest]:
     with transaction.atomic():
@@ -313,7 +366,7 @@ def _record_plans(
                 _mark_plan_failed(digest, errors[digest.subscriber_id])
                 continue
             chosen = selections.get(digest.subscriber_id, [])
-            if not chosen and not settings.DIGEST_SEND_EMPTY:
+            if not chosen and not notes.get(digest.subscriber_id, False):
                 digest.status = Digest.EMPTY
             rows[digest.pk] = [
                 (digest.pk, digest.subscriber_id, s.paper_id, rank, bounded_reason(s.reason))

@@ -36,6 +36,7 @@ from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
 from digest.delivery.compose import as_text, base_context, inline_css
+from subscriptions import schedule
 
 __all__ = [
     "SHORT_SUMMARY_CHARS",
@@ -46,6 +47,7 @@ __all__ = [
     "Piece",
     "Recipient",
     "Renderer",
+    "authors_line",
     "card_view",
     "cut_at_sentence",
     "edition_label",
@@ -122,6 +124,9 @@ class Recipient:
     unsubscribe_url: str
     manage_url: str
     web_url: str
+    # When the next scheduled digest goes out, as the subscriber reads it ("Monday 7
+    # December, 08:00 (Europe/Berlin)"): said by the editions outside the schedule.
+    next_digest: str = ""
 
 
 # Slots look like absolute URLs so that premailer, which makes relative links absolute,
@@ -318,8 +323,18 @@ def card_view(paper: PaperCard) -> dict[str, Any]:
 
 def edition_label(period: str) -> str:
     """A period as people write it: ``"2026-W49"`` → ``"Week of 30 November 2026"`` (its
-    Monday, ISO 8601 weeks), ``"2026-11-30"`` → ``"Monday 30 November 2026"``; any other
-    text as it is."""
+    Monday, ISO 8601 weeks), ``"2026-11-30"`` → ``"Monday 30 November 2026"``,
+    ``"welcome"`` → ``"Welcome edition"``, ``"now-2026113015"`` → ``"On request, Monday 30
+    November 2026"``; any other text as it is."""
+    if period == schedule.WELCOME:
+        return "Welcome edition"
+    if period.startswith(schedule.ON_REQUEST):
+        day_text = period.removeprefix(schedule.ON_REQUEST)[:8]
+        try:
+            day = date(int(day_text[:4]), int(day_text[4:6]), int(day_text[6:8]))
+        except ValueError:
+            return period
+        return f"On request, {day:%A} {day.day} {day:%B %Y}"
     try:
         if "-W" in period:
             year, week = period.split("-W")
@@ -377,13 +392,19 @@ def _card_context(paper: PaperCard, reason: str, number: int | str) -> dict[str,
     return {"p": paper, "c": card_view(paper), "reason": reason, "number": number}
 
 
-def _digest_context(matched: int, shown: int, frequency: str, edition: str) -> dict[str, Any]:
+def _digest_context(
+    matched: int, shown: int, frequency: str, edition: str, limit: int | None = None
+) -> dict[str, Any]:
+    # Planning keeps at most the subscriber's papers per digest (``limit``; the site's
+    # DIGEST_MAX_PAPERS when not given): more may have matched than were kept.
+    limit = settings.DIGEST_MAX_PAPERS if limit is None else limit
     return {
         **base_context(),
         "count": shown,
         "matched": matched,
-        # Planning keeps at most DIGEST_MAX_PAPERS: more may have matched than were kept.
-        "capped": matched > 1 and matched >= settings.DIGEST_MAX_PAPERS,
+        "capped": matched > 1 and matched >= limit,
+        "welcome": edition == schedule.WELCOME,
+        "on_request": edition.startswith(schedule.ON_REQUEST),
         "dropped": matched - shown,
         "frequency": frequency,
         "edition": edition,
@@ -399,18 +420,21 @@ def render_digest(
     frequency: str,
     edition: str,
     fit: bool = True,
+    limit: int | None = None,
 ) -> Parts:
     """A digest email rendered and inlined on its own (one premailer run, ~10 ms; more
     when it must shrink to fit).
 
     ``reasons[i]`` says why ``papers[i]`` was chosen; ``frequency`` is ``daily`` or
-    ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``). With ``fit``
-    the email is kept within ``DIGEST_MAX_BYTES`` (:func:`fit_digest`).
+    ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``, or
+    ``schedule.WELCOME`` …). With ``fit`` the email is kept within ``DIGEST_MAX_BYTES``
+    (:func:`fit_digest`). ``limit`` is the subscriber's papers per digest (default
+    ``DIGEST_MAX_PAPERS``): a digest that carries that many says "your N best matches".
     """
     matched = len(papers)
 
     def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
-        parts = _render_digest(papers, reasons, matched, recipient, frequency, edition)
+        parts = _render_digest(papers, reasons, matched, recipient, frequency, edition, limit)
         return parts, _size(parts)
 
     return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
@@ -423,6 +447,7 @@ def _render_digest(
     recipient: Recipient,
     frequency: str,
     edition: str,
+    limit: int | None = None,
 ) -> Parts:
     cards_html = "".join(
         render_to_string("emails/digest-paper.html", _card_context(p, r, n))
@@ -433,7 +458,7 @@ def _render_digest(
         for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
     )
     ctx = {
-        **_digest_context(matched, len(papers), frequency, edition),
+        **_digest_context(matched, len(papers), frequency, edition, limit),
         "first_title": papers[0].title if papers else "",
         "preheader": preheader(papers),
         **asdict(recipient),
@@ -503,13 +528,14 @@ class Renderer:
         frequency: str,
         edition: str,
         fit: bool = True,
+        limit: int | None = None,
     ) -> Parts:
         """The same ``(subject, text, html)`` as :func:`render_digest`, composed from
         cached pieces (microseconds once the pieces exist)."""
         matched = len(papers)
 
         def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
-            return self._digest(papers, reasons, matched, recipient, frequency, edition)
+            return self._digest(papers, reasons, matched, recipient, frequency, edition, limit)
 
         return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
 
@@ -521,10 +547,13 @@ class Renderer:
         recipient: Recipient,
         frequency: str,
         edition: str,
+        limit: int | None = None,
     ) -> tuple[Parts, int]:
         """The parts and the octets of their text and HTML bodies (measured piece by
         piece, not by encoding the whole email)."""
-        html_layout, text_layout = self._layout("digest", matched, len(papers), frequency, edition)
+        html_layout, text_layout = self._layout(
+            "digest", matched, len(papers), frequency, edition, limit
+        )
         self.prepare(papers)
         site = _site()
         html_cards, text_cards = [], []
@@ -561,12 +590,18 @@ class Renderer:
         return self._subjects[key], text_layout.fill(values), html_layout.fill(values)
 
     def _layout(
-        self, kind: str, matched: int, shown: int, frequency: str, edition: str
+        self,
+        kind: str,
+        matched: int,
+        shown: int,
+        frequency: str,
+        edition: str,
+        limit: int | None = None,
     ) -> tuple[Piece, Piece]:
-        key = (_site(), kind, matched, shown, frequency, edition)
+        key = (_site(), kind, matched, shown, frequency, edition, limit)
         if key not in self._layouts:
             self._room(self._layouts)
-            ctx = self._layout_context(matched, shown, frequency, edition)
+            ctx = self._layout_context(matched, shown, frequency, edition, limit)
             html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
             text = render_to_string(f"emails/{kind}-body.txt", ctx)
             self._layouts[key] = (
@@ -576,9 +611,11 @@ class Renderer:
         return self._layouts[key]
 
     @staticmethod
-    def _layout_context(matched: int, shown: int, frequency: str, edition: str) -> dict[str, Any]:
+    def _layout_context(
+        matched: int, shown: int, frequency: str, edition: str, limit: int | None = None
+    ) -> dict[str, Any]:
         return {
-            **_digest_context(matched, shown, frequency, edition),
+            **_digest_context(matched, shown, frequency, edition, limit),
             **{f.name: slot(f.name) for f in fields(Recipient)},
             "preheader": slot("preheader"),
             "cards_html": mark_safe(slot("cards_html")),

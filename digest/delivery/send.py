@@ -69,9 +69,11 @@ class SendOutcome:
     """Digest ids by what :func:`send_planned` did with them. ``retry`` are the digests
     to try again after ``retry_in`` seconds (those that met a transient error and those
     the batch did not reach); ``errors`` holds the last error of each failed or retried
-    digest."""
+    digest. ``published`` are the digests of subscribers who read the feed only: marked
+    sent with no email."""
 
     sent: list[int] = field(default_factory=list)
+    published: list[int] = field(default_factory=list)
     already: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     retry: list[int] = field(default_factory=list)
@@ -440,6 +442,11 @@ def send_planned(
         digests = [d for d in digests if d.subscriber.state == State.ACTIVE]
         if not digests:
             return outcome
+    if any(d.subscriber.feed_only for d in digests):
+        _publish([d for d in digests if d.subscriber.feed_only], outcome)
+        digests = [d for d in digests if not d.subscriber.feed_only]
+        if not digests:
+            return outcome
     papers = load_cards(d.pk for d in digests)
     renderer = renderer or shared_renderer()
     renderer.prepare(card for cards in papers.values() for card, _ in cards)
@@ -489,6 +496,19 @@ def send_planned(
     if outcome.retry:
         outcome.retry_in = retry_countdown(max(batch.retry_attempts, default=1))
     return outcome
+
+
+def _publish(digests: Sequence[Digest], outcome: SendOutcome) -> None:
+    """Mark the digests of feed-only subscribers sent, with no email: their private feed
+    and the "view in browser" page carry them. Each is claimed by a conditional UPDATE
+    from ``pending``, so two workers publish it once; one being sent by another worker
+    (``sending``) is left to it (``already``)."""
+    now = timezone.now()
+    for digest in digests:
+        won = Digest.objects.filter(pk=digest.pk, status=Digest.PENDING).update(
+            status=Digest.SENT, sent_at=now
+        )
+        (outcome.published if won else outcome.already).append(digest.pk)
 
 
 class _Batch:

@@ -458,9 +458,10 @@ class Ranking:
     distinct_queries: int
     edition: Edition
     bank: _Bank = field(repr=False)
-    # Row r: (slot, k, bank index, paper rank) of each item k (filters, then topics) of
-    # subscriber r that matches the paper in that slot of ``paper_ids``, by slot then k.
-    matched_items: list[list[tuple[int, int, int, int]]] = field(default_factory=list, repr=False)
+    # Row r: (slot, k, bank index, paper rank, strong) of each item k (filters, then
+    # topics) of subscriber r that matches the paper in that slot of ``paper_ids``, by
+    # slot then k; ``strong`` when it matches strongly.
+    matched_items: list[list[tuple[int, int, int, int, bool]]] = field(default_factory=list, repr=False)
 
     def reasons(
         self,
@@ -504,10 +505,10 @@ class Ranking:
         filter_texts: Sequence[str],
         topic_ids: Sequence[int],
         word: Callable[[str | None, int | None, tuple[Hit, ...]], str],
-    ) -> list[tuple[str, ...]]:
+    ) -> list[tuple[tuple[str, ...], bool]]:
         """:meth:`reasons` of the papers in ``slots`` (ascending) of row ``row``, each
         already worded: ``word(filter_text, topic_id, hits)`` of every :class:`Reason`, in
-        the same order. ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as
+        the same order, and whether any of them is strong (:attr:`Reason.strong`). ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as
         ranked. Which filters and topics match which slot was found for the whole chunk at
         once by :func:`rank_subscribers`; a wording is remembered per (filter text or
         topic, paper) on the edition, so ``word`` must depend on nothing else (the
@@ -518,10 +519,13 @@ class Ranking:
             memo = bank.worded[word] = {}
         n_filters = len(filter_texts)
         parts: dict[int, list[str]] = {slot: [] for slot in slots}
-        for slot, k, i, rank in self.matched_items[row]:
+        strong: set[int] = set()
+        for slot, k, i, rank, is_strong in self.matched_items[row]:
             found = parts.get(slot)
             if found is None:
                 continue
+            if is_strong:
+                strong.add(slot)
             if k < n_filters:
                 text, tid = filter_texts[k], None
                 key: str | int = text
@@ -532,7 +536,7 @@ class Ranking:
             if part is None:
                 part = memo[key, rank] = word(text, tid, bank.hits(i, rank))
             found.append(part)
-        return [tuple(parts[slot]) for slot in slots]
+        return [(tuple(parts[slot]), slot in strong) for slot in slots]
 
 
 def _full_add(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -695,7 +699,7 @@ def rank_subscribers(
 
     matched = weak | strong
     n_subs = len(subscriber_ids)
-    matched_items: list[list[tuple[int, int, int, int]]] = [[] for _ in range(n_subs)]
+    matched_items: list[list[tuple[int, int, int, int, bool]]] = [[] for _ in range(n_subs)]
     paper_ids = np.full((n_subs, top_n), -1, dtype=np.int64)
     points = np.zeros((n_subs, top_n), dtype=np.int16)
     scores = np.zeros((n_subs, top_n), dtype=np.float64)
@@ -721,16 +725,19 @@ def rank_subscribers(
         scores[lo:hi] = np.where(found, got + edition.fraction[safe], 0.0)
         # Which of each row's items match each chosen paper, for the reasons: one gather
         # for the block instead of a test per (paper, item) later.
-        values = matched[index.T[:, None, :], (safe >> 6)[:, :, None]]
-        hit = (values >> (safe & 63).astype(np.uint64)[:, :, None]) & np.uint64(1)
+        shift = (safe & 63).astype(np.uint64)[:, :, None]
+        at = (index.T[:, None, :], (safe >> 6)[:, :, None])
+        hit = (matched[at] >> shift) & np.uint64(1)
         r, slot, k = np.nonzero(hit.astype(bool) & found[:, :, None])
         block_items = items[lo:hi]
+        strong_hit = (strong[at][r, slot, k] >> shift[r, slot, 0]) & np.uint64(1)
         for row, *found_item in zip(
             (r + lo).tolist(),
             slot.tolist(),
             k.tolist(),
             block_items[r, k].tolist(),
             safe[r, slot].tolist(),
+            strong_hit.astype(bool).tolist(),
             strict=True,
         ):
             matched_items[row].append(tuple(found_item))

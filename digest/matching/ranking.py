@@ -63,11 +63,14 @@ class SubscriberSpec:
 
 @dataclass(frozen=True)
 class Selection:
-    """A paper chosen for a digest and the sentence that says why."""
+    """A paper chosen for a digest and the sentence that says why; ``strong`` when one of
+    the subscriber's filters or topics has a term in its title or authors (a pinned
+    paper is not)."""
 
     paper_id: int
     reason: str
     score: float = 0.0
+    strong: bool = False
 
 
 def reason_part(filter_text: str | None, topic_name: str, hits: Sequence[Hit]) -> str:
@@ -197,7 +200,7 @@ def _select(
         why = ranking.reason_parts(
             row, [slot for slot, _, _ in sent], spec.filters, spec.topic_ids, word
         )
-        for (_, paper_id, score), parts in zip(sent, why, strict=True):
-            chosen.append(Selection(paper_id, "; ".join(parts), score))
+        for (_, paper_id, score), (parts, strong) in zip(sent, why, strict=True):
+            chosen.append(Selection(paper_id, "; ".join(parts), score, strong))
         result[spec.id] = chosen
     return result

@@ -132,7 +132,8 @@
       clearTimeout(timer);
       timer = setTimeout(run, 250);
       // An error the server rendered for the previous text is stale now.
-      var form = field.form;
+      // A filter's row holds its error (the rows share one form: see manage.html).
+      var form = field.closest(".filter-row") || field.form;
       if (form) {
         form.querySelectorAll(".query-error:not(.live)").forEach(function (node) {
           node.hidden = true;
