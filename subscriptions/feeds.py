@@ -12,10 +12,10 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils.feedgenerator import Atom1Feed
 
-from digest.models import Digest, archive_cutoff
+from digest.models import Digest, Feedback, archive_cutoff
 
 from .models import Subscriber
-from .tokens import digest_web_url
+from .tokens import digest_web_url, feedback_url
 
 FEED_DIGESTS = 30
 
@@ -23,7 +23,8 @@ FEED_DIGESTS = 30
 class DigestFeed(Feed):
     """``/feed/<secret>/``: the last :data:`FEED_DIGESTS` sent digests within
     ``DIGEST_ARCHIVE_DAYS`` (older ones no longer keep their papers), newest first; each
-    entry links to the digest's "view in browser" page and lists its papers."""
+    entry links to the digest's "view in browser" page and lists its papers, each with
+    the subscriber's "More like this" and "Less like this" links."""
 
     feed_type = Atom1Feed
     description_template = "subscriptions/feed_entry.html"
@@ -64,5 +65,14 @@ class DigestFeed(Feed):
 
     def get_context_data(self, **kwargs):  # type: ignore[no-untyped-def]
         context = super().get_context_data(**kwargs)
-        context["papers"] = [i.paper for i in kwargs["item"].items.all()]
+        item = kwargs["item"]
+        owner = item.subscriber.uuid
+        context["papers"] = [
+            (
+                i.paper,
+                feedback_url(owner, i.paper_id, Feedback.MORE),
+                feedback_url(owner, i.paper_id, Feedback.LESS),
+            )
+            for i in item.items.all()
+        ]
         return context

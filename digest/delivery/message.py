@@ -4,6 +4,7 @@ headers of RFC 2369 and RFC 8058 and the ids the ESP returns on webhooks."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -18,6 +19,7 @@ from django.utils import timezone
 from digest.delivery.compose import make_email
 from digest.delivery.render import (
     SHOWN_AUTHORS,
+    FeedbackLinks,
     PaperCard,
     Recipient,
     Renderer,
@@ -25,9 +27,9 @@ from digest.delivery.render import (
     render_nothing,
 )
 from digest.matching.trend import upvote_growth
-from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
+from digest.models import Digest, DigestItem, Feedback, Paper, origin_label, paper_url
 from subscriptions.schedule import DAILY, WEEKLY
-from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
+from subscriptions.tokens import digest_web_url, feedback_url, manage_url_for, unsubscribe_url
 
 __all__ = ["digest_message", "load_cards", "shared_renderer"]
 
@@ -129,6 +131,18 @@ def _card(row: tuple[Any, ...], gained: int, gained_label: str) -> PaperCard:
     )
 
 
+def _feedback_links(subscriber_uuid: uuid.UUID) -> FeedbackLinks:
+    """The subscriber's "more / less like this" URLs of a paper, by its id."""
+
+    def links(paper_id: int) -> tuple[str, str]:
+        return (
+            feedback_url(subscriber_uuid, paper_id, Feedback.MORE),
+            feedback_url(subscriber_uuid, paper_id, Feedback.LESS),
+        )
+
+    return links
+
+
 def digest_message(
     digest: Digest,
     *,
@@ -137,6 +151,7 @@ def digest_message(
     personal_links: bool = True,
     links: Mapping[str, str] | None = None,
     fit: bool = True,
+    feedback_links: bool = True,
 ) -> EmailMultiAlternatives:
     """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
     it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
@@ -154,7 +169,10 @@ def digest_message(
     placeholders there, never links that act for the subscriber, and the public copy
     no address. Without ``fit`` every paper is shown, however long the email (the "view
     in browser" page, where mail apps do not cut it short); with it the email stays
-    within ``DIGEST_MAX_BYTES``.
+    within ``DIGEST_MAX_BYTES``. With ``feedback_links`` each paper carries the
+    subscriber's signed "More like this" and "Less like this" links (also in the "view
+    in browser" copy: they only lead to a page with a button, and a vote can be undone);
+    a moderator's preview goes without.
     """
     subscriber = digest.subscriber
     if papers is None:
@@ -177,7 +195,13 @@ def digest_message(
         cards, reasons = [p for p, _ in papers], [r for _, r in papers]
         render = renderer.digest if renderer else render_digest
         parts = render(
-            cards, reasons, recipient=recipient, frequency=frequency, edition=digest.period, fit=fit
+            cards,
+            reasons,
+            recipient=recipient,
+            frequency=frequency,
+            edition=digest.period,
+            fit=fit,
+            feedback=_feedback_links(subscriber.uuid) if feedback_links else None,
         )
         kind = "digest"
     else:
