@@ -439,12 +439,12 @@ def save_suggestions(request: HttpRequest, subscriber: Subscriber) -> HttpRespon
     return redirect(_likes_anchor())
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def feedback(request: HttpRequest, token: str) -> HttpResponse:
     """A digest's "More like this" / "Less like this" link
     (:func:`subscriptions.tokens.feedback_url`).
 
-    GET only shows the paper, the vote the link casts and one button: mail scanners
+    GET (and HEAD) only shows the paper, the vote the link casts and one button: mail scanners
     (Microsoft Safe Links fetches every link of a message, twice) must not vote. The
     button POSTs (CSRF-protected) and records the vote, replacing an earlier one on the
     same paper; then the page comes back (POST/redirect/GET) saying so. A tampered,
