@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,13 @@ from digest.delivery.pipeline import deliver
 from digest.models import Digest, Feedback, Paper
 from subscriptions.feedback import arxiv_id_of
 from subscriptions.models import MAX_SUGGESTIONS, Subscriber
-from subscriptions.tokens import FEEDBACK, digest_web_url, feedback_url
+from subscriptions.tokens import (
+    FEEDBACK,
+    digest_web_url,
+    feedback_links,
+    feedback_url,
+    read_feedback_token,
+)
 
 from .conftest import make_subscriber
 from .test_manage import sign_in
@@ -270,6 +277,29 @@ def test_the_vote_needs_the_pages_csrf_token(ada: Subscriber, paper: Paper) -> N
     assert Feedback.objects.get().vote == MORE
 
 
+def test_links_made_in_bulk_are_those_of_djangos_signer(settings) -> None:  # type: ignore[no-untyped-def]
+    subscriber_uuid = uuid.uuid4()
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        links = feedback_links(subscriber_uuid)
+        for paper_id in (1, 42, 10**12):
+            assert links(paper_id) == (
+                feedback_url(subscriber_uuid, paper_id, MORE),
+                feedback_url(subscriber_uuid, paper_id, LESS),
+            )
+            for link, vote in zip(links(paper_id), (MORE, LESS), strict=True):
+                token = link.removeprefix("https://papers.example.org/vote/").removesuffix("/")
+                assert read_feedback_token(token) == (subscriber_uuid, paper_id, vote)
+    # Another secret makes other links, which this site refuses.
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    with time_machine.travel("2026-11-30 12:00:00Z", tick=False):
+        other = feedback_links(subscriber_uuid)(42)[0]
+    settings.SECRET_KEY = settings.SECRET_KEY.replace("another", "the-first")
+    with pytest.raises(signing.BadSignature):
+        read_feedback_token(
+            other.removeprefix("https://papers.example.org/vote/").removesuffix("/")
+        )
+
+
 # --- the links in what is sent -------------------------------------------------------------
 
 
@@ -296,8 +326,6 @@ def test_every_paper_of_a_digest_carries_its_own_links(
         seen[address] = set(links)
     assert not seen["ada@example.org"] & seen["bob@example.org"]
     # Ada's links name Ada, each paper, each vote.
-    from subscriptions.tokens import read_feedback_token
-
     named = {
         read_feedback_token(link.rstrip("/").rsplit("/", 1)[1]) for link in seen["ada@example.org"]
     }

@@ -4,7 +4,6 @@ headers of RFC 2369 and RFC 8058 and the ids the ESP returns on webhooks."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -19,7 +18,6 @@ from django.utils import timezone
 from digest.delivery.compose import make_email
 from digest.delivery.render import (
     SHOWN_AUTHORS,
-    FeedbackLinks,
     PaperCard,
     Recipient,
     Renderer,
@@ -27,9 +25,10 @@ from digest.delivery.render import (
     render_nothing,
 )
 from digest.matching.trend import upvote_growth
-from digest.models import Digest, DigestItem, Feedback, Paper, origin_label, paper_url
+from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
 from subscriptions.schedule import DAILY, WEEKLY
-from subscriptions.tokens import digest_web_url, feedback_url, manage_url_for, unsubscribe_url
+from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
+from subscriptions.tokens import feedback_links as vote_links
 
 __all__ = ["digest_message", "load_cards", "shared_renderer"]
 
@@ -131,18 +130,6 @@ def _card(row: tuple[Any, ...], gained: int, gained_label: str) -> PaperCard:
     )
 
 
-def _feedback_links(subscriber_uuid: uuid.UUID) -> FeedbackLinks:
-    """The subscriber's "more / less like this" URLs of a paper, by its id."""
-
-    def links(paper_id: int) -> tuple[str, str]:
-        return (
-            feedback_url(subscriber_uuid, paper_id, Feedback.MORE),
-            feedback_url(subscriber_uuid, paper_id, Feedback.LESS),
-        )
-
-    return links
-
-
 def digest_message(
     digest: Digest,
     *,
@@ -201,7 +188,7 @@ def digest_message(
             frequency=frequency,
             edition=digest.period,
             fit=fit,
-            feedback=_feedback_links(subscriber.uuid) if feedback_links else None,
+            feedback=vote_links(subscriber.uuid) if feedback_links else None,
         )
         kind = "digest"
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 from digest.delivery.render import PaperCard, Recipient
 from digest.matching.engine import PaperText
 from digest.matching.query import fold, tokens
+from subscriptions.tokens import feedback_links
 from tests.support import PAGES_DIR
 
 ZIPF_EXPONENT = 1.1
@@ -424,6 +426,10 @@ def edition(rng: random.Random) -> list[PaperCard]:
 
 
 def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[dict]:
+    """``count`` digests' render arguments: papers, reasons, a :class:`Recipient`,
+    frequency, edition, and ``feedback``, each recipient's signed vote links
+    (:func:`subscriptions.tokens.feedback_links`, made here: their timestamp is the
+    same whenever the emails are rendered again)."""
     out = []
     for n in range(count):
         chosen = rng.sample(papers, PAPERS_PER_EMAIL)
@@ -439,6 +445,7 @@ def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[
                 ),
                 "frequency": "daily" if n % 4 else "weekly",
                 "edition": "2026-03-08" if n % 4 else "2026-W10",
+                "feedback": feedback_links(uuid.UUID(int=n + 1)),
             }
         )
     return out
