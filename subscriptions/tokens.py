@@ -176,7 +176,7 @@ def _feedback_hmac(secret_key: str) -> hmac.HMAC:
     secret), fed nothing yet: copy it, then feed it the value."""
     signer = signing.TimestampSigner(key=secret_key, salt=FEEDBACK)
     hasher = getattr(hashlib, signer.algorithm)
-    key = hasher(force_bytes(f"{signer.salt}signer") + force_bytes(secret_key)).digest()
+    key = hasher(force_bytes(FEEDBACK + "signer") + force_bytes(secret_key)).digest()
     return hmac.new(key, digestmod=hasher)
 
 
