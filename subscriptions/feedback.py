@@ -30,7 +30,7 @@ __all__ = [
 
 RECENT_DAYS = 7
 """The settings page offers papers first seen within this many days."""
-PICK_LIST_SIZE = 15
+PICK_LIST_SIZE = 10
 """…at most this many, newest and most upvoted first."""
 
 # Hosts whose paper pages are named by the arXiv id in their path: arXiv itself (abs,

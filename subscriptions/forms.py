@@ -301,6 +301,7 @@ class SuggestionsForm(forms.ModelForm):
         model = Subscriber
         fields = ["suggestions"]
         labels = {"suggestions": '"You may also like" papers per digest'}
+        help_texts = {"suggestions": "From 0 to 10; 0 turns them off."}
         widgets = {
             "suggestions": forms.NumberInput(attrs={"min": 0, "max": MAX_SUGGESTIONS, "step": 1})
         }

@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from digest.delivery.pipeline import deliver
 from digest.models import Feedback
 
-from .conftest import make_subscriber
+from .conftest import SCREENSHOTS, make_subscriber
 from .test_browser import link_from, new_page, shot, site  # noqa: F401  (the fixture)
 from .test_signup import sent
 
@@ -57,6 +57,7 @@ def test_a_vote_from_the_email_is_recorded_listed_and_undone(browser, outbox: Pa
     vote = likes.locator(".vote-row", has_text=title).first
     expect(vote).to_contain_text("More like this")
     shot(page, "feedback-settings")
+    likes.screenshot(path=str(SCREENSHOTS / "feedback-settings-likes.png"))
     vote.get_by_role("button", name="Undo").click()
     expect(page.get_by_text(f"Forgot your vote on “{title}”.")).to_be_visible()
     expect(page.locator("#likes")).to_contain_text("No votes yet")
