@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import time_machine
 from django.core import signing
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -535,3 +537,34 @@ def test_delete_me_deletes_the_votes(client: Client, ada: Subscriber, paper: Pap
     assert not Subscriber.objects.filter(pk=ada.pk).exists()
     assert list(Feedback.objects.values_list("subscriber_id", flat=True)) == [bob.pk]
     assert Paper.objects.filter(pk=paper.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_votes_arriving_at_once_leave_one_row_with_one_of_them() -> None:
+    # Eight requests at once on PostgreSQL (both links pressed in several tabs): each in
+    # its own connection, all released together. The unique (subscriber, paper) pair
+    # and update_or_create's retry leave one row, and no request fails.
+    from subscriptions.feedback import record_vote
+
+    ada = make_subscriber("ada@example.org", ["diffusion"])
+    paper = add_paper("Diffusion for video", "x")
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def vote(value: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            record_vote(ada, paper, value)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=vote, args=(MORE if n % 2 else LESS,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    [row] = Feedback.objects.all()
+    assert row.vote in (MORE, LESS) and row.updated_at >= row.created_at
