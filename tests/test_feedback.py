@@ -467,9 +467,13 @@ def test_an_unknown_or_unreadable_reference_is_a_clear_error_keeping_the_text(
     if pasted:
         assert f'value="{pasted}"' in html  # nothing lost
     assert not Feedback.objects.exists()
-    # A hidden paper cannot be picked by id either.
+    # A hidden paper cannot be picked by id either, nor a made-up id.
     hidden = add_paper("Hidden", "x", hidden_at=timezone.now())
-    assert client.post("/manage/likes/", {"paper": str(hidden.pk)}).status_code == 400
+    response = client.post("/manage/likes/", {"paper": str(hidden.pk)})
+    assert response.status_code == 400 and "no longer available" in response.content.decode()
+    response = client.post("/manage/likes/", {"paper": "1 OR 1=1"})
+    assert response.status_code == 400 and "not a paper of the list" in response.content.decode()
+    assert not Feedback.objects.exists()
 
 
 @pytest.mark.django_db

@@ -26,7 +26,6 @@ import numpy as np
 from digest.delivery.render import PaperCard, Recipient
 from digest.matching.engine import PaperText
 from digest.matching.query import fold, tokens
-from subscriptions.tokens import feedback_links
 from tests.support import PAGES_DIR
 
 ZIPF_EXPONENT = 1.1
@@ -430,6 +429,10 @@ def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[
     frequency, edition, and ``feedback``, each recipient's signed vote links
     (:func:`subscriptions.tokens.feedback_links`, made here: their timestamp is the
     same whenever the emails are rendered again)."""
+    # Imported here: the models it loads need Django set up, which the benchmarks
+    # importing this module do after their imports.
+    from subscriptions.tokens import feedback_links
+
     out = []
     for n in range(count):
         chosen = rng.sample(papers, PAPERS_PER_EMAIL)
