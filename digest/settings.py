@@ -465,6 +465,9 @@ CONFIRM_LINK_MAX_AGE = env_int("CONFIRM_LINK_MAX_AGE", 3 * 24 * 3600)
 # Magic links to the settings page (in every digest, and emailed on request) work once,
 # for this long: a weekly digest's link must outlive the week.
 MANAGE_LINK_MAX_AGE = env_int("MANAGE_LINK_MAX_AGE", 30 * 24 * 3600)
+# "More / less like this" links of a digest work this long (seconds), and never less
+# than DIGEST_ARCHIVE_DAYS: as long as the digest can still be read.
+FEEDBACK_LINK_MAX_AGE = env_int("FEEDBACK_LINK_MAX_AGE", 365 * 24 * 3600)
 # The throttles count in the cache, so several web processes share one count: Redis when
 # one is configured, else memory of this process.
 REDIS_URL = env_str("REDIS_URL") or CELERY_BROKER_URL

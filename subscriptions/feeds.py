@@ -16,10 +16,10 @@ from django.utils.feedgenerator import Atom1Feed
 
 from digest.delivery.message import load_cards
 from digest.delivery.render import PaperCard, authors_line, card_view, edition_label
-from digest.models import Digest, archive_cutoff
+from digest.models import Digest, Feedback, archive_cutoff
 
 from .models import Subscriber
-from .tokens import digest_web_url
+from .tokens import digest_web_url, feedback_url
 
 FEED_DIGESTS = 30
 
@@ -38,9 +38,10 @@ class DigestFeed(Feed):
     """``/feed/<secret>/``: one entry per paper of the last :data:`FEED_DIGESTS` sent
     digests within ``DIGEST_ARCHIVE_DAYS`` (older ones no longer keep their papers),
     newest digest first and each digest's papers in its order. An entry has the paper's
-    title, its authors, why it matched, its summary and links, and links to the paper's
-    page; its id is the digest's "view in browser" address and the paper's id, so it
-    stays the same on every read. The digests of a feed-only subscriber are here too."""
+    title, its authors, why it matched, its summary and links, the subscriber's "More
+    like this" and "Less like this" links, and links to the paper's page; its id is the
+    digest's "view in browser" address and the paper's id, so it stays the same on every
+    read. The digests of a feed-only subscriber are here too."""
 
     feed_type = Atom1Feed
     description_template = "subscriptions/feed_entry.html"
@@ -94,6 +95,7 @@ class DigestFeed(Feed):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         entry: FeedEntry = kwargs["item"]
+        owner = entry.digest.subscriber.uuid
         context.update(
             {
                 "p": entry.card,
@@ -102,6 +104,8 @@ class DigestFeed(Feed):
                 "digest_url": digest_web_url(entry.digest),
                 "edition": edition_label(entry.digest.period),
                 "frequency": entry.digest.subscriber.get_frequency_display().lower(),
+                "more_url": feedback_url(owner, entry.card.id, Feedback.MORE),
+                "less_url": feedback_url(owner, entry.card.id, Feedback.LESS),
             }
         )
         return context

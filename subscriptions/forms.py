@@ -26,7 +26,7 @@ from digest.matching.query import (
 from digest.models import Topic
 
 from .addresses import normalize_address
-from .models import MAX_PAPERS, Filter, Subscriber
+from .models import MAX_PAPERS, MAX_SUGGESTIONS, Filter, Subscriber
 from .schedule import resolve_timezone
 
 __all__ = [
@@ -327,3 +327,40 @@ class EmailLinkForm(forms.Form):
 
     def clean_email(self) -> str:
         return normalize_address(self.cleaned_data["email"])
+
+
+class SuggestionsForm(forms.ModelForm):
+    """How many "you may also like" papers a digest may add: 0 to
+    ``MAX_SUGGESTIONS`` (the model's validators)."""
+
+    class Meta:
+        model = Subscriber
+        fields = ["suggestions"]
+        labels = {"suggestions": '"You may also like" papers per digest'}
+        help_texts = {"suggestions": "From 0 to 10; 0 turns them off."}
+        widgets = {
+            "suggestions": forms.NumberInput(attrs={"min": 0, "max": MAX_SUGGESTIONS, "step": 1})
+        }
+
+
+class PickPaperForm(forms.Form):
+    """A paper the subscriber likes: ``paper``, the id of one of the recent papers
+    listed, or ``reference``, a pasted arXiv id or arXiv / Hugging Face link (read by
+    :func:`subscriptions.feedback.arxiv_id_of`). One of the two is required."""
+
+    paper = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    reference = forms.CharField(
+        label="arXiv id or link",
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(
+            attrs={"placeholder": "2401.01234 or https://huggingface.co/papers/2401.01234"}
+        ),
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        data["reference"] = (data.get("reference") or "").strip()
+        if not data.get("paper") and not data["reference"]:
+            self.add_error("reference", "Paste an arXiv id or a link to the paper's page.")
+        return data

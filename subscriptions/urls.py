@@ -22,6 +22,9 @@ urlpatterns = [
     path("manage/resume/", views.resume, name="resume"),
     path("manage/unsubscribe/", views.unsubscribe_here, name="unsubscribe_here"),
     path("manage/feed/", views.reset_feed, name="reset_feed"),
+    path("manage/likes/", views.pick_paper, name="pick_paper"),
+    path("manage/likes/<int:pk>/undo/", views.undo_vote, name="undo_vote"),
+    path("manage/suggestions/", views.save_suggestions, name="save_suggestions"),
     path("manage/data.json", views.download_data, name="download_data"),
     path("manage/delete/", views.delete_me, name="delete_me"),
     path("manage/sign-out/", views.sign_out, name="sign_out"),
@@ -29,6 +32,7 @@ urlpatterns = [
     path("preview.json", views.preview_json, name="preview"),
     path("help/filters/", views.filter_help, name="filter_help"),
     path("d/<str:token>/", views.digest_web, name="digest_web"),
+    path("vote/<str:token>/", views.feedback, name="feedback"),
     path("feed/<str:secret>/", DigestFeed(), name="feed"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

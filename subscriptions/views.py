@@ -36,20 +36,23 @@ from django.views.decorators.http import (
 from digest import tasks as digest_tasks
 from digest.delivery.extra import TooSoon, ask_for_digest
 from digest.delivery.message import digest_message
-from digest.delivery.render import edition_label
+from digest.delivery.render import SUMMARY_CHARS, authors_line, cut_at_sentence, edition_label
 from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
 from digest.matching.query import QueryError, parse_query
-from digest.models import Digest, Paper, archive_cutoff
+from digest.models import Digest, Feedback, Paper, archive_cutoff
 
 from . import erasure, signup, tasks, throttle
+from .feedback import RECENT_DAYS, arxiv_id_of, recent_papers, record_vote
 from .forms import (
     DigestChoicesForm,
     EmailLinkForm,
     FilterForm,
+    PickPaperForm,
     QueryProblem,
     ScheduleForm,
     SignupForm,
+    SuggestionsForm,
     TopicsForm,
 )
 from .middleware import email_html_policy
@@ -59,8 +62,10 @@ from .tokens import (
     MANAGE,
     UNSUBSCRIBE,
     digest_web_url,
+    feedback_url,
     offer_fingerprint,
     read_digest_token,
+    read_feedback_token,
     read_link_token,
     read_offer_token,
     read_token,
@@ -423,6 +428,8 @@ def manage_page(
     topics_form: TopicsForm | None = None,
     schedule_form: ScheduleForm | None = None,
     choices_form: DigestChoicesForm | None = None,
+    pick_form: PickPaperForm | None = None,
+    suggestions_form: SuggestionsForm | None = None,
 ) -> HttpResponse:
     """Render the settings page; a bound form passed in replaces the fresh one (errors
     and previews shown in place). ``kept`` holds other rows' edits, shown as typed
@@ -471,6 +478,7 @@ def manage_page(
             (d, digest_web_url(d), edition_label(d.period))
             for d in subscriber.digests.filter(status=Digest.SENT).order_by("-sent_at")[:5]
         ],
+        **likes_context(request, subscriber, pick_form, suggestions_form),
     }
     return render(request, "subscriptions/manage.html", context, status=status)
 
@@ -479,6 +487,151 @@ def manage_page(
 @subscriber_required
 def manage(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     return manage_page(request, subscriber)
+
+
+# ---------------------------------------------------------------------------------------
+# Relevance feedback: votes from a digest's links, and "papers like these" by hand
+
+VOTES_SHOWN = 200
+
+
+def likes_context(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    pick_form: PickPaperForm | None,
+    suggestions_form: SuggestionsForm | None,
+) -> dict[str, Any]:
+    """The settings page's "papers like these" section (``subscriptions/_likes.html``):
+    the subscriber's votes, newest first (at most :data:`VOTES_SHOWN`), the recent
+    papers to pick from, searched by ``?papers=WORDS``, and the two forms."""
+    search = request.GET.get("papers", "")[:200].strip()
+    votes = subscriber.feedback.select_related("paper").order_by("-updated_at", "-id")
+    voted = set(subscriber.feedback.values_list("paper_id", flat=True))
+    return {
+        "votes": votes[:VOTES_SHOWN],
+        "votes_count": len(voted),
+        "pick_search": search,
+        "pick_papers": [(p, p.pk in voted) for p in recent_papers(search)],
+        "pick_days": RECENT_DAYS,
+        "pick_form": pick_form or PickPaperForm(),
+        "suggestions_form": suggestions_form or SuggestionsForm(instance=subscriber),
+    }
+
+
+def _likes_anchor() -> str:
+    return reverse("manage") + "#likes"
+
+
+@require_POST
+@subscriber_required
+def pick_paper(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """Add a paper the subscriber likes, as a "more like this" vote picked by hand: by
+    its id from the recent papers list (``paper``), or by a pasted arXiv id, arXiv URL
+    or Hugging Face papers link (``reference``). An unknown paper is a 400 with the
+    typed text kept in the field."""
+    form = PickPaperForm(request.POST)
+    paper = None
+    if form.is_valid():
+        paper_id, reference = form.cleaned_data["paper"], form.cleaned_data["reference"]
+        if paper_id:
+            paper = Paper.objects.filter(pk=paper_id, hidden_at__isnull=True).first()
+            if paper is None:
+                form.add_error(None, "That paper is no longer available. Pick another one.")
+        else:
+            arxiv_id = arxiv_id_of(reference)
+            if arxiv_id is None:
+                form.add_error(
+                    "reference",
+                    "That is not an arXiv id or a link to an arXiv or Hugging Face paper page. "
+                    "Paste something like 2401.01234 or https://huggingface.co/papers/2401.01234.",
+                )
+            else:
+                paper = Paper.objects.filter(arxiv_id=arxiv_id, hidden_at__isnull=True).first()
+                if paper is None:
+                    form.add_error(
+                        "reference",
+                        f"We have no paper arXiv:{arxiv_id} yet: only papers that appeared on "
+                        "the pages we follow can be added. Try again in a few days, or pick "
+                        "one of the recent papers below.",
+                    )
+    if paper is None:
+        return manage_page(request, subscriber, pick_form=form, status=400)
+    record_vote(subscriber, paper, Feedback.MORE, source=Feedback.PICKED)
+    messages.success(request, f"Added “{paper.title}” to the papers you like.")
+    return redirect(_likes_anchor())
+
+
+@require_POST
+@subscriber_required
+def undo_vote(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpResponse:
+    """Forget one of the subscriber's votes (404 for anyone else's)."""
+    row = get_object_or_404(Feedback.objects.select_related("paper"), pk=pk, subscriber=subscriber)
+    row.delete()
+    messages.success(request, f"Forgot your vote on “{row.paper.title}”.")
+    return redirect(_likes_anchor())
+
+
+@require_POST
+@subscriber_required
+def save_suggestions(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
+    """How many "you may also like" papers a digest may add (0–10)."""
+    form = SuggestionsForm(request.POST, instance=subscriber)
+    if not form.is_valid():
+        subscriber.refresh_from_db()
+        return manage_page(request, subscriber, suggestions_form=form, status=400)
+    form.save()
+    messages.success(request, "Suggestions saved.")
+    return redirect(_likes_anchor())
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def feedback(request: HttpRequest, token: str) -> HttpResponse:
+    """A digest's "More like this" / "Less like this" link
+    (:func:`subscriptions.tokens.feedback_url`).
+
+    GET (and HEAD) only shows the paper, the vote the link casts and one button: mail scanners
+    (Microsoft Safe Links fetches every link of a message, twice) must not vote. The
+    button POSTs (CSRF-protected) and records the vote, replacing an earlier one on the
+    same paper; then the page comes back (POST/redirect/GET) saying so. A tampered,
+    foreign or expired link, a subscriber who is gone, unsubscribed or suppressed, and a
+    paper no longer kept or hidden get a 400 page, and nothing is recorded. The link
+    acts for the subscriber it names, whoever is signed in in this browser.
+    """
+    try:
+        subscriber_uuid, paper_id, vote = read_feedback_token(token)
+    except signing.SignatureExpired:
+        return bad_link(request, "expired")
+    except signing.BadSignature:
+        return bad_link(request, "invalid")
+    subscriber = Subscriber.objects.filter(uuid=subscriber_uuid).first()
+    if subscriber is None:
+        return bad_link(request, "invalid")
+    if subscriber.state not in (State.ACTIVE, State.PAUSED):
+        return bad_link(request, "not_subscribed")
+    paper = Paper.objects.filter(pk=paper_id, hidden_at__isnull=True).first()
+    if paper is None:
+        return bad_link(request, "paper_gone")
+    if request.method == "POST":
+        record_vote(subscriber, paper, vote)
+        return redirect(request.path + "?voted=1")
+    current = Feedback.objects.filter(subscriber=subscriber, paper=paper).first()
+    signed_in = session_subscriber(request)
+    summary, _ = cut_at_sentence(paper.abstract, SUMMARY_CHARS)
+    context = {
+        "paper": paper,
+        "authors": authors_line([str(a) for a in paper.authors or ()], paper.authors_count),
+        "summary": summary,
+        "vote": vote,
+        "vote_label": dict(Feedback.VOTES)[vote],
+        "current": current,
+        "just_voted": bool(request.GET.get("voted")) and current is not None,
+        "other_url": feedback_url(subscriber.uuid, paper.pk, -vote),
+        "signed_in": signed_in is not None and signed_in.pk == subscriber.pk,
+    }
+    response = render(request, "subscriptions/feedback.html", context)
+    response["X-Robots-Tag"] = "noindex"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 def _filter_action(request: HttpRequest) -> str:
@@ -724,6 +877,19 @@ def download_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         },
         # Choices of a later signup of this address, waiting for the owner's button.
         "offered_signup": subscriber.offered_signup,
+        "suggestions": subscriber.suggestions,
+        "votes": [
+            {
+                "paper": v.paper.title,
+                "arxiv_id": v.paper.arxiv_id,
+                "url": v.paper.url,
+                "vote": "more" if v.vote == Feedback.MORE else "less",
+                "source": v.source,
+                "created_at": v.created_at.isoformat(),
+                "updated_at": v.updated_at.isoformat(),
+            }
+            for v in subscriber.feedback.select_related("paper").order_by("created_at", "id")
+        ],
         "digests": [
             {
                 "period": d.period,

@@ -191,6 +191,11 @@ def test_a_digest_of_long_papers_stays_under_90_kb_and_says_what_it_left_out(
         ),
         "frequency": "daily",
         "edition": "2026-11-30",
+        # Vote links as long as real ones (subscriptions.tokens.feedback_url).
+        "feedback": lambda pk: tuple(
+            f"https://papers.example.org/vote/{'f' * 32}.{pk}.{vote}:1tQx9a:{'A' * 43}/"
+            for vote in (1, -1)
+        ),
     }
     renderer = Renderer()
     subject, text, html = renderer.digest(papers, reasons, **kwargs)  # type: ignore[arg-type]
@@ -201,6 +206,7 @@ def test_a_digest_of_long_papers_stays_under_90_kb_and_says_what_it_left_out(
     assert size <= settings.DIGEST_MAX_BYTES <= 88_000
     shown = html.count('class="paper"')
     assert 1 <= shown <= count and text.count("\n   https://huggingface.co/papers/") == shown
+    assert html.count(">Less like this</a>") == shown == text.count("Less like this: ")
     assert f"{count} new papers for you" in subject
     if shown < count:
         assert f"Your {count} best matches of this edition; the first {shown} are shown" in text

@@ -30,7 +30,13 @@ from digest.delivery.pipeline import deliver
 from digest.ingest.store import ingest_source
 from digest.models import DeliveryEvent, Digest, Paper, Topic
 from subscriptions.models import Subscriber
-from subscriptions.tokens import confirm_url, digest_web_url, manage_url, unsubscribe_url
+from subscriptions.tokens import (
+    confirm_url,
+    digest_web_url,
+    feedback_url,
+    manage_url,
+    unsubscribe_url,
+)
 
 from .conftest import make_subscriber
 
@@ -241,6 +247,18 @@ def test_no_public_page_runs_markup_from_strangers(client: Client, hostile) -> N
 
     sign_in(client, ada)
     assert_clean(client.get("/manage/"), "settings page")
+    # Votes on papers with markup in their titles, abstracts and authors; a pick search
+    # and a pasted reference carrying a payload.
+    for paper in Paper.objects.filter(title__contains="pwn3d")[:5]:
+        vote = path_of(feedback_url(ada.uuid, paper.pk, 1))
+        assert_clean(client.get(vote), "vote page")
+        assert client.post(vote).status_code == 302
+        assert_clean(client.get(vote + "?voted=1"), "vote page, voted")
+    assert ada.feedback.count() == 5
+    assert_clean(client.get("/manage/"), "settings page with votes")
+    assert_clean(client.get("/manage/", {"papers": PAYLOADS[0]}), "pick search")
+    bad_pick = client.post("/manage/likes/", {"reference": PAYLOADS[3]})
+    assert bad_pick.status_code == 400 and not injected(bad_pick.content.decode())
     flt = ada.filters.first()
     for where, url, data in [
         (

@@ -60,6 +60,17 @@ def recipient(email: str) -> Recipient:
     )
 
 
+def feedback_links(tag: str):  # type: ignore[no-untyped-def]
+    """A recipient's "more / less like this" URLs, as long as real ones (~120 characters)."""
+
+    def links(paper_id: int) -> tuple[str, str]:
+        token = f"{tag}.{paper_id}.{{}}:1tQx9a:" + "A-_b" * 11
+        base = "https://papers.example.org/vote/"
+        return base + token.format(1) + "/", base + token.format(-1) + "/"
+
+    return links
+
+
 def squeeze(html: str) -> str:
     """Whitespace runs collapsed, and none left between tags."""
     return re.sub(r">\s+<", "><", re.sub(r"\s+", " ", html)).strip()
@@ -108,7 +119,13 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
         "manage_url": f"https://papers.example.org/manage/link/{address.split('@')[0]}:m-_2/",
         "web_url": f"https://papers.example.org/d/{len(address)}:w-_3/",
     }
-    edition_of = {"recipient": Recipient(**kwargs), "frequency": frequency, "edition": edition}
+    feedback = feedback_links(address.split("@")[0])
+    edition_of = {
+        "recipient": Recipient(**kwargs),
+        "frequency": frequency,
+        "edition": edition,
+        "feedback": feedback,
+    }
     fast_subject, fast_text, fast_html = renderer.digest(papers, reasons, **edition_of)
     subject, text, html = render_digest(papers, reasons, **edition_of)
     assert squeeze(fast_html) == squeeze(html)
@@ -123,6 +140,20 @@ def test_a_composed_digest_is_the_email_inlined_on_its_own(
     for link in ("unsubscribe_url", "manage_url", "web_url"):
         assert f'href="{kwargs[link].replace("&", "&amp;")}"' in fast_html
         assert kwargs[link] in fast_text
+    # Each card carries this recipient's own vote links, in both parts.
+    for paper in papers:
+        for url in feedback(paper.id):
+            assert fast_html.count(f'href="{url.replace("&", "&amp;")}"') == 1
+            assert fast_text.count(url) == 1
+    assert (
+        fast_html.count(">More like this</a>") == len(papers) == fast_text.count("More like this: ")
+    )
+    # Without links (a moderator's preview) the same renderer gives cards without them.
+    _, bare_text, bare_html = renderer.digest(papers, reasons, **{**edition_of, "feedback": None})
+    assert "like this" not in bare_html and "like this" not in bare_text
+    assert squeeze(bare_html) == squeeze(
+        render_digest(papers, reasons, **{**edition_of, "feedback": None})[2]
+    )
 
 
 def test_the_nothing_matched_note_is_composed_alike() -> None:

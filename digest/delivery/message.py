@@ -29,6 +29,7 @@ from digest.matching.trend import upvote_growth
 from digest.models import Digest, DigestItem, Paper, origin_label, paper_url
 from subscriptions.schedule import DAILY, WEEKLY
 from subscriptions.tokens import digest_web_url, manage_url_for, unsubscribe_url
+from subscriptions.tokens import feedback_links as vote_links
 
 if TYPE_CHECKING:  # the subscriber arrives as digest.subscriber; no import needed at run time
     from subscriptions.models import Subscriber
@@ -151,6 +152,7 @@ def digest_message(
     personal_links: bool = True,
     links: Mapping[str, str] | None = None,
     fit: bool = True,
+    feedback_links: bool = True,
 ) -> EmailMultiAlternatives:
     """The email for ``digest``: multipart text + HTML (the "nothing matched" note when
     it has no papers), with its stored Message-ID, the digest id in ``X-Digest-ID`` and
@@ -169,7 +171,10 @@ def digest_message(
     placeholders there, never links that act for the subscriber, and the public copy
     no address. Without ``fit`` every paper is shown, however long the email (the "view
     in browser" page, where mail apps do not cut it short); with it the email stays
-    within ``DIGEST_MAX_BYTES``.
+    within ``DIGEST_MAX_BYTES``. With ``feedback_links`` each paper carries the
+    subscriber's signed "More like this" and "Less like this" links (also in the "view
+    in browser" copy: they only lead to a page with a button, and a vote can be undone);
+    a moderator's preview goes without.
     """
     subscriber = digest.subscriber
     if papers is None:
@@ -202,6 +207,7 @@ def digest_message(
             edition=digest.period,
             fit=fit,
             limit=subscriber.max_papers,
+            feedback=vote_links(subscriber.uuid) if feedback_links else None,
         )
         kind = "digest"
     else:

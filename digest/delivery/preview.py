@@ -93,7 +93,7 @@ def preview_next_digest(subscriber: Subscriber, now: datetime | None = None) -> 
             preview.error = digest.last_error
         elif digest.status == Digest.PENDING:
             try:
-                message = digest_message(digest, links=placeholder_links())
+                message = digest_message(digest, links=placeholder_links(), feedback_links=False)
             except Exception as exc:  # shown to the moderator, as delivery records it
                 log.warning("digest_preview_render_failed subscriber_id=%s", subscriber.pk)
                 preview.status, preview.error = Digest.FAILED, error_text(exc)

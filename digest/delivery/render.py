@@ -2,8 +2,8 @@
 
 Inlining CSS with premailer costs about 10 ms per email. A digest is a layout (header,
 intro, footer) around one card per paper, and the only per-subscriber values are the
-address, the unsubscribe, settings and "view in browser" links, each paper's reason and
-its number. So each piece is
+address, the unsubscribe, settings and "view in browser" links, each paper's reason, its
+number and its "more / less like this" links. So each piece is
 rendered from its template once, with *slots* — marker strings — where those values go,
 and inlined once: the layout once per (kind, paper count, frequency, edition), each
 paper card once, placed inside the layout so that every CSS rule applies to it exactly
@@ -42,6 +42,7 @@ __all__ = [
     "SHORT_SUMMARY_CHARS",
     "SHOWN_AUTHORS",
     "SUMMARY_CHARS",
+    "FeedbackLinks",
     "PaperCard",
     "Parts",
     "Piece",
@@ -59,6 +60,10 @@ __all__ = [
 
 Parts = tuple[str, str, str]
 """``(subject, text body, inlined HTML body)``."""
+
+FeedbackLinks = Callable[[int], tuple[str, str]]
+"""A paper's id → the recipient's ``("more like this" URL, "less like this" URL)`` for
+it, plain ASCII (:func:`subscriptions.tokens.feedback_url`)."""
 
 
 SUMMARY_CHARS = 300
@@ -388,8 +393,21 @@ def fit_digest(
 # --- The reference: one email rendered and inlined on its own ---------------------------
 
 
-def _card_context(paper: PaperCard, reason: str, number: int | str) -> dict[str, Any]:
-    return {"p": paper, "c": card_view(paper), "reason": reason, "number": number}
+def _card_context(
+    paper: PaperCard, reason: str, number: int | str, more_url: str = "", less_url: str = ""
+) -> dict[str, Any]:
+    return {
+        "p": paper,
+        "c": card_view(paper),
+        "reason": reason,
+        "number": number,
+        "more_url": more_url,
+        "less_url": less_url,
+    }
+
+
+def _feedback_of(feedback: FeedbackLinks | None, paper: PaperCard) -> tuple[str, str]:
+    return feedback(paper.id) if feedback else ("", "")
 
 
 def _digest_context(
@@ -421,6 +439,7 @@ def render_digest(
     edition: str,
     fit: bool = True,
     limit: int | None = None,
+    feedback: FeedbackLinks | None = None,
 ) -> Parts:
     """A digest email rendered and inlined on its own (one premailer run, ~10 ms; more
     when it must shrink to fit).
@@ -430,11 +449,15 @@ def render_digest(
     ``schedule.WELCOME`` …). With ``fit`` the email is kept within ``DIGEST_MAX_BYTES``
     (:func:`fit_digest`). ``limit`` is the subscriber's papers per digest (default
     ``DIGEST_MAX_PAPERS``): a digest that carries that many says "your N best matches".
+    With ``feedback`` each card carries the recipient's "More like this" and "Less like
+    this" links; without it, none.
     """
     matched = len(papers)
 
     def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
-        parts = _render_digest(papers, reasons, matched, recipient, frequency, edition, limit)
+        parts = _render_digest(
+            papers, reasons, matched, recipient, frequency, edition, limit, feedback
+        )
         return parts, _size(parts)
 
     return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
@@ -448,15 +471,14 @@ def _render_digest(
     frequency: str,
     edition: str,
     limit: int | None = None,
+    feedback: FeedbackLinks | None = None,
 ) -> Parts:
-    cards_html = "".join(
-        render_to_string("emails/digest-paper.html", _card_context(p, r, n))
+    contexts = [
+        _card_context(p, r, n, *_feedback_of(feedback, p))
         for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
-    )
-    cards_text = "".join(
-        render_to_string("emails/digest-paper.txt", _card_context(p, r, n))
-        for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
-    )
+    ]
+    cards_html = "".join(render_to_string("emails/digest-paper.html", c) for c in contexts)
+    cards_text = "".join(render_to_string("emails/digest-paper.txt", c) for c in contexts)
     ctx = {
         **_digest_context(matched, len(papers), frequency, edition, limit),
         "first_title": papers[0].title if papers else "",
@@ -529,13 +551,16 @@ class Renderer:
         edition: str,
         fit: bool = True,
         limit: int | None = None,
+        feedback: FeedbackLinks | None = None,
     ) -> Parts:
         """The same ``(subject, text, html)`` as :func:`render_digest`, composed from
         cached pieces (microseconds once the pieces exist)."""
         matched = len(papers)
 
         def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
-            return self._digest(papers, reasons, matched, recipient, frequency, edition, limit)
+            return self._digest(
+                papers, reasons, matched, recipient, frequency, edition, limit, feedback
+            )
 
         return fit_digest(compose, papers, reasons, settings.DIGEST_MAX_BYTES if fit else None)
 
@@ -548,19 +573,23 @@ class Renderer:
         frequency: str,
         edition: str,
         limit: int | None = None,
+        feedback: FeedbackLinks | None = None,
     ) -> tuple[Parts, int]:
         """The parts and the octets of their text and HTML bodies (measured piece by
         piece, not by encoding the whole email)."""
         html_layout, text_layout = self._layout(
             "digest", matched, len(papers), frequency, edition, limit
         )
-        self.prepare(papers)
+        voting = feedback is not None
+        self.prepare(papers, voting=voting)
         site = _site()
         html_cards, text_cards = [], []
         html_octets = text_octets = 0
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
-            html_card, text_card = self._cards[(site, paper)]
+            html_card, text_card = self._cards[(site, paper, voting)]
             values = {"reason": reason, "number": str(number)}
+            if feedback is not None:
+                values["more_url"], values["less_url"] = feedback(paper.id)
             html_card_text, size = html_card.fill_measured(values)
             html_cards.append(html_card_text)
             html_octets += size
@@ -622,20 +651,23 @@ class Renderer:
             "cards_text": slot("cards_text"),
         }
 
-    def prepare(self, papers: Iterable[PaperCard]) -> None:
+    def prepare(self, papers: Iterable[PaperCard], *, voting: bool = True) -> None:
         """Make sure the cards of all ``papers`` are cached, inlining those that are not
         in one premailer run (one run costs ~10 ms and a little more per card: a batch's
         ~60 new cards cost ~0.1 s instead of ~0.6 s). :meth:`digest` calls it for its own
-        papers; a caller about to render many digests passes all their papers first."""
+        papers; a caller about to render many digests passes all their papers first.
+        ``voting`` asks for cards with "more / less like this" links (as sent), or
+        without (a moderator's preview)."""
         site = _site()
-        wanted = {(site, p): p for p in papers}
+        wanted = {(site, p, voting): p for p in papers}
         new = [p for key, p in wanted.items() if key not in self._cards]
         if not new:
             return
         if len(self._cards) + len(new) > self.max_pieces:
             self._cards.clear()  # and inline every wanted card, cached or not before
             new = list(wanted.values())
-        contexts = [_card_context(p, slot("reason"), slot("number")) for p in new]
+        links = (slot("more_url"), slot("less_url")) if voting else ("", "")
+        contexts = [_card_context(p, slot("reason"), slot("number"), *links) for p in new]
         # Inline the cards inside a real layout, side by side as in an email, so rules
         # on their ancestors apply too; then cut each out between its two markers.
         frame = self._layout_context(len(new), len(new), "daily", "")
@@ -651,7 +683,7 @@ class Renderer:
             start = inlined.index(_CARD_START, at) + len(_CARD_START)
             at = inlined.index(_CARD_END, start)
             text = render_to_string("emails/digest-paper.txt", ctx)
-            self._cards[(site, paper)] = (
+            self._cards[(site, paper, voting)] = (
                 Piece.parse(inlined[start:at], html=True),
                 Piece.parse(text, html=False),
             )

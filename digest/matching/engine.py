@@ -461,7 +461,9 @@ class Ranking:
     # Row r: (slot, k, bank index, paper rank, strong) of each item k (filters, then
     # topics) of subscriber r that matches the paper in that slot of ``paper_ids``, by
     # slot then k; ``strong`` when it matches strongly.
-    matched_items: list[list[tuple[int, int, int, int, bool]]] = field(default_factory=list, repr=False)
+    matched_items: list[list[tuple[int, int, int, int, bool]]] = field(
+        default_factory=list, repr=False
+    )
 
     def reasons(
         self,
@@ -508,7 +510,8 @@ class Ranking:
     ) -> list[tuple[tuple[str, ...], bool]]:
         """:meth:`reasons` of the papers in ``slots`` (ascending) of row ``row``, each
         already worded: ``word(filter_text, topic_id, hits)`` of every :class:`Reason`, in
-        the same order, and whether any of them is strong (:attr:`Reason.strong`). ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as
+        the same order, and whether any of them is strong (:attr:`Reason.strong`).
+        ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as
         ranked. Which filters and topics match which slot was found for the whole chunk at
         once by :func:`rank_subscribers`; a wording is remembered per (filter text or
         topic, paper) on the edition, so ``word`` must depend on nothing else (the

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections import Counter, defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -424,6 +425,14 @@ def edition(rng: random.Random) -> list[PaperCard]:
 
 
 def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[dict]:
+    """``count`` digests' render arguments: papers, reasons, a :class:`Recipient`,
+    frequency, edition, and ``feedback``, each recipient's signed vote links
+    (:func:`subscriptions.tokens.feedback_links`, made here: their timestamp is the
+    same whenever the emails are rendered again)."""
+    # Imported here: the models it loads need Django set up, which the benchmarks
+    # importing this module do after their imports.
+    from subscriptions.tokens import feedback_links
+
     out = []
     for n in range(count):
         chosen = rng.sample(papers, PAPERS_PER_EMAIL)
@@ -439,6 +448,7 @@ def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[
                 ),
                 "frequency": "daily" if n % 4 else "weekly",
                 "edition": "2026-03-08" if n % 4 else "2026-W10",
+                "feedback": feedback_links(uuid.UUID(int=n + 1)),
             }
         )
     return out
