@@ -60,7 +60,7 @@ FEEDBACK = "subscriptions.feedback"
 
 def make_token(subscriber_uuid: uuid.UUID, purpose: str) -> str:
     """A URL-safe token for ``purpose`` (one of this module's salts)."""
-    return signing.TimestampSigner(salt=purpose).sign(subscriber_uuid.hex)
+    return _signer(purpose)(subscriber_uuid.hex)
 
 
 def read_token(token: str, purpose: str, max_age: int) -> uuid.UUID:
@@ -80,8 +80,7 @@ def read_token(token: str, purpose: str, max_age: int) -> uuid.UUID:
 def unsubscribe_url(subscriber_uuid: uuid.UUID) -> str:
     """The absolute one-click unsubscribe URL (RFC 8058) for the ``List-Unsubscribe`` header
     and the visible link."""
-    token = make_token(subscriber_uuid, UNSUBSCRIBE)
-    return settings.SITE_URL + reverse("unsubscribe", args=[token])
+    return _token_url("unsubscribe", make_token(subscriber_uuid, UNSUBSCRIBE))
 
 
 def make_link_token(subscriber_uuid: uuid.UUID, counter: int, purpose: str) -> str:
@@ -89,7 +88,7 @@ def make_link_token(subscriber_uuid: uuid.UUID, counter: int, purpose: str) -> s
     ``"<uuid hex>.<counter>"``, signed for ``purpose``. Spending it bumps the counter
     (:meth:`subscriptions.models.Subscriber.use_link`), which voids it and every older one.
     """
-    return signing.TimestampSigner(salt=purpose).sign(f"{subscriber_uuid.hex}.{counter}")
+    return _signer(purpose)(f"{subscriber_uuid.hex}.{counter}")
 
 
 def read_link_token(token: str, purpose: str, max_age: int) -> tuple[uuid.UUID, int]:
@@ -119,7 +118,7 @@ def manage_url_for(subscriber: Subscriber) -> str:
     """:func:`manage_url` for a loaded :class:`~subscriptions.models.Subscriber`, without
     reading its ``link_counter`` again (delivery makes one per digest)."""
     token = make_link_token(subscriber.uuid, subscriber.link_counter, MANAGE)
-    return settings.SITE_URL + reverse("manage_link", args=[token])
+    return _token_url("manage_link", token)
 
 
 def confirm_url(subscriber_uuid: uuid.UUID) -> str:
@@ -140,8 +139,7 @@ def manage_url(subscriber_uuid: uuid.UUID) -> str:
 def digest_web_url(digest: Digest) -> str:
     """The absolute "view in browser" URL of a :class:`digest.models.Digest`: its id,
     signed (``DIGEST_WEB`` salt); it does not expire."""
-    token = signing.Signer(salt=DIGEST_WEB).sign(str(digest.pk))
-    return settings.SITE_URL + reverse("digest_web", args=[token])
+    return _token_url("digest_web", _signer(DIGEST_WEB, stamp=False)(str(digest.pk)))
 
 
 def read_digest_token(token: str) -> int:
@@ -192,29 +190,34 @@ def feedback_url(subscriber_uuid: uuid.UUID, paper_id: int, vote: int) -> str:
     timestamp (``FEEDBACK`` salt), so a link names one subscriber, one paper and one
     vote and none can be changed. Opening it shows a button; only the POST votes.
     It works for :func:`feedback_max_age` seconds. About 120 ASCII characters."""
-    token = signing.TimestampSigner(salt=FEEDBACK).sign(f"{subscriber_uuid.hex}.{paper_id}.{vote}")
-    return _feedback_url_around(settings.SITE_URL, get_urlconf())[0] + token + "/"
+    return _token_url("feedback", _signer(FEEDBACK)(f"{subscriber_uuid.hex}.{paper_id}.{vote}"))
 
 
-@lru_cache(maxsize=8)
-def _feedback_url_around(site_url: str, urlconf: str | None) -> tuple[str, str]:
-    """``(what comes before a token, after it)`` in a feedback URL: ``reverse`` costs
-    ~40 µs, more than signing, and a digest makes twenty links."""
+@lru_cache(maxsize=32)
+def _url_around(site_url: str, urlconf: str | None, name: str) -> tuple[str, str]:
+    """``(what comes before a token, after it)`` in the absolute URL of view ``name``
+    (one token argument): ``reverse`` costs ~40 µs, more than signing, and every digest
+    makes three such links and two per paper."""
     marker = "TOKEN"
-    before, after = (site_url + reverse("feedback", args=[marker], urlconf=urlconf)).split(marker)
+    before, after = (site_url + reverse(name, args=[marker], urlconf=urlconf)).split(marker)
     if after != "/":
-        raise ImproperlyConfigured(f"the feedback URL must end with its token and a slash: {after}")
+        raise ImproperlyConfigured(f"the {name} URL must end with its token and a slash: {after}")
     return before, after
 
 
-@lru_cache(maxsize=4)
-def _feedback_pads(secret_key: str) -> tuple[Any, Any]:
-    """The HMAC that Django's ``TimestampSigner(salt=FEEDBACK)`` computes for each
-    signature, prepared: its key derived as :func:`django.utils.crypto.salted_hmac`
-    does (the hash of the salt, ``"signer"`` and the secret), then the inner and outer
-    hashes fed their padded keys (RFC 2104), to be copied per message."""
-    hasher = getattr(hashlib, signing.TimestampSigner(key=secret_key, salt=FEEDBACK).algorithm)
-    key = hasher(force_bytes(FEEDBACK + "signer") + force_bytes(secret_key)).digest()
+def _token_url(name: str, token: str) -> str:
+    before, after = _url_around(settings.SITE_URL, get_urlconf(), name)
+    return f"{before}{token}{after}"
+
+
+@lru_cache(maxsize=16)
+def _pads(secret_key: str, salt: str) -> tuple[Any, Any]:
+    """The HMAC that Django's ``Signer(salt=salt)`` computes for each signature,
+    prepared: its key derived as :func:`django.utils.crypto.salted_hmac` does (the hash
+    of the salt, ``"signer"`` and the secret), then the inner and outer hashes fed their
+    padded keys (RFC 2104), to be copied per message."""
+    hasher = getattr(hashlib, signing.Signer(key=secret_key, salt=salt).algorithm)
+    key = hasher(force_bytes(salt + "signer") + force_bytes(secret_key)).digest()
     inner, outer = hasher(), hasher()
     key = key.ljust(inner.block_size, b"\0")  # a digest is shorter than a block
     inner.update(bytes(b ^ 0x36 for b in key))
@@ -222,33 +225,46 @@ def _feedback_pads(secret_key: str) -> tuple[Any, Any]:
     return inner, outer
 
 
-def feedback_links(subscriber_uuid: uuid.UUID) -> Callable[[int], tuple[str, str]]:
-    """One subscriber's links for many papers: paper id → ``(more like this URL, less
-    like this URL)``, each exactly what :func:`feedback_url` makes in the same second.
+def _signer(salt: str, *, stamp: bool = True) -> Callable[[str], str]:
+    """``value`` → what ``TimestampSigner(salt=salt).sign(value)`` returns this second
+    (``Signer(salt=salt).sign(value)`` when not ``stamp``), for many values.
 
-    Delivery makes two links per paper of every digest; Django's signer derives its
-    HMAC key for each signature (~12 µs), so here the key is derived once, as
-    :func:`django.utils.crypto.salted_hmac` does (``hash(salt + "signer" + SECRET_KEY)``
-    keying an HMAC of the signer's algorithm) with its padded inner and outer hashes,
-    and each link costs two copies of those (~2 µs; :func:`hmac.digest` takes ~5 µs).
-    ``tests/test_feedback.py`` checks that Django's signer makes the same links and
-    reads them.
-    """
-    inner, outer = _feedback_pads(settings.SECRET_KEY)
-    before, after = _feedback_url_around(settings.SITE_URL, get_urlconf())
+    Django's signer derives its HMAC key for each signature (~12 µs); here it is derived
+    once, as :func:`django.utils.crypto.salted_hmac` does (``hash(salt + "signer" +
+    SECRET_KEY)`` keying an HMAC of the signer's algorithm), and each signature costs
+    two copies of the prepared hashes (~2 µs; :func:`hmac.digest` takes ~5 µs).
+    ``tests/test_feedback.py`` and ``tests/test_tokens.py`` check that Django's signer
+    makes the same tokens and reads them."""
+    inner, outer = _pads(settings.SECRET_KEY, salt)
     sep = ":"  # django.core.signing.Signer's default separator
-    stamp = f"{sep}{signing.b62_encode(int(time.time()))}"  # TimestampSigner.timestamp()
-    head = subscriber_uuid.hex
+    # TimestampSigner.timestamp(), appended to the value before it is signed.
+    suffix = f"{sep}{signing.b62_encode(int(time.time()))}" if stamp else ""
 
-    def url(value: str) -> str:
+    def sign(value: str) -> str:
+        value += suffix
         digest = inner.copy()
         digest.update(value.encode())
         mac = outer.copy()
         mac.update(digest.digest())
-        return f"{before}{value}{sep}{signing.b64_encode(mac.digest()).decode()}{after}"
+        return f"{value}{sep}{signing.b64_encode(mac.digest()).decode()}"
+
+    return sign
+
+
+def feedback_links(subscriber_uuid: uuid.UUID) -> Callable[[int], tuple[str, str]]:
+    """One subscriber's links for many papers: paper id → ``(more like this URL, less
+    like this URL)``, each exactly what :func:`feedback_url` makes in the same second,
+    signed by one :func:`_signer` (delivery makes two links per paper of every digest).
+    """
+    sign = _signer(FEEDBACK)
+    before, after = _url_around(settings.SITE_URL, get_urlconf(), "feedback")
+    head = subscriber_uuid.hex
 
     def links(paper_id: int) -> tuple[str, str]:
-        return url(f"{head}.{paper_id}.1{stamp}"), url(f"{head}.{paper_id}.-1{stamp}")
+        return (
+            f"{before}{sign(f'{head}.{paper_id}.1')}{after}",
+            f"{before}{sign(f'{head}.{paper_id}.-1')}{after}",
+        )
 
     return links
 
