@@ -71,7 +71,9 @@ from digest.matching.query import (
     explain,
     fold,
     iter_leaves,
+    joined_tokens,
     parse_query,
+    phrase_spellings,
     reference_match,
     tokens,
     word_key,
@@ -169,6 +171,9 @@ class Edition:
         self._key_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._form_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._sequences: dict[str, list[tuple[str, ...]]] = {f: [] for f in _FIELDS}
+        # Per field, rank -> {position in the sequence: key of the compound that token
+        # and the next form} (joined_tokens), for the few papers that have compounds.
+        self._joins: dict[str, dict[int, dict[int, str]]] = {f: {} for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
@@ -179,19 +184,29 @@ class Edition:
                 ("author", paper.authors),
             ):
                 sequence: list[str] = []
+                joins: dict[int, str] = {}
                 for i, text in enumerate(texts):
                     if i:
                         sequence.append(_NAME_GAP)
-                    for tok in tokens(fold(text)):
+                    folded = fold(text)
+                    offset = len(sequence)
+                    for tok in tokens(folded):
                         key = keys.get(tok)
                         if key is None:
                             key = keys[tok] = word_key(tok)
                         sequence.append(key)
                         self._form_bits[fld][tok] = self._form_bits[fld].get(tok, 0) | bit
+                    for at, compound in joined_tokens(folded):
+                        key = keys.get(compound)
+                        if key is None:
+                            key = keys[compound] = word_key(compound)
+                        joins[offset + at] = key
                 self._sequences[fld].append(tuple(sequence))
                 key_bits = self._key_bits[fld]
-                for key in set(sequence):
+                for key in set(sequence).union(joins.values()):
                     key_bits[key] = key_bits.get(key, 0) | bit
+                if joins:
+                    self._joins[fld][rank] = joins
             for category in paper.categories:
                 category = category.lower()
                 self._category_bits[category] = self._category_bits.get(category, 0) | bit
@@ -222,7 +237,7 @@ class Edition:
         for leaf, positive in iter_leaves(query.root):
             if positive:
                 for place in _PLACES[leaf.field]:
-                    hit = Hit(leaf.display, place)
+                    hit = Hit(leaf.label, place)
                     found[hit] = found.get(hit, 0) | self.leaf_bits(leaf, place)
         return tuple(found.items())
 
@@ -233,8 +248,8 @@ class Edition:
         return tuple(hit for hit, bits in self.hit_bits(query) if bits >> rank & 1)
 
     def term_bits(self, key: str, fld: str) -> int:
-        """Papers whose ``fld`` (``title``, ``abstract`` or ``author``) holds a token with
-        this key."""
+        """Papers whose ``fld`` (``title``, ``abstract`` or ``author``) holds a token, or
+        a compound of two (:func:`digest.matching.query.joined_tokens`), with this key."""
         return self._key_bits[fld].get(key, 0)
 
     def prefix_bits(self, stem: str, fld: str) -> int:
@@ -252,17 +267,36 @@ class Edition:
         return found
 
     def phrase_bits(self, keys: tuple[str, ...], fld: str) -> int:
-        """Papers whose ``fld`` holds tokens with these keys consecutively."""
+        """Papers whose ``fld`` holds tokens with these keys consecutively, in one of the
+        phrase's spellings (:func:`digest.matching.query.phrase_spellings`), each key a
+        token or a compound of two."""
         memo_key = ("phrase", keys, fld)
         found = self._leaf_memo.get(memo_key)
         if found is None:
             found = 0
-            candidates = self.everything
-            for key in keys:
-                candidates &= self.term_bits(key, fld)
+            for spelling in phrase_spellings(keys):
+                found |= self._spelling_bits(spelling, fld, found)
+            self._leaf_memo[memo_key] = found
+        return found
+
+    def _spelling_bits(self, keys: tuple[str, ...], fld: str, known: int) -> int:
+        # Papers (not in ``known``) where ``keys`` stand consecutively.
+        found = 0
+        candidates = self.everything & ~known
+        for key in keys:
+            candidates &= self.term_bits(key, fld)
+        if candidates:
             n, first = len(keys), keys[0]
+            joined = self._joins[fld]
             for rank in _bits(candidates):
                 sequence = self._sequences[fld][rank]
+                joins = joined.get(rank)
+                if joins is not None:
+                    if any(
+                        _aligned(sequence, joins, p, keys) for p in range(len(sequence))
+                    ):
+                        found |= 1 << rank
+                    continue
                 # tuple.index scans in C: a few microseconds a paper, and no index of
                 # every word's positions kept per paper (a preview process keeps an
                 # edition for its lifetime, and strangers choose its phrases).
@@ -275,7 +309,6 @@ class Edition:
                         start = sequence.index(first, start + 1)
                     except ValueError:
                         break
-            self._leaf_memo[memo_key] = found
         return found
 
     def category_bits(self, pattern: str) -> int:
@@ -300,6 +333,17 @@ class Edition:
         if isinstance(leaf, Prefix):
             return self.prefix_bits(leaf.stem, fld)
         return self.phrase_bits(leaf.keys, fld)
+
+
+def _aligned(sequence: tuple[str, ...], joins: dict[int, str], at: int, keys: tuple[str, ...]) -> bool:
+    # Whether ``keys`` stand consecutively from position ``at``, each key one token or the
+    # compound of two (joins).
+    if not keys:
+        return True
+    key, rest = keys[0], keys[1:]
+    if at < len(sequence) and sequence[at] == key and _aligned(sequence, joins, at + 1, rest):
+        return True
+    return joins.get(at) == key and _aligned(sequence, joins, at + 2, rest)
 
 
 def index_papers(papers: Sequence[PaperText]) -> Edition:
@@ -330,6 +374,10 @@ class _Bank:
         # (filter text, topic id, query, paper rank) -> its Reason, shared by subscribers.
         self.reasons: dict[tuple[str | None, int | None, int, int], Reason] = {}
         self.invalid: dict[str, QueryError] = {}
+        # Query text -> {word as the first text of its canonical query wrote it: as this
+        # text writes it}, when they differ ("KV caches" after "kv cache"): reasons show
+        # each subscriber their own words.
+        self.relabel: dict[str, dict[str, str]] = {}
         self._by_canonical: dict[str, int] = {}
         # canonical text of a node -> (matches, strong bits of helping terms, strong bits
         # of hindering terms); shared by every query the node appears in.
@@ -350,7 +398,17 @@ class _Bank:
             self.invalid[text] = error
             log.warning("query %r does not parse and matches nothing: %s", text, error)
             return 0
-        return self.add(query)
+        index = self.add(query)
+        first = self.queries[index]
+        if first is not query and first is not None:
+            labels = {
+                a.label: b.label
+                for (a, _), (b, _) in zip(iter_leaves(first.root), iter_leaves(query.root))
+                if a.label != b.label
+            }
+            if labels:
+                self.relabel[text] = labels
+        return index
 
     def add(self, query: Query) -> int:
         index = self._by_canonical.get(query.canonical)
@@ -491,7 +549,11 @@ class Ranking:
                     reason = memo.get(key)
                     if reason is None:
                         is_strong = bool(strong[i] >> rank & 1)
-                        reason = memo[key] = Reason(text, tid, is_strong, bank.hits(i, rank))
+                        hits = bank.hits(i, rank)
+                        labels = bank.relabel.get(text if tid is None else topics[tid])
+                        if labels:
+                            hits = tuple(Hit(labels.get(h.term, h.term), h.where) for h in hits)
+                        reason = memo[key] = Reason(text, tid, is_strong, hits)
                     reasons.append(reason)
             out.append(tuple(reasons))
         return out
