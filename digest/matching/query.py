@@ -120,6 +120,9 @@ def fold(text: str) -> str:
     ``"i"`` plus a combining dot). ASCII text needs only the plural rule and lower-casing.
     This is the one place text and queries are normalised, so both stay symmetric.
     """
+    if not text.isascii():
+        # Before the plural rule, so that "LM\u00ads" is read as "LMs".
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     if "s" in text:
         text = _ACRONYM_PLURAL.sub(r"\1", text)
     if text.isascii():
