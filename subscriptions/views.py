@@ -35,7 +35,7 @@ from django.views.decorators.http import (
 from digest.delivery.message import digest_message
 from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
-from digest.matching.query import QueryError, parse_query
+from digest.matching.query import QueryError, parse_query, query_warnings
 from digest.models import Digest, Paper, archive_cutoff
 
 from . import erasure, tasks, throttle
@@ -118,8 +118,16 @@ def subscriber_required(
 def preview_of(text: str) -> dict[str, Any]:
     """The server-rendered preview of a valid query text
     (:func:`digest.matching.preview.preview`)."""
-    count, papers = preview.preview(text)
-    return {"query": text, "count": count, "papers": papers, "days": PREVIEW_DAYS}
+    result = preview.preview_result(text)
+    return {
+        "query": text,
+        "count": result.count,
+        "papers": result.papers,
+        "days": PREVIEW_DAYS,
+        "phrase": result.phrase,
+        "together": result.together,
+        "warnings": result.warnings,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -149,6 +157,9 @@ def home(request: HttpRequest) -> HttpResponse:
                     "topics": [topic.pk for topic in data["topics"]],
                 }
             )
+            # Said for the filters alone, the same whatever the address.
+            for warning in form.query_warnings:
+                messages.warning(request, warning + ".")
             return redirect("signup_sent")
     sample = list(preview.recent()[:SAMPLE_PAPERS]) or list(
         Paper.objects.visible().order_by(F("upvotes").desc(nulls_last=True), "-id")[:SAMPLE_PAPERS]
@@ -347,6 +358,8 @@ def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
         return manage_page(request, subscriber, add_form=form, add_preview=preview_of(query))
     Filter.objects.create(subscriber=subscriber, query=query)
     messages.success(request, "Filter added.")
+    for warning in query_warnings(query):
+        messages.warning(request, f"Filter “{query}”: {warning}.")
     return redirect(reverse("manage") + "#filters")
 
 
@@ -372,6 +385,8 @@ def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpRe
     item.query = query
     item.save(update_fields=["query"])
     messages.success(request, "Filter saved.")
+    for warning in query_warnings(query):
+        messages.warning(request, f"Filter “{query}”: {warning}.")
     return redirect(reverse("manage") + "#filters")
 
 
@@ -496,7 +511,11 @@ def preview_json(request: HttpRequest) -> JsonResponse:
     """``GET /preview.json?q=QUERY`` → ``{"ok": true, "count", "days", "papers": [{"title",
     "url", "upvotes", "published_on"}]}`` for the recent papers the query matches, or
     ``{"ok": false, "error": {"message", "position", "column"}}`` for a query that does
-    not parse (``position`` 0-based, ``column`` 1-based). 429 when throttled."""
+    not parse (``position`` 0-based, ``column`` 1-based). A valid query's answer also
+    has ``warnings`` (sentences, :func:`digest.matching.query.query_warnings`), and for
+    a filter of plain words ``phrase`` (it in quotes) and ``together`` (how many matches
+    hold it as that phrase; they are listed first), else ``null`` and 0. 429 when
+    throttled."""
     if not throttle.allow("preview-ip", throttle.client_ip(request)):
         return JsonResponse({"ok": False, "error": {"message": "too many requests"}}, status=429)
     text = request.GET.get("q", "").strip()
@@ -514,12 +533,16 @@ def preview_json(request: HttpRequest) -> JsonResponse:
                 },
             }
         )
-    count, papers = preview.preview(text)
+    result = preview.preview_result(text)
+    papers = result.papers
     return JsonResponse(
         {
             "ok": True,
-            "count": count,
+            "count": result.count,
             "days": PREVIEW_DAYS,
+            "phrase": result.phrase,
+            "together": result.together,
+            "warnings": list(result.warnings),
             "papers": [
                 {
                     "title": p.title,

@@ -70,9 +70,31 @@ CATEGORIES = ["cs.CL", "cs.LG", "cs.CV", "math.AP", "math-ph", "q-bio.NC", "stat
 CATEGORY_PATTERNS = ["cs.CL", "cs.lg", "cs", "cs.*", "cs.c*", "math", "math*", "Q-BIO.NC", "stat"]
 NAMES = ["Kaiming He", "Jane Doe", "José Núñez", "Token Smith", "Ana Flow-Matching"]
 SUFFIXES = ["", "", "", "s", "s", "es", "ies"]
-SEPARATORS = [" ", " ", " ", "-", ", ", ". ", "_", "/", " (", ") ", "'", "\n", "  ", "\u2010", " – "]
+SEPARATORS = [
+    " ",
+    " ",
+    " ",
+    "-",
+    ", ",
+    ". ",
+    "_",
+    "/",
+    " (",
+    ") ",
+    "'",
+    "\n",
+    "  ",
+    "\u2010",
+    " – ",
+]
 # Typographic quote pairs a phone or a word processor types.
-QUOTES = [('"', '"'), ("\u201c", "\u201d"), ("\u201e", "\u201c"), ("\u00ab", "\u00bb"), ("\uff02", "\uff02")]
+QUOTES = [
+    ('"', '"'),
+    ("\u201c", "\u201d"),
+    ("\u201e", "\u201c"),
+    ("\u00ab", "\u00bb"),
+    ("\uff02", "\uff02"),
+]
 # Invisible format characters that split a pasted word: soft hyphen, zero-width space.
 FORMAT_CHARACTERS = ["\u00ad", "\u200b"]
 

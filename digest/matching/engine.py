@@ -292,9 +292,7 @@ class Edition:
                 sequence = self._sequences[fld][rank]
                 joins = joined.get(rank)
                 if joins is not None:
-                    if any(
-                        _aligned(sequence, joins, p, keys) for p in range(len(sequence))
-                    ):
+                    if any(_aligned(sequence, joins, p, keys) for p in range(len(sequence))):
                         found |= 1 << rank
                     continue
                 # tuple.index scans in C: a few microseconds a paper, and no index of
@@ -335,7 +333,9 @@ class Edition:
         return self.phrase_bits(leaf.keys, fld)
 
 
-def _aligned(sequence: tuple[str, ...], joins: dict[int, str], at: int, keys: tuple[str, ...]) -> bool:
+def _aligned(
+    sequence: tuple[str, ...], joins: dict[int, str], at: int, keys: tuple[str, ...]
+) -> bool:
     # Whether ``keys`` stand consecutively from position ``at``, each key one token or the
     # compound of two (joins).
     if not keys:
@@ -403,7 +403,9 @@ class _Bank:
         if first is not query and first is not None:
             labels = {
                 a.label: b.label
-                for (a, _), (b, _) in zip(iter_leaves(first.root), iter_leaves(query.root))
+                for (a, _), (b, _) in zip(
+                    iter_leaves(first.root), iter_leaves(query.root), strict=True
+                )
                 if a.label != b.label
             }
             if labels:
@@ -550,7 +552,7 @@ class Ranking:
                     if reason is None:
                         is_strong = bool(strong[i] >> rank & 1)
                         hits = bank.hits(i, rank)
-                        labels = bank.relabel.get(text if tid is None else topics[tid])
+                        labels = bank.relabel.get(text if text is not None else topics[tid or 0])
                         if labels:
                             hits = tuple(Hit(labels.get(h.term, h.term), h.where) for h in hits)
                         reason = memo[key] = Reason(text, tid, is_strong, hits)

@@ -90,7 +90,9 @@ _CATEGORY_PATTERN = re.compile(r"^[a-z][a-z-]*(?:\.[a-z-]*)?\*?$")
 # ---------------------------------------------------------------------------------------
 # Folding and tokens
 
-_QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02\u301d\u301e", '"'))
+_QUOTES = str.maketrans(
+    dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02\u301d\u301e", '"')
+)
 """Typographic double quotes (“ ” „ ‟ « » ＂ 〝 〞) a query may be typed with: each reads as
 ``"``, one character for one, so error positions stay those of the text as written."""
 
@@ -801,14 +803,14 @@ def query_warnings(text: str) -> list[str]:
             continue
         if toks[i - 1][0] in operand and toks[i + 1][0] in (*operand, "lparen", "neg"):
             upper = _LOWER_OPERATORS[value.lower()]
-            meaning = {
-                "OR": "either word",
-                "AND": "both words",
-                "NOT": "leave out the next word",
+            purpose = {
+                "OR": "to match either word",
+                "AND": "or leave it out, since every word is needed anyway",
+                "NOT": "to leave out papers with the word after it",
             }[upper]
             message = (
                 f"“{value}” in lower case is an ordinary word that papers must contain; "
-                f"write {upper} in capitals for {meaning}"
+                f"write {upper} in capitals {purpose}"
             )
             if message not in found:
                 found.append(message)
