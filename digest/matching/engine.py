@@ -174,6 +174,8 @@ class Edition:
         # Per field, rank -> {position in the sequence: key of the compound that token
         # and the next form} (joined_tokens), for the few papers that have compounds.
         self._joins: dict[str, dict[int, dict[int, str]]] = {f: {} for f in _FIELDS}
+        # Per field, key -> papers where it stands as a compound of two tokens.
+        self._compound_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
@@ -203,10 +205,16 @@ class Edition:
                         joins[offset + at] = key
                 self._sequences[fld].append(tuple(sequence))
                 key_bits = self._key_bits[fld]
-                for key in set(sequence).union(joins.values()):
+                present = set(sequence)
+                if joins:
+                    present.update(joins.values())
+                for key in present:
                     key_bits[key] = key_bits.get(key, 0) | bit
                 if joins:
                     self._joins[fld][rank] = joins
+                    compound_bits = self._compound_bits[fld]
+                    for key in set(joins.values()):
+                        compound_bits[key] = compound_bits.get(key, 0) | bit
             for category in paper.categories:
                 category = category.lower()
                 self._category_bits[category] = self._category_bits.get(category, 0) | bit
@@ -288,25 +296,36 @@ class Edition:
         if candidates:
             n, first = len(keys), keys[0]
             joined = self._joins[fld]
+            sequences = self._sequences[fld]
+            compound_bits = self._compound_bits[fld]
+            # Papers where some key stands as a compound: only they need the slow check.
+            compounds = 0
+            for key in keys:
+                compounds |= compound_bits.get(key, 0)
+            compounds &= candidates
             for rank in _bits(candidates):
-                sequence = self._sequences[fld][rank]
-                joins = joined.get(rank)
-                if joins is not None:
-                    if any(_aligned(sequence, joins, p, keys) for p in range(len(sequence))):
-                        found |= 1 << rank
-                    continue
+                sequence = sequences[rank]
                 # tuple.index scans in C: a few microseconds a paper, and no index of
                 # every word's positions kept per paper (a preview process keeps an
                 # edition for its lifetime, and strangers choose its phrases).
-                start = sequence.index(first)  # a candidate holds every key
-                while True:
-                    if sequence[start : start + n] == keys:
-                        found |= 1 << rank
-                        break
+                start, consecutive = -1, False
+                while not consecutive:
                     try:
                         start = sequence.index(first, start + 1)
                     except ValueError:
                         break
+                    consecutive = sequence[start : start + n] == keys
+                if consecutive:
+                    found |= 1 << rank
+                    continue
+                if not compounds >> rank & 1:
+                    continue
+                joins = joined[rank]
+                # A key stands as a compound of two tokens (rare): try every start.
+                starts = [p for p, key in joins.items() if key == first]
+                starts += [p for p, key in enumerate(sequence) if key == first]
+                if any(_aligned(sequence, joins, p, keys) for p in starts):
+                    found |= 1 << rank
         return found
 
     def category_bits(self, pattern: str) -> int:

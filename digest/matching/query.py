@@ -149,6 +149,10 @@ JOIN_PREFIXES = frozenset(
 tuning``, ``pre training``); any two words join across a single dash."""
 
 
+_SPLIT = re.compile(r"([\W_]+)")
+_DASH_SET = frozenset(_DASHES)
+
+
 def tokens(folded: str) -> list[str]:
     """The tokens of already-folded text, in order: maximal runs of Unicode letters and
     digits (underscore separates, as punctuation does)."""
@@ -162,16 +166,15 @@ def joined_tokens(folded: str) -> list[tuple[int, str]]:
     :data:`JOIN_PREFIXES`: ``"multi-modal fine tuning"`` → ``[(0, "multimodal"), (2,
     "finetuning")]``. The spellings ``multi-modal``, ``multi modal`` and ``multimodal``
     then all stand for the word ``multimodal``."""
-    out = []
-    previous = None
-    for i, m in enumerate(_TOKEN.finditer(folded)):
-        if previous is not None:
-            gap = folded[previous.end() : m.start()]
-            if (len(gap) == 1 and gap in _DASHES) or (
-                gap.isspace() and previous.group() in JOIN_PREFIXES
-            ):
-                out.append((i - 1, previous.group() + m.group()))
-        previous = m
+    out: list[tuple[int, str]] = []
+    # Alternating words and gaps; the first word is empty when the text starts with a gap.
+    parts = _SPLIT.split(folded)
+    words, gaps = parts[0::2], parts[1::2]
+    first = 0 if words[0] else -1  # the token number of words[0]
+    for j, (left, gap, right) in enumerate(zip(words, gaps, words[1:])):
+        if gap in _DASH_SET or (left in JOIN_PREFIXES and gap.isspace()):
+            if left and right:
+                out.append((j + first, left + right))
     return out
 
 
@@ -899,7 +902,7 @@ def validate_filters(texts: Sequence[str]) -> list[Query]:
 _JOIN_GAP = "[" + re.escape(_DASHES) + "]"
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _key_pattern(key: str) -> str:
     # One token with this key, or two joined into a compound with it (joined_tokens).
     forms = surface_forms(key)
@@ -912,7 +915,8 @@ def _key_pattern(key: str) -> str:
     return "(?:" + "|".join(parts) + ")"
 
 
-@lru_cache(maxsize=4096)
+# Patterns with compounds are large (every split of every form): keep few compiled.
+@lru_cache(maxsize=256)
 def _leaf_pattern(leaf: Term | Phrase | Prefix) -> re.Pattern[str]:
     if isinstance(leaf, Prefix):
         body = re.escape(leaf.stem)
