@@ -171,7 +171,7 @@ def joined_tokens(folded: str) -> list[tuple[int, str]]:
     parts = _SPLIT.split(folded)
     words, gaps = parts[0::2], parts[1::2]
     first = 0 if words[0] else -1  # the token number of words[0]
-    for j, (left, gap, right) in enumerate(zip(words, gaps, words[1:])):
+    for j, (left, gap, right) in enumerate(zip(words[:-1], gaps, words[1:], strict=True)):
         if gap in _DASH_SET or (left in JOIN_PREFIXES and gap.isspace()):
             if left and right:
                 out.append((j + first, left + right))
