@@ -851,7 +851,8 @@ def parse_query(text: str) -> Query:
             f"query too long (at most {MAX_QUERY_LENGTH} characters)", MAX_QUERY_LENGTH
         )
     source = text
-    text = text.translate(_QUOTES)
+    if not text.isascii():
+        text = text.translate(_QUOTES)
     toks = _lex(text)
     if not toks:
         if text.strip():
