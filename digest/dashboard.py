@@ -59,10 +59,12 @@ def top_filter_terms(limit: int = 12) -> list[tuple[str, int]]:
     have not unsubscribed, most used first (ties by name), as ``(term, filters using it)``.
 
     Terms are counted in canonical form (:func:`digest.matching.query.parse_query`), so
-    ``Transformers`` and ``transformer`` are one; excluded terms (``-medical``) and
-    filters that do not parse are not counted.
+    ``Transformers`` and ``transformer`` are one, and shown as the first filter wrote
+    them (folded: ``caches``, never the internal key ``cach``); excluded terms
+    (``-medical``) and filters that do not parse are not counted.
     """
     counts: Counter[str] = Counter()
+    labels: dict[str, str] = {}
     queries = Filter.objects.filter(subscriber__unsubscribed_at__isnull=True).values_list(
         "query", flat=True
     )
@@ -71,8 +73,12 @@ def top_filter_terms(limit: int = 12) -> list[tuple[str, int]]:
             query = parse_query(text)
         except QueryError:
             continue
-        counts.update({leaf.display for leaf, positive in iter_leaves(query.root) if positive})
-    return sorted(counts.items(), key=lambda tc: (-tc[1], tc[0]))[:limit]
+        leaves = {leaf.display: leaf for leaf, positive in iter_leaves(query.root) if positive}
+        counts.update(leaves.keys())
+        for display, leaf in leaves.items():
+            labels.setdefault(display, leaf.label)
+    ranked = sorted(counts.items(), key=lambda tc: (-tc[1], labels[tc[0]]))[:limit]
+    return [(labels[term], n) for term, n in ranked]
 
 
 @dataclass

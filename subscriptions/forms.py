@@ -21,6 +21,7 @@ from digest.matching.query import (
     MAX_QUERY_LENGTH,
     QueryError,
     parse_query,
+    query_warnings,
     validate_filters,
 )
 from digest.models import Topic
@@ -160,6 +161,7 @@ class SignupForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["topics"] = topic_field()
         self.query_problem: QueryProblem | None = None
+        self.query_warnings: list[str] = []
 
     def clean_email(self) -> str:
         return normalize_address(self.cleaned_data["email"])
@@ -180,6 +182,11 @@ class SignupForm(forms.Form):
             text = queries[number - 1] if number <= len(queries) else ""
             self.query_problem = QueryProblem.of(text, error)
             raise forms.ValidationError(str(self.query_problem)) from None
+        self.query_warnings = [
+            f"Filter {number}: {warning}"
+            for number, text in enumerate(queries, 1)
+            for warning in query_warnings(text)
+        ]
         return queries
 
     def clean_timezone(self) -> str:
@@ -212,6 +219,7 @@ class FilterForm(forms.Form):
         self.others = list(others)
         self.adding = adding
         self.query_problem: QueryProblem | None = None
+        self.query_warnings: list[str] = []
 
     def clean_query(self) -> str:
         text = self.cleaned_data["query"].strip()
@@ -230,6 +238,7 @@ class FilterForm(forms.Form):
         except QueryError as error:
             self.query_problem = QueryProblem.of(text, error)
             raise forms.ValidationError(str(self.query_problem)) from None
+        self.query_warnings = query_warnings(text)
         return text
 
 

@@ -39,7 +39,7 @@ from digest.delivery.message import digest_message
 from digest.delivery.render import SUMMARY_CHARS, authors_line, cut_at_sentence, edition_label
 from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
-from digest.matching.query import QueryError, parse_query
+from digest.matching.query import QueryError, parse_query, query_warnings
 from digest.models import Digest, Feedback, Paper, archive_cutoff
 
 from . import erasure, signup, tasks, throttle
@@ -137,8 +137,16 @@ def subscriber_required(
 def preview_of(text: str) -> dict[str, Any]:
     """The server-rendered preview of a valid query text
     (:func:`digest.matching.preview.preview`)."""
-    count, papers = preview.preview(text)
-    return {"query": text, "count": count, "papers": papers, "days": PREVIEW_DAYS}
+    result = preview.preview_result(text)
+    return {
+        "query": text,
+        "count": result.count,
+        "papers": result.papers,
+        "days": PREVIEW_DAYS,
+        "phrase": result.phrase,
+        "together": result.together,
+        "warnings": result.warnings,
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -168,6 +176,9 @@ def home(request: HttpRequest) -> HttpResponse:
                     "topics": [topic.pk for topic in data["topics"]],
                 }
             )
+            # Said for the filters alone, the same whatever the address.
+            for warning in form.query_warnings:
+                messages.warning(request, warning + ".")
             return redirect("signup_sent")
     sample = list(preview.recent()[:SAMPLE_PAPERS]) or list(
         Paper.objects.visible().order_by(F("upvotes").desc(nulls_last=True), "-id")[:SAMPLE_PAPERS]
@@ -677,8 +688,11 @@ def add_filter(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
     if not all(valid):
         return manage_page(request, subscriber, add_form=form, kept=edits, status=400)
     changed = _save_edits(edits)
-    Filter.objects.create(subscriber=subscriber, query=form.cleaned_data["query"])
+    query = form.cleaned_data["query"]
+    Filter.objects.create(subscriber=subscriber, query=query)
     messages.success(request, _saved_message("Filter added.", subscriber, changed))
+    for warning in query_warnings(query):
+        messages.warning(request, f"Filter “{query}”: {warning}.")
     return redirect(reverse("manage") + "#filters")
 
 
@@ -727,6 +741,8 @@ def edit_filter(request: HttpRequest, subscriber: Subscriber, pk: int) -> HttpRe
     changed = _save_edits(edits)
     _keep_new_filter(request)
     messages.success(request, _saved_message("Filter saved.", subscriber, changed))
+    for warning in query_warnings(item.query):
+        messages.warning(request, f"Filter “{item.query}”: {warning}.")
     return redirect(reverse("manage") + "#filters")
 
 
@@ -930,7 +946,11 @@ def preview_json(request: HttpRequest) -> JsonResponse:
     """``GET /preview.json?q=QUERY`` → ``{"ok": true, "count", "days", "papers": [{"title",
     "url", "upvotes", "published_on"}]}`` for the recent papers the query matches, or
     ``{"ok": false, "error": {"message", "position", "column"}}`` for a query that does
-    not parse (``position`` 0-based, ``column`` 1-based). 429 when throttled."""
+    not parse (``position`` 0-based, ``column`` 1-based). A valid query's answer also
+    has ``warnings`` (sentences, :func:`digest.matching.query.query_warnings`), and for
+    a filter of plain words ``phrase`` (it in quotes) and ``together`` (how many matches
+    hold it as that phrase; they are listed first), else ``null`` and 0. 429 when
+    throttled."""
     if not throttle.allow("preview-ip", throttle.client_ip(request)):
         return JsonResponse({"ok": False, "error": {"message": "too many requests"}}, status=429)
     text = request.GET.get("q", "").strip()
@@ -948,12 +968,16 @@ def preview_json(request: HttpRequest) -> JsonResponse:
                 },
             }
         )
-    count, papers = preview.preview(text)
+    result = preview.preview_result(text)
+    papers = result.papers
     return JsonResponse(
         {
             "ok": True,
-            "count": count,
+            "count": result.count,
             "days": PREVIEW_DAYS,
+            "phrase": result.phrase,
+            "together": result.together,
+            "warnings": list(result.warnings),
             "papers": [
                 {
                     "title": p.title,

@@ -222,3 +222,33 @@ def test_an_edition_forgets_its_queries_past_the_bound_and_still_ranks_right(mon
             assert [(m.paper_id, int(m.score)) for m in result[n]] == expected, (round_, text)
             assert len(edition.queries().weak) <= 4  # entry 0 + at most bound + 1
             assert len(edition.queries().reasons) <= 7  # twice the bound, + one call's 3
+
+
+def test_reasons_show_each_subscriber_their_own_words_never_a_key():
+    papers = [paper(1, "Time series forecasting with KV caches", "time-series and movies")]
+    subscribers = [
+        (1, ['"time series"', '"KV caches"', "movies"], []),
+        (2, ['"Time Series"', '"kv cache"', "movie"], []),  # same queries, other spellings
+    ]
+    result = match_edition(papers, subscribers, {})
+    assert [str(r) for r in result[1][0].reasons] == [
+        'matched your filter `"time series"` ("time series" in title, "time series" in abstract)',
+        'matched your filter `"KV caches"` ("kv caches" in title)',
+        "matched your filter `movies` (movies in abstract)",
+    ]
+    assert [str(r) for r in result[2][0].reasons] == [
+        'matched your filter `"Time Series"` ("time series" in title, "time series" in abstract)',
+        'matched your filter `"kv cache"` ("kv cache" in title)',
+        "matched your filter `movie` (movie in abstract)",
+    ]
+
+
+def test_compounds_meet_in_the_engine_in_every_spelling():
+    papers = [
+        paper(1, "Multi-modal pre-training"),
+        paper(2, "Multimodal pretraining"),
+        paper(3, "multi modal pre training"),
+        paper(4, "Modal logic before training"),
+    ]
+    for text in ["multimodal pretraining", "multi-modal pre-training", '"multi modal pretraining"']:
+        assert sorted(top_ids(papers, [text])) == [1, 2, 3], text

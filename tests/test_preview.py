@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from digest.ingest.store import ingest_source
 from digest.matching import preview
 from digest.matching.engine import PaperText, reference_top
-from digest.matching.query import parse_query
+from digest.matching.query import parse_query, reference_match
 from digest.models import Paper
 
 from .conftest import ALL_PAGES, PAGE_004, make_subscriber
@@ -86,6 +86,11 @@ def test_previews_agree_with_the_reference_evaluator() -> None:
     for text in QUERIES:
         query = parse_query(text)
         expected = reference_top(texts, [query], top_n=len(texts))
+        phrase = preview.plain_phrase(text)
+        if phrase is not None:  # papers holding the words as a phrase come first
+            quoted = parse_query(phrase)
+            together = {p.id for p in texts if reference_match(quoted, p.title, p.abstract)}
+            expected.sort(key=lambda e: e[0] not in together)  # stable: keeps the rest's order
         count, papers = preview.preview(text)
         assert count == len(expected), text
         assert [p.pk for p in papers] == [pid for pid, _ in expected[: preview.PREVIEW_LIMIT]]
@@ -110,3 +115,36 @@ def test_the_settings_page_preview_is_throttled(client: Client, settings) -> Non
     # Saving is not a preview: it is not counted against the limit.
     response = client.post("/manage/filters/", {"new-query": "agents", "action": "save"})
     assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_preview_of_plain_words_says_how_many_hold_them_as_a_phrase(client: Client) -> None:
+    for page in ALL_PAGES:
+        ingest_source(str(page))
+    data = client.get("/preview.json", {"q": "vision transformer"}).json()
+    quoted = client.get("/preview.json", {"q": "“vision transformer”"}).json()
+    assert data["phrase"] == '"vision transformer"'
+    assert 0 < quoted["count"] == data["together"] < data["count"]
+    assert quoted["phrase"] is None and quoted["together"] == 0
+    # The phrase matches are listed first, then the scattered ones.
+    phrase = parse_query('"vision transformer"')
+    listed = [Paper.objects.get(title=p["title"]) for p in data["papers"]]
+    held = [reference_match(phrase, p.title, p.abstract) for p in listed]
+    assert held == sorted(held, reverse=True) and held[0]
+    html = preview.preview_result("vision transformer")
+    assert html.together == data["together"]
+
+
+@pytest.mark.django_db
+def test_a_preview_warns_of_a_lower_case_or_between_words(client: Client) -> None:
+    ingest_source(str(PAGE_004))
+    data = client.get("/preview.json", {"q": "mamba or diffusion"}).json()
+    assert data["ok"]
+    assert data["warnings"] == [
+        "“or” in lower case is an ordinary word that papers must contain; "
+        "write OR in capitals to match either word"
+    ]
+    assert client.get("/preview.json", {"q": "mamba OR diffusion"}).json()["warnings"] == []
+    refused = client.get("/preview.json", {"q": "the of and"}).json()
+    assert not refused["ok"]
+    assert "nearly every paper" in refused["error"]["message"]

@@ -77,7 +77,10 @@ def test_it_strips_one_plural_ending(token, key):
 
 
 def test_surface_forms_are_every_token_with_that_key():
-    assert surface_forms("study") == ("study", "studys", "studies")
+    assert surface_forms("study") == ("study", "studie", "studys", "studies")
+    assert surface_forms("cach") == ("cach", "cache", "cachs", "caches")
+    assert surface_forms("matrix") == ("matrix", "matrixs", "matrices", "matrixes")
+    assert surface_forms("news") == ("news",)
     assert surface_forms("transformer") == ("transformer", "transformers")
     assert surface_forms("class") == ("class", "classes")
     assert surface_forms("loss") == ("loss", "losses")
@@ -98,7 +101,7 @@ def test_it_parses_the_spec_examples():
 def test_not_binds_tighter_than_and_which_binds_tighter_than_or():
     assert parse_query("NOT a b").root == And((Not(Term("a")), Term("b")))
     assert parse_query("a b OR c").root == Or((And((Term("a"), Term("b"))), Term("c")))
-    assert parse_query("a NOT b OR c") == parse_query("(a -b) OR c")
+    assert parse_query("x NOT b OR c") == parse_query("(x -b) OR c")
 
 
 def test_it_reads_words_phrases_and_prefixes():
@@ -370,3 +373,128 @@ def test_explain_counts_a_doubly_negated_term_as_helping():
     query = parse_query("c -(a -b)")
     assert Hit("b", "title") in explain(query, "b c", "")
     assert explain(query, "a", "") == []
+
+
+# --- what a researcher means (issue 16) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "news",
+        "dynamics",
+        "semantics",
+        "graphics",
+        "physics",
+        "statistics",
+        "ethics",
+        "robotics",
+        "lens",
+        "thus",
+        "plus",
+        "canvas",
+        "chaos",
+        "series",
+    ],
+)
+def test_words_that_only_look_plural_keep_their_s(word):
+    assert word_key(word) == word
+    assert not matches(word, word[:-1])
+    assert matches(word, word.title())
+
+
+@pytest.mark.parametrize(
+    ("plural", "singular"),
+    [
+        ("metrics", "metric"),
+        ("topics", "topic"),
+        ("caches", "cache"),
+        ("movies", "movie"),
+        ("cookies", "cookie"),
+        ("niches", "niche"),
+        ("emojis", "emoji"),
+        ("matrices", "matrix"),
+        ("vertices", "vertex"),
+        ("studies", "study"),
+        ("patches", "patch"),
+    ],
+)
+def test_plurals_meet_their_singular_both_ways(plural, singular):
+    assert word_key(plural) == word_key(singular)
+    assert matches(plural, f"one {singular} here") and matches(singular, f"two {plural} here")
+
+
+def test_two_letter_abbreviations_take_a_plural_s_judged_on_case():
+    for plural, singular in [("LMs", "LM"), ("AIs", "AI"), ("KGs", "KG"), ("UIs", "UI")]:
+        assert matches(plural, f"an {singular} model") and matches(singular, f"many {plural}")
+    assert not matches("LM", "an LMS course")  # upper-case S: another word
+    assert not matches("lm", "the lms of a school")  # lower case: not an abbreviation
+
+
+@pytest.mark.parametrize("query", ["multimodal", "multi-modal", "Multi–modal", '"multi modal"'])
+@pytest.mark.parametrize(
+    "text", ["A multimodal model", "A multi-modal model", "A multi modal model"]
+)
+def test_hyphenated_joined_and_spaced_compounds_meet(query, text):
+    assert matches(query, text)
+
+
+def test_compounds_need_a_dash_or_a_known_first_part_to_join_across_space():
+    assert matches("finetuning", "fine tuning") and matches("pretraining", "pre training")
+    assert matches("fine-tuning", "finetuning") and matches('"fine tuning"', "fine-tuning")
+    assert matches("gpt4o", "GPT-4o")
+    assert not matches("another", "an other")  # "an" does not join across a space
+
+
+def test_typographic_quotes_are_quotes():
+    for text in [
+        "“vision transformer”",
+        "„vision transformer“",
+        "«vision transformer»",
+        "＂vision transformer＂",
+    ]:
+        assert parse_query(text) == parse_query('"vision transformer"'), text
+    assert not matches("“vision transformer”", "vision and a transformer")
+    with pytest.raises(QueryError, match="unclosed quote"):
+        parse_query("“vision transformer")
+
+
+def test_invisible_format_characters_do_not_split_words():
+    assert fold("pre\u00adtraining zero\u200bshot") == "pretraining zeroshot"
+    assert parse_query("pre\u00adtraining") == parse_query("pretraining")
+    assert matches("pretraining", "pre\u00adtraining at scale")
+
+
+def test_emoji_are_ignored_rather_than_refused():
+    assert parse_query("🤗 transformers") == parse_query("transformers")
+    assert parse_query("👍🏽 diffusion") == parse_query("diffusion")
+    with pytest.raises(QueryError, match="no letters or digits"):
+        parse_query("🤗")
+
+
+def test_a_filter_of_stop_words_only_is_refused():
+    for text in ["the of and", '"of the"', "the OR diffusion", "a -diffusion"]:
+        with pytest.raises(QueryError, match="nearly every paper"):
+            parse_query(text)
+    assert parse_query("the transformer") == parse_query("transformer the")
+
+
+def test_lower_case_operators_between_terms_are_warned_about():
+    from digest.matching.query import query_warnings
+
+    (warning,) = query_warnings("mamba or diffusion")
+    assert "write OR in capitals" in warning
+    assert query_warnings("diffusion and video not medical") == [
+        "“and” in lower case is an ordinary word that papers must contain; "
+        "write AND in capitals or leave it out, since every word is needed anyway",
+        "“not” in lower case is an ordinary word that papers must contain; "
+        "write NOT in capitals to leave out papers with the word after it",
+    ]
+    assert query_warnings("mamba OR diffusion") == []
+    assert query_warnings('"rock and roll"') == []
+    assert query_warnings("or diffusion") == []  # not between two terms
+
+
+def test_hits_show_the_subscribers_word_never_a_key():
+    hits = explain(parse_query('"Time series" caches'), "time-series kv cache", "")
+    assert hits == [Hit('"time series"', "title"), Hit("caches", "title")]

@@ -71,7 +71,9 @@ from digest.matching.query import (
     explain,
     fold,
     iter_leaves,
+    joined_tokens,
     parse_query,
+    phrase_spellings,
     reference_match,
     tokens,
     word_key,
@@ -171,6 +173,14 @@ class Edition:
         # Each paper's keys of each field joined by spaces, with a space at each end (names
         # of authors are separated by two): a phrase is a substring search.
         self._joined: dict[str, list[str]] = {f: [] for f in _FIELDS}
+        # Per field, rank -> the paper's keys in order, for the few papers that have
+        # compounds (their phrases are checked token by token).
+        self._sequences: dict[str, dict[int, tuple[str, ...]]] = {f: {} for f in _FIELDS}
+        # Per field, rank -> {position in the sequence: key of the compound that token
+        # and the next form} (joined_tokens), for the few papers that have compounds.
+        self._joins: dict[str, dict[int, dict[int, str]]] = {f: {} for f in _FIELDS}
+        # Per field, key -> papers where it stands as a compound of two tokens.
+        self._compound_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
@@ -181,19 +191,37 @@ class Edition:
                 ("author", paper.authors),
             ):
                 sequence: list[str] = []
+                joins: dict[int, str] = {}
                 for i, text in enumerate(texts):
                     if i:
                         sequence.append(_NAME_GAP)
-                    for tok in tokens(fold(text)):
+                    folded = fold(text)
+                    offset = len(sequence)
+                    for tok in tokens(folded):
                         key = keys.get(tok)
                         if key is None:
                             key = keys[tok] = word_key(tok)
                         sequence.append(key)
                         self._form_bits[fld][tok] = self._form_bits[fld].get(tok, 0) | bit
+                    for at, compound in joined_tokens(folded):
+                        key = keys.get(compound)
+                        if key is None:
+                            key = keys[compound] = word_key(compound)
+                        joins[offset + at] = key
                 self._joined[fld].append(f" {' '.join(sequence)} ")
+                if joins:
+                    self._sequences[fld][rank] = tuple(sequence)
                 key_bits = self._key_bits[fld]
-                for key in set(sequence):
+                present = set(sequence)
+                if joins:
+                    present.update(joins.values())
+                for key in present:
                     key_bits[key] = key_bits.get(key, 0) | bit
+                if joins:
+                    self._joins[fld][rank] = joins
+                    compound_bits = self._compound_bits[fld]
+                    for key in set(joins.values()):
+                        compound_bits[key] = compound_bits.get(key, 0) | bit
             for category in paper.categories:
                 category = category.lower()
                 self._category_bits[category] = self._category_bits.get(category, 0) | bit
@@ -227,7 +255,7 @@ class Edition:
         for leaf, positive in iter_leaves(query.root):
             if positive:
                 for place in _PLACES[leaf.field]:
-                    hit = Hit(leaf.display, place)
+                    hit = Hit(leaf.label, place)
                     found[hit] = found.get(hit, 0) | self.leaf_bits(leaf, place)
         return tuple(found.items())
 
@@ -238,8 +266,8 @@ class Edition:
         return tuple(hit for hit, bits in self.hit_bits(query) if bits >> rank & 1)
 
     def term_bits(self, key: str, fld: str) -> int:
-        """Papers whose ``fld`` (``title``, ``abstract`` or ``author``) holds a token with
-        this key."""
+        """Papers whose ``fld`` (``title``, ``abstract`` or ``author``) holds a token, or
+        a compound of two (:func:`digest.matching.query.joined_tokens`), with this key."""
         return self._key_bits[fld].get(key, 0)
 
     def prefix_bits(self, stem: str, fld: str) -> int:
@@ -257,19 +285,47 @@ class Edition:
         return found
 
     def phrase_bits(self, keys: tuple[str, ...], fld: str) -> int:
-        """Papers whose ``fld`` holds tokens with these keys consecutively."""
+        """Papers whose ``fld`` holds tokens with these keys consecutively, in one of the
+        phrase's spellings (:func:`digest.matching.query.phrase_spellings`), each key a
+        token or a compound of two."""
         memo_key = ("phrase", keys, fld)
         found = self._leaf_memo.get(memo_key)
         if found is None:
             found = 0
-            candidates = self.everything
-            for key in keys:
-                candidates &= self.term_bits(key, fld)
-            needle, joined = f" {' '.join(keys)} ", self._joined[fld]
-            for rank in _bits(candidates):
-                if needle in joined[rank]:
-                    found |= 1 << rank
+            for spelling in phrase_spellings(keys):
+                found |= self._spelling_bits(spelling, fld, found)
             self._leaf_memo[memo_key] = found
+        return found
+
+    def _spelling_bits(self, keys: tuple[str, ...], fld: str, known: int) -> int:
+        # Papers (not in ``known``) where ``keys`` stand consecutively.
+        found = 0
+        candidates = self.everything & ~known
+        for key in keys:
+            candidates &= self.term_bits(key, fld)
+        if candidates:
+            joined = self._joins[fld]
+            texts = self._joined[fld]
+            sequences = self._sequences[fld]
+            compound_bits = self._compound_bits[fld]
+            # Papers where some key stands as a compound: only they need the slow check.
+            compounds = 0
+            for key in keys:
+                compounds |= compound_bits.get(key, 0)
+            compounds &= candidates
+            needle, first = f" {' '.join(keys)} ", keys[0]
+            for rank in _bits(candidates):
+                if needle in texts[rank]:  # the keys stand together as tokens
+                    found |= 1 << rank
+                    continue
+                if not compounds >> rank & 1:
+                    continue
+                joins, sequence = joined[rank], sequences[rank]
+                # A key stands as a compound of two tokens (rare): try every start.
+                starts = [p for p, key in joins.items() if key == first]
+                starts += [p for p, key in enumerate(sequence) if key == first]
+                if any(_aligned(sequence, joins, p, keys) for p in starts):
+                    found |= 1 << rank
         return found
 
     def category_bits(self, pattern: str) -> int:
@@ -294,6 +350,19 @@ class Edition:
         if isinstance(leaf, Prefix):
             return self.prefix_bits(leaf.stem, fld)
         return self.phrase_bits(leaf.keys, fld)
+
+
+def _aligned(
+    sequence: tuple[str, ...], joins: dict[int, str], at: int, keys: tuple[str, ...]
+) -> bool:
+    # Whether ``keys`` stand consecutively from position ``at``, each key one token or the
+    # compound of two (joins).
+    if not keys:
+        return True
+    key, rest = keys[0], keys[1:]
+    if at < len(sequence) and sequence[at] == key and _aligned(sequence, joins, at + 1, rest):
+        return True
+    return joins.get(at) == key and _aligned(sequence, joins, at + 2, rest)
 
 
 def index_papers(papers: Sequence[PaperText]) -> Edition:
@@ -327,6 +396,10 @@ class _Bank:
         # Ranking.reason_parts: wording function -> (filter text or topic id, rank) -> text.
         self.worded: dict[Callable[..., str], dict[tuple[str | int, int], str]] = {}
         self.invalid: dict[str, QueryError] = {}
+        # Query text -> {word as the first text of its canonical query wrote it: as this
+        # text writes it}, when they differ ("KV caches" after "kv cache"): reasons show
+        # each subscriber their own words.
+        self.relabel: dict[str, dict[str, str]] = {}
         self._by_canonical: dict[str, int] = {}
         # canonical text of a node -> (matches, strong bits of helping terms, strong bits
         # of hindering terms); shared by every query the node appears in.
@@ -347,7 +420,19 @@ class _Bank:
             self.invalid[text] = error
             log.warning("query %r does not parse and matches nothing: %s", text, error)
             return 0
-        return self.add(query)
+        index = self.add(query)
+        first = self.queries[index]
+        if first is not query and first is not None:
+            labels = {
+                a.label: b.label
+                for (a, _), (b, _) in zip(
+                    iter_leaves(first.root), iter_leaves(query.root), strict=True
+                )
+                if a.label != b.label
+            }
+            if labels:
+                self.relabel[text] = labels
+        return index
 
     def add(self, query: Query) -> int:
         index = self._by_canonical.get(query.canonical)
@@ -495,7 +580,11 @@ class Ranking:
                     reason = memo.get(key)
                     if reason is None:
                         is_strong = bool(strong[i] >> rank & 1)
-                        reason = memo[key] = Reason(text, tid, is_strong, bank.hits(i, rank))
+                        hits = bank.hits(i, rank)
+                        labels = bank.relabel.get(text if text is not None else topics[tid or 0])
+                        if labels:
+                            hits = tuple(Hit(labels.get(h.term, h.term), h.where) for h in hits)
+                        reason = memo[key] = Reason(text, tid, is_strong, hits)
                     reasons.append(reason)
             out.append(tuple(reasons))
         return out
@@ -506,17 +595,21 @@ class Ranking:
         slots: Sequence[int],
         filter_texts: Sequence[str],
         topic_ids: Sequence[int],
+        topics: Mapping[int, str],
         word: Callable[[str | None, int | None, tuple[Hit, ...]], str],
     ) -> list[tuple[tuple[str, ...], bool]]:
         """:meth:`reasons` of the papers in ``slots`` (ascending) of row ``row``, each
         already worded: ``word(filter_text, topic_id, hits)`` of every :class:`Reason`, in
         the same order, and whether any of them is strong (:attr:`Reason.strong`).
-        ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as
-        ranked. Which filters and topics match which slot was found for the whole chunk at
-        once by :func:`rank_subscribers`; a wording is remembered per (filter text or
-        topic, paper) on the edition, so ``word`` must depend on nothing else (the
-        edition keeps one memo per ``word`` function)."""
+
+        ``filter_texts`` and ``topic_ids`` are the row's subscriber's, as ranked, and
+        ``topics`` maps topic ids to their query texts. Which filters and topics match
+        which slot was found for the whole chunk at once by :func:`rank_subscribers`; a
+        wording is remembered per (filter text or topic, paper) on the edition, so
+        ``word`` must depend on nothing else (the edition keeps one memo per ``word``
+        function)."""
         bank = self.bank
+        relabel = bank.relabel
         memo = bank.worded.get(word)
         if memo is None:
             memo = bank.worded[word] = {}
@@ -537,7 +630,11 @@ class Ranking:
                 key = tid
             part = memo.get((key, rank))
             if part is None:
-                part = memo[key, rank] = word(text, tid, bank.hits(i, rank))
+                hits = bank.hits(i, rank)
+                labels = relabel.get(text if text is not None else topics[tid or 0])
+                if labels:  # the subscriber's own words (see _Bank.relabel)
+                    hits = tuple(Hit(labels.get(h.term, h.term), h.where) for h in hits)
+                part = memo[key, rank] = word(text, tid, hits)
             found.append(part)
         return [(tuple(parts[slot]), slot in strong) for slot in slots]
 

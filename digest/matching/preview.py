@@ -30,9 +30,20 @@ from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from digest.matching.engine import Edition, PaperText, index_papers, query_bits
+from digest.matching.query import QueryError, parse_query, query_warnings
 from digest.models import IngestRun, Paper
 
-__all__ = ["PREVIEW_DAYS", "PREVIEW_LIMIT", "PreviewIndex", "edition_key", "preview", "recent"]
+__all__ = [
+    "PREVIEW_DAYS",
+    "PREVIEW_LIMIT",
+    "Preview",
+    "PreviewIndex",
+    "edition_key",
+    "plain_phrase",
+    "preview",
+    "preview_result",
+    "recent",
+]
 
 PREVIEW_DAYS = 7
 """A preview looks at the papers seen on the pages in this many past days."""
@@ -147,16 +158,62 @@ def current_index(now: datetime | None = None) -> PreviewIndex:
         return _current
 
 
-def preview(text: str, now: datetime | None = None) -> tuple[int, list[Paper]]:
-    """``(how many recent papers the filter ``text`` matches, the first
-    :data:`PREVIEW_LIMIT` of them)``, ranked as a digest ranks them (title and author
-    matches first, then by upvotes). ``text`` must parse
-    (:func:`digest.matching.query.parse_query`); one that does not matches nothing."""
+_OPERATOR_WORDS = frozenset({"OR", "AND", "NOT"})
+
+
+def plain_phrase(text: str) -> str | None:
+    """The phrase a filter of two or more plain words would be in quotes, in the order
+    written (``state space models`` → ``"state space models"``), or ``None`` when
+    ``text`` is anything else (one word, quotes, operators, fields, prefixes,
+    exclusions or groups): only plain words scatter."""
+    words = text.split()
+    if len(words) < 2:
+        return None
+    for word in words:
+        if word in _OPERATOR_WORDS or word[0] == "-" or word.endswith("*"):
+            return None
+        if any(c in word for c in '"():') or "\u201c" in word or "\u201e" in word:
+            return None
+    phrase = '"' + " ".join(words) + '"'
+    try:
+        parse_query(phrase)
+    except QueryError:
+        return None
+    return phrase
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a preview shows: ``count`` recent papers match, ``papers`` the first
+    :data:`PREVIEW_LIMIT` of them; for a filter of plain words, ``phrase`` is it in
+    quotes and ``together`` how many of the matches hold the words as that phrase (they
+    are listed first), else ``None`` and 0; ``warnings`` are
+    :func:`digest.matching.query.query_warnings`."""
+
+    count: int
+    papers: list[Paper]
+    phrase: str | None = None
+    together: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def preview_result(text: str, now: datetime | None = None) -> Preview:
+    """The :class:`Preview` of the filter ``text``, ranked as a digest ranks papers
+    (title and author matches first, then by upvotes), except that papers where the
+    words of a plain-word filter stand together as a phrase come before those where
+    they are scattered. ``text`` must parse (:func:`digest.matching.query.parse_query`);
+    one that does not matches nothing."""
     index = current_index(now)
     edition = index.edition
     weak, strong = query_bits(edition, text)
+    together = 0
+    phrase = plain_phrase(text)
+    if phrase is not None:
+        phrase_weak, phrase_strong = query_bits(edition, phrase)
+        together = (phrase_weak | phrase_strong) & (weak | strong)
     ranks: list[int] = []
-    for bits in (strong, weak):  # strong matches first, each in rank order
+    # Phrase matches first, then the rest; strong before weak within each, each in rank order.
+    for bits in (strong & together, weak & together, strong & ~together, weak & ~together):
         while bits and len(ranks) < PREVIEW_LIMIT:
             low = bits & -bits
             ranks.append(low.bit_length() - 1)
@@ -164,4 +221,17 @@ def preview(text: str, now: datetime | None = None) -> tuple[int, list[Paper]]:
     memo = getattr(edition, "_leaf_memo", None)
     if memo is not None and len(memo) > _MAX_MEMO:
         memo.clear()
-    return (weak | strong).bit_count(), [index.papers[edition.papers[r].id] for r in ranks]
+    return Preview(
+        count=(weak | strong).bit_count(),
+        papers=[index.papers[edition.papers[r].id] for r in ranks],
+        phrase=phrase,
+        together=together.bit_count(),
+        warnings=tuple(query_warnings(text)),
+    )
+
+
+def preview(text: str, now: datetime | None = None) -> tuple[int, list[Paper]]:
+    """``(how many recent papers the filter ``text`` matches, the first
+    :data:`PREVIEW_LIMIT` of them)``, as :func:`preview_result` ranks them."""
+    result = preview_result(text, now)
+    return result.count, result.papers

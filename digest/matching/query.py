@@ -57,7 +57,10 @@ __all__ = [
     "explain",
     "fold",
     "iter_leaves",
+    "joined_tokens",
+    "query_warnings",
     "parse_query",
+    "phrase_spellings",
     "reference_match",
     "surface_forms",
     "tokens",
@@ -87,18 +90,55 @@ _CATEGORY_PATTERN = re.compile(r"^[a-z][a-z-]*(?:\.[a-z-]*)?\*?$")
 # ---------------------------------------------------------------------------------------
 # Folding and tokens
 
+_QUOTES = str.maketrans(
+    dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02\u301d\u301e", '"')
+)
+"""Typographic double quotes (“ ” „ ‟ « » ＂ 〝 〞) a query may be typed with: each reads as
+``"``, one character for one, so error positions stay those of the text as written."""
+
+# An upper-case abbreviation with a lower-case plural s (LMs, AIs, KGs, GPUs), judged on
+# the text as written: "LMS" and "lms" are other words.
+# (No look-behind in the pattern: checking the character before in Python is twice as
+# fast over an abstract.)
+_ACRONYM_PLURAL = re.compile(r"([A-Z]{2,})s(?![^\W_])")
+
+
+def _singular_acronyms(text: str) -> str:
+    def replace(m: re.Match[str]) -> str:
+        start = m.start()
+        if start and text[start - 1].isalnum():  # not the start of a word: "aLMs"
+            return m.group(0)
+        return m.group(1)
+
+    return _ACRONYM_PLURAL.sub(replace, text)
+
 
 def _strip_marks(text: str) -> str:
-    return "".join(c for c in text if not unicodedata.combining(c))
+    # Combining marks (accents) and invisible format characters (Unicode category Cf:
+    # soft hyphen, zero-width space and joiners, word joiner, byte-order mark), which
+    # split a word pasted from a PDF or a web page without showing.
+    return "".join(
+        c for c in text if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
+    )
 
 
 def fold(text: str) -> str:
-    """``text`` with accents and case folded: NFKD, combining marks dropped, casefolded.
+    """``text`` as matching compares it: upper-case abbreviations' plural ``s`` dropped
+    (``LMs`` → ``LM``, ``AIs`` → ``AI``; ``LMS`` stays), then NFKD, combining marks and
+    invisible format characters (category Cf: soft hyphen, zero-width space) dropped,
+    casefolded: ``"Ünïcode-Straße"`` → ``"unicode-strasse"``, ``"pre\\u00adtraining"`` →
+    ``"pretraining"``.
 
     Decomposition runs again after case folding because both steps can produce what the
     other removes (``"℡"`` decomposes to upper-case ``"TEL"``; ``"İ"`` case-folds to
-    ``"i"`` plus a combining dot). ASCII text only needs lower-casing.
+    ``"i"`` plus a combining dot). ASCII text needs only the plural rule and lower-casing.
+    This is the one place text and queries are normalised, so both stay symmetric.
     """
+    if not text.isascii():
+        # Before the plural rule, so that "LM\u00ads" is read as "LMs".
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    if "s" in text:
+        text = _singular_acronyms(text)
     if text.isascii():
         return text.lower()
     text = _strip_marks(unicodedata.normalize("NFKD", text)).casefold()
@@ -110,6 +150,19 @@ _TOKEN = re.compile(r"[^\W_]+")
 _START = r"(?<![^\W_])"
 _END = r"(?![^\W_])"
 _GAP = r"[\W_]+"
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+"""Characters that join two words into one compound (``multi-modal``): the hyphen-minus,
+the Unicode hyphens and dashes, and the minus sign."""
+JOIN_PREFIXES = frozenset(
+    """multi pre post non self semi co sub inter intra cross meta fine re un anti auto bi
+    tri hyper super ultra micro macro pseudo quasi zero few mid""".split()
+)
+"""First words that also join the next word across a space (``multi modal``, ``fine
+tuning``, ``pre training``); any two words join across a single dash."""
+
+
+_SPLIT = re.compile(r"([\W_]+)")
+_DASH_SET = frozenset(_DASHES)
 
 
 def tokens(folded: str) -> list[str]:
@@ -118,26 +171,101 @@ def tokens(folded: str) -> list[str]:
     return _TOKEN.findall(folded)
 
 
+def joined_tokens(folded: str) -> list[tuple[int, str]]:
+    """The compounds of already-folded text: ``(i, token_i + token_i+1)`` for each two
+    neighbouring tokens (numbered as :func:`tokens` numbers them) separated by exactly one
+    dash (:data:`_DASHES`), or by white space only when the first is one of
+    :data:`JOIN_PREFIXES`: ``"multi-modal fine tuning"`` → ``[(0, "multimodal"), (2,
+    "finetuning")]``. The spellings ``multi-modal``, ``multi modal`` and ``multimodal``
+    then all stand for the word ``multimodal``."""
+    out: list[tuple[int, str]] = []
+    # Alternating words and gaps; the first word is empty when the text starts with a gap.
+    parts = _SPLIT.split(folded)
+    words, gaps = parts[0::2], parts[1::2]
+    first = 0 if words[0] else -1  # the token number of words[0]
+    for j, (left, gap, right) in enumerate(zip(words[:-1], gaps, words[1:], strict=True)):
+        if gap in _DASH_SET or (left in JOIN_PREFIXES and gap.isspace()):
+            if left and right:
+                out.append((j + first, left + right))
+    return out
+
+
+NON_PLURALS = frozenset(
+    """news lens thus plus canvas chaos bias alias atlas gas yes this its was has does
+    goes axis iris series species always perhaps whereas besides towards afterwards
+    ethos cosmos pathos kudos mathematics physics statistics dynamics semantics
+    graphics ethics robotics economics linguistics genomics proteomics kinematics
+    mechanics optics electronics analytics informatics bioinformatics logistics
+    acoustics aerodynamics thermodynamics hydrodynamics biomechanics econometrics
+    pragmatics phonetics politics aesthetics cybernetics photonics forensics semiotics
+    geophysics astrophysics biophysics haptics metabolomics transcriptomics
+    epigenomics connectomics neuroscience""".split()
+)
+"""Words ending in ``s`` that are not plurals (fields of study, ``news``, ``lens``,
+``thus``): :func:`word_key` leaves them whole, so ``news`` never meets ``new`` nor
+``dynamics`` ``dynamic``. Plural ``-ics`` words not listed (``metrics``, ``topics``,
+``heuristics``) meet their singular."""
+IRREGULAR_PLURALS = {
+    "matrices": "matrix",
+    "vertices": "vertex",
+    "indices": "index",
+    "appendices": "appendix",
+    "simplices": "simplex",
+    "biases": "bias",
+    "aliases": "alias",
+    "analyses": "analysis",
+    "hypotheses": "hypothesis",
+    "syntheses": "synthesis",
+    "theses": "thesis",
+    "diagnoses": "diagnosis",
+    "criteria": "criterion",
+    "corpora": "corpus",
+    "emojis": "emoji",
+    "wikis": "wiki",
+    "taxis": "taxi",
+    "phenomena": "phenomenon",
+}
+"""Plurals no ending rule reaches, and the singular each meets."""
+_SINGULAR_OF = {v: k for k, v in IRREGULAR_PLURALS.items()}
+
+
 def word_key(token: str) -> str:
     """The key a folded token is compared by: the token with one plural ending stripped.
 
     Applied identically to query words and paper text, first matching rule wins:
 
-    1. ``ies`` → ``y`` when the token has 5 or more characters (``studies`` → ``study``);
+    0. words in :data:`NON_PLURALS` stay (``news``, ``dynamics``, ``lens``); the
+       plurals in :data:`IRREGULAR_PLURALS` become their singular (``matrices`` →
+       ``matrix``, ``vertices`` → ``vertex``);
+    1. ``ies`` → ``y`` when the token has 5 or more characters (``studies`` → ``study``,
+       ``movies`` → ``movy``), and so does a final ``ie`` (``movie`` → ``movy``,
+       ``cookie`` → ``cooky``), so both forms of either kind of word meet;
     2. drop ``es`` after ``ss``, ``x``, ``ch`` or ``sh`` (``classes`` → ``class``,
-       ``boxes`` → ``box``, ``patches`` → ``patch``);
+       ``boxes`` → ``box``, ``patches`` → ``patch``), and the ``e`` of a final ``che``
+       (``cache`` and ``caches`` → ``cach``, ``niche`` → ``nich``);
     3. drop a final ``s`` when the token has 4 or more characters and does not end in
        ``ss``, nor in ``us``/``is`` when it has 5 or more (``transformers`` →
-       ``transformer``, ``llms`` → ``llm``, ``gpus`` → ``gpu``; ``loss``, ``corpus``,
-       ``analysis`` and ``gas`` stay).
+       ``transformer``, ``llms`` → ``llm``, ``gpus`` → ``gpu``, ``emojis`` → ``emoji``;
+       ``loss``, ``corpus`` and ``analysis`` stay).
 
-    Irregular plurals (``indices``, ``analyses``) and a few words (``bias``/``biases``,
-    ``cache``/``caches``) do not meet; the rule stays this small so that users can predict
-    it. ``word_key(word_key(t)) == word_key(t)`` for every token.
+    Keys are internal (users see their own words or the paper's, never a key).
+    ``word_key(word_key(t)) == word_key(t)`` for every token.
     """
     n = len(token)
-    if n < 4 or token[-1] != "s":
+    if n < 4:
         return token
+    last = token[-1]
+    if last == "e":
+        if n >= 5 and token.endswith("ie"):
+            return token[:-2] + "y"
+        if token.endswith("che"):
+            return token[:-1]
+        return token
+    if last != "s" or token in NON_PLURALS:
+        return token
+    irregular = IRREGULAR_PLURALS.get(token)
+    if irregular is not None:
+        return irregular
     if n >= 5 and token.endswith("ies"):
         return token[:-3] + "y"
     if token.endswith(("sses", "xes", "ches", "shes")):
@@ -153,10 +281,13 @@ def surface_forms(key: str) -> tuple[str, ...]:
     The inverse of each rule of :func:`word_key`, kept only where the rule really maps
     back to ``key``; the reference evaluator searches for these forms.
     """
-    candidates = [key, key + "s", key + "es"]
+    candidates = [key, key + "s", key + "es", key + "e"]
     if key.endswith("y"):
-        candidates.append(key[:-1] + "ies")
-    return tuple(t for t in candidates if word_key(t) == key)
+        candidates += [key[:-1] + "ie", key[:-1] + "ies"]
+    if key in _SINGULAR_OF:
+        candidates.append(_SINGULAR_OF[key])
+    found = [t for t in candidates if word_key(t) == key]
+    return tuple(sorted(set(found), key=lambda t: (len(t), t)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -229,29 +360,43 @@ class _Leaf(_Node):
 
 @dataclass(frozen=True, slots=True)
 class Term(_Leaf):
-    """One word, compared by key (:func:`word_key`) in ``field``."""
+    """One word, compared by key (:func:`word_key`) in ``field``; ``shown`` is the word
+    as the subscriber wrote it, folded (``caches`` for the key ``cach``)."""
 
     key: str
     field: FieldName = "any"
     text: str = dc_field(default="", compare=False, repr=False)
+    shown: str = dc_field(default="", compare=False, repr=False)
 
     @property
     def display(self) -> str:
         return self.key
 
+    @property
+    def label(self) -> str:
+        """The word as users see it in reasons: as written (folded), never the key."""
+        return self.shown or self.key
+
 
 @dataclass(frozen=True, slots=True)
 class Phrase(_Leaf):
     """Two or more words that must be consecutive tokens (compared by key) in one field
-    (in one author name for ``author``)."""
+    (in one author name for ``author``); any two neighbouring words may also be written
+    as one (:func:`phrase_spellings`). ``shown`` is the words as written, folded."""
 
     keys: tuple[str, ...]
     field: FieldName = "any"
     text: str = dc_field(default="", compare=False, repr=False)
+    shown: str = dc_field(default="", compare=False, repr=False)
 
     @property
     def display(self) -> str:
         return '"' + " ".join(self.keys) + '"'
+
+    @property
+    def label(self) -> str:
+        """The phrase as users see it in reasons, in quotes: as written (folded)."""
+        return '"' + (self.shown or " ".join(self.keys)) + '"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +410,10 @@ class Prefix(_Leaf):
     @property
     def display(self) -> str:
         return self.stem + "*"
+
+    @property
+    def label(self) -> str:
+        return self.display
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +462,40 @@ class Category(_Leaf):
     @property
     def display(self) -> str:
         return self.pattern
+
+    @property
+    def label(self) -> str:
+        return self.display
+
+
+_MAX_MERGED_PHRASE = 6
+"""Phrases up to this many words may join any set of neighbouring pairs; longer ones one
+pair at a time (the number of spellings grows as the Fibonacci numbers)."""
+
+
+@lru_cache(maxsize=4096)
+def phrase_spellings(keys: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The ways a phrase's keys may stand in a text, the phrase itself first: the keys as
+    they are, and with neighbouring keys joined into one word (``word_key(a + b)``), so
+    ``"multi modal fusion"`` is also ``"multimodal fusion"``. Joins do not overlap; for
+    phrases longer than :data:`_MAX_MERGED_PHRASE` words one join at a time."""
+    n = len(keys)
+    if n > _MAX_MERGED_PHRASE:
+        found = [keys] + [
+            keys[:i] + (word_key(keys[i] + keys[i + 1]),) + keys[i + 2 :] for i in range(n - 1)
+        ]
+        return tuple(dict.fromkeys(found))
+
+    def spell(i: int) -> list[tuple[str, ...]]:
+        if i >= n:
+            return [()]
+        out = [(keys[i],) + rest for rest in spell(i + 1)]
+        if i + 1 < n:
+            joined = word_key(keys[i] + keys[i + 1])
+            out += [(joined,) + rest for rest in spell(i + 2)]
+        return out
+
+    return tuple(dict.fromkeys(spell(0)))
 
 
 def category_matches(pattern: str, category: str) -> bool:
@@ -410,7 +593,16 @@ _OPERAND_START = frozenset({"lparen", "phrase", "neg", "not", "field", "word"})
 _Token: TypeAlias = tuple[str, str, int]
 
 
+def _is_pictograph(word: str) -> bool:
+    # Emoji and other pictographs (symbols of category So, with their variation
+    # selectors, skin tones and joiners): nothing a paper's words can match.
+    return all(unicodedata.category(c) in ("So", "Sk", "Mn", "Me", "Cf") for c in word) and any(
+        unicodedata.category(c) == "So" for c in word
+    )
+
+
 def _lex(text: str) -> list[_Token]:
+    # ``text`` has had its typographic quotes made plain (_QUOTES) already.
     out: list[_Token] = []
     for m in _LEX.finditer(text):
         kind = m.lastgroup
@@ -419,6 +611,8 @@ def _lex(text: str) -> list[_Token]:
         if kind == "quote":
             raise QueryError("unclosed quote", m.start())
         value = m.group(kind)  # type: ignore[arg-type]
+        if kind == "word" and not value.isascii() and _is_pictograph(value):
+            continue  # an emoji between words is ignored rather than refused
         if kind == "word" and value in _OPERATORS:
             kind = _OPERATORS[value]
         out.append((kind, value, m.start()))  # type: ignore[arg-type]
@@ -430,10 +624,13 @@ def _word_node(raw: str, fld: FieldName) -> Term | Phrase | None:
     # The term or phrase a word or quoted text stands for (None: no letters or digits).
     # Nodes are immutable and words repeat across filters far more than whole filters
     # do, so one node serves every repetition.
-    keys = tuple(word_key(t) for t in tokens(fold(raw)))
+    words = tokens(fold(raw))
+    keys = tuple(word_key(t) for t in words)
     if not keys:
         return None
-    return Term(keys[0], fld) if len(keys) == 1 else Phrase(keys, fld)
+    if len(keys) == 1:
+        return Term(keys[0], fld, shown=words[0])
+    return Phrase(keys, fld, shown=" ".join(words))
 
 
 class _Parser:
@@ -571,6 +768,70 @@ def _matches_empty(node: Node) -> bool:
     return False
 
 
+STOP_WORDS = frozenset(
+    word_key(w)
+    for w in """a an the of and or not in on at to for from by with without as is are was
+    were be been being this that these those it its we our us they their them which what
+    who whom how when where why can could may might will would should shall do does did
+    has have had but if than then so such into onto via also both each all any more most
+    other some no nor only own same very i you he she his her there here about between
+    through during before after above below up down out off again further once""".split()
+)
+"""Words nearly every abstract contains; a filter that looks for nothing else is refused.
+The list is the core of the common English stop-word lists (e.g. NLTK's)."""
+
+
+def _matches_stop_words(node: Node) -> bool:
+    # True when the query would match a paper made of stop words only: it looks for
+    # nothing that tells papers apart.
+    if isinstance(node, Not):
+        return not _matches_stop_words(node.child)
+    if isinstance(node, And):
+        return all(_matches_stop_words(c) for c in node.children)
+    if isinstance(node, Or):
+        return any(_matches_stop_words(c) for c in node.children)
+    if isinstance(node, Term):
+        return node.key in STOP_WORDS and node.field != "author"
+    if isinstance(node, Phrase):
+        return all(k in STOP_WORDS for k in node.keys) and node.field != "author"
+    return False
+
+
+_LOWER_OPERATORS = {"or": "OR", "and": "AND", "not": "NOT"}
+
+
+def query_warnings(text: str) -> list[str]:
+    """Advice on a query that parses but may not mean what its writer meant, in the
+    order found: each lower-case ``or``, ``and`` or ``not`` standing between two terms
+    (they are ordinary words, so ``mamba or diffusion`` needs all three words). Returns
+    sentences for a form or a preview; an empty list when there is nothing to say. A
+    text that does not lex returns no advice (its error says enough)."""
+    try:
+        toks = _lex(text.translate(_QUOTES))
+    except QueryError:
+        return []
+    found: list[str] = []
+    operand = ("word", "phrase", "rparen", "field")
+    for i in range(1, len(toks) - 1):
+        kind, value, _ = toks[i]
+        if kind != "word" or value.lower() not in _LOWER_OPERATORS or value.isupper():
+            continue
+        if toks[i - 1][0] in operand and toks[i + 1][0] in (*operand, "lparen", "neg"):
+            upper = _LOWER_OPERATORS[value.lower()]
+            purpose = {
+                "OR": "to match either word",
+                "AND": "or leave it out, since every word is needed anyway",
+                "NOT": "to leave out papers with the word after it",
+            }[upper]
+            message = (
+                f"“{value}” in lower case is an ordinary word that papers must contain; "
+                f"write {upper} in capitals {purpose}"
+            )
+            if message not in found:
+                found.append(message)
+    return found
+
+
 def parse_query(text: str) -> Query:
     """Parse one filter query.
 
@@ -578,15 +839,24 @@ def parse_query(text: str) -> Query:
     for: an empty query, one longer than :data:`MAX_QUERY_LENGTH` characters or with more
     than :data:`MAX_TERMS` terms, an unclosed quote, an unbalanced parenthesis, an empty
     phrase or group, ``OR``/``AND``/``NOT``/``-`` with nothing to act on, an unknown field,
-    a prefix with fewer than 3 letters before ``*``, and a query that only excludes
-    (``-medical``, ``a OR -b``: it would match almost every paper).
+    a prefix with fewer than 3 letters before ``*``, a query that only excludes
+    (``-medical``, ``a OR -b``: it would match almost every paper), and one that looks
+    only for :data:`STOP_WORDS` (``the of and``).
+
+    Typographic double quotes (“ ” „ « » ＂) are read as ``"``; emoji between words
+    are ignored.
     """
     if len(text) > MAX_QUERY_LENGTH:
         raise QueryError(
             f"query too long (at most {MAX_QUERY_LENGTH} characters)", MAX_QUERY_LENGTH
         )
+    source = text
+    if not text.isascii():
+        text = text.translate(_QUOTES)
     toks = _lex(text)
     if not toks:
+        if text.strip():
+            raise QueryError("the query has no letters or digits to match", 0)
         raise QueryError("empty query", 0)
     parser = _Parser(text, toks)
     if all(t[0] == "word" for t in toks):
@@ -604,7 +874,13 @@ def parse_query(text: str) -> Query:
         else:
             message = "the query only excludes words; add a word to look for (diffusion -medical)"
         raise QueryError(message, position)
-    return Query(root, root.text, text)
+    if _matches_stop_words(root):
+        raise QueryError(
+            "the query looks only for words nearly every paper contains (the, of, and…); "
+            "add a word that says what you are looking for",
+            toks[0][2],
+        )
+    return Query(root, root.text, source)
 
 
 def validate_filters(texts: Sequence[str]) -> list[Query]:
@@ -636,15 +912,30 @@ def validate_filters(texts: Sequence[str]) -> list[Query]:
 # The reference evaluator
 
 
-@lru_cache(maxsize=4096)
+_JOIN_GAP = "[" + re.escape(_DASHES) + "]"
+
+
+@lru_cache(maxsize=1024)
+def _key_pattern(key: str) -> str:
+    # One token with this key, or two joined into a compound with it (joined_tokens).
+    forms = surface_forms(key)
+    parts = [re.escape(f) for f in forms]
+    for form in forms:
+        for i in range(1, len(form)):
+            head, tail = form[:i], form[i:]
+            gap = _JOIN_GAP + (r"|\s+" if head in JOIN_PREFIXES else "")
+            parts.append(f"{re.escape(head)}(?:{gap}){re.escape(tail)}")
+    return "(?:" + "|".join(parts) + ")"
+
+
+# Patterns with compounds are large (every split of every form): keep few compiled.
+@lru_cache(maxsize=256)
 def _leaf_pattern(leaf: Term | Phrase | Prefix) -> re.Pattern[str]:
     if isinstance(leaf, Prefix):
         body = re.escape(leaf.stem)
     else:
-        keys = (leaf.key,) if isinstance(leaf, Term) else leaf.keys
-        body = _GAP.join(
-            "(?:" + "|".join(re.escape(f) for f in surface_forms(k)) + ")" for k in keys
-        )
+        spellings = ((leaf.key,),) if isinstance(leaf, Term) else phrase_spellings(leaf.keys)
+        body = "(?:" + "|".join(_GAP.join(_key_pattern(k) for k in s) for s in spellings) + ")"
         body += _END
     return re.compile(_START + body)
 
@@ -692,9 +983,12 @@ def reference_match(
 ) -> bool:
     """Whether ``query`` matches one paper, by regular expressions over the folded text.
 
-    A word matches when one of its :func:`surface_forms` stands between token boundaries;
-    a phrase when its words' forms follow each other separated only by non-token
-    characters; a prefix when a token starts with it. ``author`` terms are searched in
+    A word matches when one of its :func:`surface_forms` stands between token boundaries,
+    or is split in two by one dash (or by white space after one of
+    :data:`JOIN_PREFIXES`): ``multimodal`` is found in *multi-modal* and *multi modal*;
+    a phrase when its words' forms, or those of one of its :func:`phrase_spellings`
+    (``"multi modal"`` is also ``multimodal``), follow each other separated only by
+    non-token characters; a prefix when a token starts with it. ``author`` terms are searched in
     each name separately; ``category`` terms against each of ``categories`` (the
     paper's arXiv categories) by :func:`category_matches`.
     """
@@ -703,8 +997,9 @@ def reference_match(
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One term of a query found in a paper: ``term`` as shown to users (``diffusion``,
-    ``"state space"``, ``token*``, ``cs.cl``) and ``where`` (``title``, ``abstract``,
+    """One term of a query found in a paper: ``term`` as shown to users, in the words the
+    subscriber wrote, folded (``diffusions``, ``"kv caches"``, ``token*``, ``cs.cl``;
+    never an internal key), and ``where`` (``title``, ``abstract``,
     ``author`` or ``category``)."""
 
     term: str
@@ -733,5 +1028,5 @@ def explain(
     for leaf, positive in iter_leaves(query.root):
         if positive:
             for place in _leaf_hits(leaf, texts):
-                hits[Hit(leaf.display, place)] = None
+                hits[Hit(leaf.label, place)] = None
     return list(hits)

@@ -198,7 +198,7 @@ def _select(
             if paper_id >= 0 and paper_id not in taken
         ][: limit - len(chosen)]
         why = ranking.reason_parts(
-            row, [slot for slot, _, _ in sent], spec.filters, spec.topic_ids, word
+            row, [slot for slot, _, _ in sent], spec.filters, spec.topic_ids, queries, word
         )
         for (_, paper_id, score), (parts, strong) in zip(sent, why, strict=True):
             chosen.append(Selection(paper_id, "; ".join(parts), score, strong))

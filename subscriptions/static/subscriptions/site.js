@@ -69,6 +69,17 @@
     p.appendChild(el("code", "", text));
     p.appendChild(document.createTextNode(data.count ? ":" : ". Try a broader filter."));
     wrap.appendChild(p);
+    if (data.phrase && data.count) {
+      // Plain words may be scattered over the abstract: say how many hold them together.
+      var together = el("p", "preview-phrase");
+      together.appendChild(el("strong", "", String(data.together)));
+      together.appendChild(document.createTextNode(" as a phrase, listed first — use quotes to keep only those: "));
+      together.appendChild(el("code", "", data.phrase));
+      wrap.appendChild(together);
+    }
+    (data.warnings || []).forEach(function (warning) {
+      wrap.appendChild(el("p", "query-warning", warning));
+    });
     if (data.papers.length) {
       var list = el("ol", "preview-list");
       data.papers.forEach(function (paper) {
