@@ -3,20 +3,28 @@ feedback, and digests that use them (docs/relevance.md)."""
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
+from html import escape as html_escape
+from pathlib import Path
+
 import numpy as np
 import pytest
 from django.core.management import call_command
 from django.db import transaction
 
 from digest import tasks
+from digest.delivery.pipeline import DeliveryResult, deliver
 from digest.ingest.store import ingest_source
-from digest.models import Feedback, Paper, PaperEmbedding
+from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding
 from digest.relevance.embed import DIMENSIONS, MODEL_NAME, embed_texts, load_vectors
 from digest.relevance.profile import Evidence, centroid
+from digest.relevance.score import LESS_BLOCK
 from digest.relevance.vectors import from_bytes, to_bytes
 from subscriptions.models import Subscriber
 
-from .conftest import PAGE_004, make_subscriber
+from .conftest import PAGE_002, PAGE_004, make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +116,143 @@ def test_a_vote_rebuilds_the_profile_and_an_undo_rebuilds_it_again() -> None:
 
 def test_rebuilding_a_deleted_subscriber_does_nothing() -> None:
     assert tasks.rebuild_profile(999_999) is False
+
+
+# --- Digests that use it ------------------------------------------------------------------
+
+
+def _edition_with_embeddings() -> None:
+    ingest_source(str(PAGE_002))
+    call_command("embed_papers")
+
+
+def _vote(subscriber: Subscriber, title: str, vote: int, capture) -> Paper:  # type: ignore[no-untyped-def]
+    paper = Paper.objects.get(title__startswith=title)
+    with capture(execute=True):
+        Feedback.objects.create(subscriber=subscriber, paper=paper, vote=vote)
+    return paper
+
+
+def _items(result: DeliveryResult) -> list[DigestItem]:
+    return list(Digest.objects.get(pk=result.digest_id).items.order_by("rank"))
+
+
+def _message(outbox: Path) -> email.message.EmailMessage:
+    [path] = outbox.glob("digest-*.eml")
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_a_liked_paper_brings_suggestions_in_a_section_of_their_own(
+    outbox: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    _edition_with_embeddings()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    grace = make_subscriber("grace@example.org", ["mamba"])
+    liked = _vote(
+        ada,
+        "Mamba: Linear-Time Sequence Modeling",
+        Feedback.MORE,
+        django_capture_on_commit_callbacks,
+    )
+    ada.refresh_from_db()
+    assert len(ada.profile) == 4 * DIMENSIONS
+
+    results = {r.subscriber_id: r for r in deliver([ada.pk, grace.pk])}
+    mine, theirs = _items(results[ada.pk]), _items(results[grace.pk])
+    matched = {i.paper_id for i in theirs}
+    assert not any(i.suggested for i in theirs)  # no profile: keyword matches only
+    suggested = [i for i in mine if i.suggested]
+    assert len(suggested) == 3  # Subscriber.suggestions, default 3
+    assert {i.paper_id for i in mine if not i.suggested} == matched
+    assert [i.suggested for i in mine] == sorted(i.suggested for i in mine)  # they come last
+    for item in suggested:
+        assert item.paper_id not in matched and item.paper_id != liked.pk
+        assert (
+            item.reason
+            == 'like "Mamba: Linear-Time Sequence Modeling with Selective State…", which you liked'
+        )
+    # Close in meaning, not in words: none of them says "mamba".
+    titles = set(
+        Paper.objects.filter(pk__in=[i.paper_id for i in suggested]).values_list("title", flat=True)
+    )
+    assert not any("mamba" in t.lower() for t in titles)
+
+    message = next(
+        m
+        for m in (
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in outbox.glob("digest-*.eml")
+        )
+        if m["To"] == ada.email
+    )
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    section = text.index("YOU MAY ALSO LIKE")
+    for title in titles:
+        assert text.index(title[:40]) > section
+    assert html.index("You may also like") < html.index(html_escape(sorted(titles)[0][:30]))
+    assert "which you liked" in html
+
+
+def test_less_like_this_pushes_similar_matches_down_and_keeps_them_out_of_suggestions(
+    outbox: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    _edition_with_embeddings()
+    ada = make_subscriber("ada@example.org", ["mamba OR transformer"], suggestions=10)
+    grace = make_subscriber("grace@example.org", ["mamba OR transformer"])
+    _vote(
+        ada,
+        "Mamba: Linear-Time Sequence Modeling",
+        Feedback.MORE,
+        django_capture_on_commit_callbacks,
+    )
+    disliked = _vote(ada, "MobileMamba", Feedback.LESS, django_capture_on_commit_callbacks)
+    ada.refresh_from_db()
+    results = {r.subscriber_id: r for r in deliver([ada.pk, grace.pk])}
+    mine, theirs = _items(results[ada.pk]), _items(results[grace.pk])
+    # Grace (no votes) gets the disliked paper among her matches; for Ada it falls out of
+    # her ten or lower than it was.
+    grace_rank = {i.paper_id: i.rank for i in theirs}
+    ada_rank = {i.paper_id: i.rank for i in mine if not i.suggested}
+    assert disliked.pk in grace_rank
+    assert disliked.pk not in ada_rank or ada_rank[disliked.pk] > grace_rank[disliked.pk]
+    ids, matrix = load_vectors([disliked.pk] + [i.paper_id for i in mine if i.suggested])
+    less = matrix[ids.index(disliked.pk)]
+    for pk, vector in zip(ids, matrix, strict=True):
+        if pk != disliked.pk:
+            assert float(vector @ less) < LESS_BLOCK
+
+
+def test_no_suggestions_when_they_are_turned_off_or_nothing_matched(
+    outbox: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    _edition_with_embeddings()
+    ada = make_subscriber("ada@example.org", ["mamba"], suggestions=0)
+    nobody = make_subscriber("nobody@example.org", ["protein folding"])
+    for who in (ada, nobody):
+        _vote(
+            who,
+            "Mamba: Linear-Time Sequence Modeling",
+            Feedback.MORE,
+            django_capture_on_commit_callbacks,
+        )
+    results = {r.subscriber_id: r for r in deliver([ada.pk, nobody.pk])}
+    assert results[ada.pk].status == "sent"
+    assert not any(i.suggested for i in _items(results[ada.pk]))
+    assert results[nobody.pk].status == "empty"  # suggestions never make a digest alone
+
+
+def test_a_title_with_markup_is_escaped_in_the_reason(
+    outbox: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    _edition_with_embeddings()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    paper = Paper.objects.get(title__startswith="Mamba: Linear-Time")
+    paper.title = '<script>alert(1)</script> "Mamba" & <b>state</b> spaces'
+    paper.save()
+    _vote(ada, "<script>", Feedback.MORE, django_capture_on_commit_callbacks)
+    [result] = deliver([ada.pk])
+    assert any(i.suggested for i in _items(result))
+    html = _message(outbox).get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html

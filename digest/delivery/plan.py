@@ -28,7 +28,10 @@ from digest.matching.ranking import (
     select_for_subscribers,
 )
 from digest.matching.trend import trend_score, upvote_growth
-from digest.models import Digest, DigestItem, Paper, Sighting, Topic
+from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Sighting, Topic
+from digest.relevance.embed import DIMENSIONS, MODEL_NAME, load_vectors
+from digest.relevance.score import EditionVectors, Learner
+from digest.relevance.vectors import from_bytes, stack
 from subscriptions.models import Filter, Subscriber
 from subscriptions.schedule import window
 
@@ -38,15 +41,15 @@ T = TypeVar("T")
 __all__ = ["bounded_reason", "error_text", "plan_digest", "plan_digests"]
 
 _TABLE = Digest._meta.db_table
-_ITEM_COLUMNS = "(digest_id, subscriber_id, paper_id, rank, reason)"
+_ITEM_COLUMNS = "(digest_id, subscriber_id, paper_id, rank, reason, suggested)"
 _ITEM_SQL = (
-    f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
 _ITEMS_SQL = (
     f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} "
-    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[]) "
-    "ON CONFLICT DO NOTHING"
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[], "
+    "%s::boolean[]) ON CONFLICT DO NOTHING"
 )
 
 
@@ -202,6 +205,9 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
     ):
         filters[sid].append(query)
 
+    learners = _learners(subscribers)
+    vectors = _edition_vectors(candidate_ids) if learners else None
+    suggestions = {s.pk: s.suggestions for s in subscribers}
     selections: dict[int, list[Selection]] = {}
     for frequency, edition in editions.items():
         group = [s for s in subscribers if s.frequency == frequency]
@@ -212,9 +218,63 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
                 limit=settings.DIGEST_MAX_PAPERS,
                 excluded=excluded,
                 topics=topics,
+                learners=learners,
+                vectors=vectors,
+                suggestions=suggestions,
             )
         )
     return selections
+
+
+def _learners(subscribers: Sequence[Subscriber]) -> dict[int, Learner]:
+    """Subscriber id → what planning knows of their taste, for those with a profile
+    (:mod:`digest.relevance.profile`): one query for the votes of all of them."""
+    profiles = {
+        s.pk: from_bytes(s.profile, DIMENSIONS) for s in subscribers if len(s.profile or b"")
+    }
+    if not profiles:
+        return {}
+    votes: dict[int, list[tuple[int, int, str, str, bytes | memoryview | None]]]
+    votes = defaultdict(list)
+    for sid, pid, vote, source, title, vector, model in Feedback.objects.filter(
+        subscriber_id__in=list(profiles)
+    ).values_list(
+        "subscriber_id",
+        "paper_id",
+        "vote",
+        "source",
+        "paper__title",
+        "paper__embedding__vector",
+        "paper__embedding__model",
+    ):
+        votes[sid].append((pid, vote, source, title, vector if model == MODEL_NAME else None))
+    learners = {}
+    for sid, profile in profiles.items():
+        mine = votes.get(sid, [])
+        liked = [v for v in mine if v[1] > 0 and v[4] is not None]
+        disliked = [v for v in mine if v[1] < 0 and v[4] is not None]
+        learners[sid] = Learner(
+            profile=profile,
+            liked=stack([from_bytes(v[4] or b"", DIMENSIONS) for v in liked], DIMENSIONS),
+            liked_titles=tuple(v[3] for v in liked),
+            liked_how=tuple("picked" if v[2] == Feedback.PICKED else "liked" for v in liked),
+            disliked=stack([from_bytes(v[4] or b"", DIMENSIONS) for v in disliked], DIMENSIONS),
+            voted=frozenset(v[0] for v in mine),
+        )
+    return learners
+
+
+def _edition_vectors(paper_ids: list[int]) -> EditionVectors:
+    """The embeddings of the edition's papers, loaded once per worker process while the
+    papers and their embeddings stay the same (:func:`_remembered`)."""
+    count = PaperEmbedding.objects.filter(paper_id__in=paper_ids, model=MODEL_NAME).count()
+    key = ("vectors", db.settings_dict["NAME"], tuple(paper_ids), count)
+
+    def build() -> EditionVectors:
+        ids, matrix = load_vectors(paper_ids)
+        return EditionVectors(tuple(ids), matrix)
+
+    return _remembered(key if db.vendor == "postgresql" else None, build)
 
 
 def plan_digests(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, Digest]:
@@ -305,7 +365,7 @@ def _record_plans(
                 planned_at__isnull=True,
             )
         )
-        rows: dict[int, list[tuple[int, int, int, int, str]]] = {}
+        rows: dict[int, list[tuple[int, int, int, int, str, bool]]] = {}
         for digest in locked:
             digest.planned_at = now
             digest.message_id = new_message_id()
@@ -316,7 +376,14 @@ def _record_plans(
             if not chosen and not settings.DIGEST_SEND_EMPTY:
                 digest.status = Digest.EMPTY
             rows[digest.pk] = [
-                (digest.pk, digest.subscriber_id, s.paper_id, rank, bounded_reason(s.reason))
+                (
+                    digest.pk,
+                    digest.subscriber_id,
+                    s.paper_id,
+                    rank,
+                    bounded_reason(s.reason),
+                    s.suggested,
+                )
                 for rank, s in enumerate(chosen, 1)
             ]
         try:
@@ -354,7 +421,7 @@ def _mark_plan_failed(digest: Digest, error: str) -> None:
     )
 
 
-def _insert_items(items: list[tuple[int, int, int, int, str]]) -> None:
+def _insert_items(items: list[tuple[int, int, int, int, str, bool]]) -> None:
     """The digests' papers as plain rows, not models: ten per digest, where the ORM cost
     ~0.25 ms a digest. A paper recorded meanwhile in another edition of the same
     subscriber is skipped."""

@@ -81,6 +81,8 @@ class PaperCard:
     ``github_repo`` and ``project_page`` are http(s) URLs or ``""`` (checked at
     ingest). ``short`` asks for the shorter summary of a digest that must shrink.
     ``origin`` says where the paper came from (``Hugging Face · arXiv``).
+    ``suggested``: a "you may also like" paper, shown in its own section after the
+    matches (docs/relevance.md).
     """
 
     id: int
@@ -99,6 +101,7 @@ class PaperCard:
     ai_summary: str = ""
     short: bool = False
     origin: str = ""
+    suggested: bool = False
 
     def __hash__(self) -> int:
         # A card keys the renderer's cache and is looked up several times an email:
@@ -377,11 +380,14 @@ def _card_context(paper: PaperCard, reason: str, number: int | str) -> dict[str,
     return {"p": paper, "c": card_view(paper), "reason": reason, "number": number}
 
 
-def _digest_context(matched: int, shown: int, frequency: str, edition: str) -> dict[str, Any]:
+def _digest_context(
+    matched: int, shown: int, frequency: str, edition: str, suggested: int = 0
+) -> dict[str, Any]:
     return {
         **base_context(),
         "count": shown,
         "matched": matched,
+        "suggested": suggested,
         # Planning keeps at most DIGEST_MAX_PAPERS: more may have matched than were kept.
         "capped": matched > 1 and matched >= settings.DIGEST_MAX_PAPERS,
         "dropped": matched - shown,
@@ -405,9 +411,10 @@ def render_digest(
 
     ``reasons[i]`` says why ``papers[i]`` was chosen; ``frequency`` is ``daily`` or
     ``weekly``; ``edition`` is the period (``2026-11-21``, ``2026-W47``). With ``fit``
-    the email is kept within ``DIGEST_MAX_BYTES`` (:func:`fit_digest`).
+    the email is kept within ``DIGEST_MAX_BYTES`` (:func:`fit_digest`). Suggested papers
+    (``PaperCard.suggested``, which come last) make a section of their own.
     """
-    matched = len(papers)
+    matched = sum(not p.suggested for p in papers)
 
     def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
         parts = _render_digest(papers, reasons, matched, recipient, frequency, edition)
@@ -424,16 +431,18 @@ def _render_digest(
     frequency: str,
     edition: str,
 ) -> Parts:
-    cards_html = "".join(
-        render_to_string("emails/digest-paper.html", _card_context(p, r, n))
-        for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
-    )
-    cards_text = "".join(
-        render_to_string("emails/digest-paper.txt", _card_context(p, r, n))
-        for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
-    )
+    numbered = list(enumerate(zip(papers, reasons, strict=True), 1))
+    sections: dict[str, str] = {}
+    for name, in_section in (("cards", False), ("suggestions", True)):
+        chosen = [(n, p, r) for n, (p, r) in numbered if p.suggested is in_section]
+        for kind in ("html", "txt"):
+            sections[f"{name}_{'text' if kind == 'txt' else kind}"] = "".join(
+                render_to_string(f"emails/digest-paper.{kind}", _card_context(p, r, n))
+                for n, p, r in chosen
+            )
+    suggested = sum(p.suggested for p in papers)
     ctx = {
-        **_digest_context(matched, len(papers), frequency, edition),
+        **_digest_context(matched, len(papers) - suggested, frequency, edition, suggested),
         "first_title": papers[0].title if papers else "",
         "preheader": preheader(papers),
         **asdict(recipient),
@@ -441,8 +450,24 @@ def _render_digest(
     subject = " ".join(
         render_to_string("emails/digest-subject.txt", {**ctx, "count": matched}).split()
     )
-    text = as_text(render_to_string("emails/digest-body.txt", {**ctx, "cards_text": cards_text}))
-    body = render_to_string("emails/digest-body.html", {**ctx, "cards_html": mark_safe(cards_html)})
+    text = as_text(
+        render_to_string(
+            "emails/digest-body.txt",
+            {
+                **ctx,
+                "cards_text": sections["cards_text"],
+                "suggestions_text": sections["suggestions_text"],
+            },
+        )
+    )
+    body = render_to_string(
+        "emails/digest-body.html",
+        {
+            **ctx,
+            "cards_html": mark_safe(sections["cards_html"]),
+            "suggestions_html": mark_safe(sections["suggestions_html"]),
+        },
+    )
     return subject, text, inline_css(body)
 
 
@@ -462,7 +487,7 @@ def _site() -> tuple[str, str, int]:
     return settings.SITE_NAME, settings.SITE_URL, settings.DIGEST_MAX_PAPERS
 
 
-_CARDS = frozenset({"cards_html", "cards_text"})
+_CARDS = frozenset({"cards_html", "cards_text", "suggestions_html", "suggestions_text"})
 _CARD_START, _CARD_END = slot("card_start"), slot("card_end")
 
 
@@ -506,7 +531,7 @@ class Renderer:
     ) -> Parts:
         """The same ``(subject, text, html)`` as :func:`render_digest`, composed from
         cached pieces (microseconds once the pieces exist)."""
-        matched = len(papers)
+        matched = sum(not p.suggested for p in papers)
 
         def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
             return self._digest(papers, reasons, matched, recipient, frequency, edition)
@@ -524,26 +549,32 @@ class Renderer:
     ) -> tuple[Parts, int]:
         """The parts and the octets of their text and HTML bodies (measured piece by
         piece, not by encoding the whole email)."""
-        html_layout, text_layout = self._layout("digest", matched, len(papers), frequency, edition)
+        suggested = sum(p.suggested for p in papers)
+        html_layout, text_layout = self._layout(
+            "digest", matched, len(papers) - suggested, frequency, edition, suggested
+        )
         self.prepare(papers)
         site = _site()
-        html_cards, text_cards = [], []
-        html_octets = text_octets = 0
+        html_cards: dict[str, list[str]] = {"cards_html": [], "suggestions_html": []}
+        text_cards: dict[str, list[str]] = {"cards_text": [], "suggestions_text": []}
+        html_octets = dict.fromkeys(html_cards, 0)
+        text_octets = dict.fromkeys(text_cards, 0)
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
+            section = "suggestions" if paper.suggested else "cards"
             html_card, text_card = self._cards[(site, paper)]
             values = {"reason": reason, "number": str(number)}
             html_card_text, size = html_card.fill_measured(values)
-            html_cards.append(html_card_text)
-            html_octets += size
+            html_cards[f"{section}_html"].append(html_card_text)
+            html_octets[f"{section}_html"] += size
             text_card_text, size = text_card.fill_measured(values)
-            text_cards.append(text_card_text)
-            text_octets += size
+            text_cards[f"{section}_text"].append(text_card_text)
+            text_octets[f"{section}_text"] += size
         values = {**vars(recipient), "preheader": preheader(papers)}
         html, html_size = html_layout.fill_measured(
-            {**values, "cards_html": "".join(html_cards)}, {"cards_html": html_octets}
+            {**values, **{k: "".join(v) for k, v in html_cards.items()}}, html_octets
         )
         text, text_size = text_layout.fill_measured(
-            {**values, "cards_text": "".join(text_cards)}, {"cards_text": text_octets}
+            {**values, **{k: "".join(v) for k, v in text_cards.items()}}, text_octets
         )
         return (self._subject(matched, papers), text, html), html_size + text_size
 
@@ -561,12 +592,18 @@ class Renderer:
         return self._subjects[key], text_layout.fill(values), html_layout.fill(values)
 
     def _layout(
-        self, kind: str, matched: int, shown: int, frequency: str, edition: str
+        self,
+        kind: str,
+        matched: int,
+        shown: int,
+        frequency: str,
+        edition: str,
+        suggested: int = 0,
     ) -> tuple[Piece, Piece]:
-        key = (_site(), kind, matched, shown, frequency, edition)
+        key = (_site(), kind, matched, shown, frequency, edition, suggested)
         if key not in self._layouts:
             self._room(self._layouts)
-            ctx = self._layout_context(matched, shown, frequency, edition)
+            ctx = self._layout_context(matched, shown, frequency, edition, suggested)
             html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
             text = render_to_string(f"emails/{kind}-body.txt", ctx)
             self._layouts[key] = (
@@ -576,13 +613,17 @@ class Renderer:
         return self._layouts[key]
 
     @staticmethod
-    def _layout_context(matched: int, shown: int, frequency: str, edition: str) -> dict[str, Any]:
+    def _layout_context(
+        matched: int, shown: int, frequency: str, edition: str, suggested: int = 0
+    ) -> dict[str, Any]:
         return {
-            **_digest_context(matched, shown, frequency, edition),
+            **_digest_context(matched, shown, frequency, edition, suggested),
             **{f.name: slot(f.name) for f in fields(Recipient)},
             "preheader": slot("preheader"),
             "cards_html": mark_safe(slot("cards_html")),
             "cards_text": slot("cards_text"),
+            "suggestions_html": mark_safe(slot("suggestions_html")),
+            "suggestions_text": slot("suggestions_text"),
         }
 
     def prepare(self, papers: Iterable[PaperCard]) -> None:

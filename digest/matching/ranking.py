@@ -11,7 +11,9 @@ Each paper's ``trend`` is :func:`digest.matching.trend.trend_score`.
 Ranking per subscriber (:mod:`digest.matching.engine`): pinned papers first (newest pin first),
 then by points — 2 for each of the subscriber's filters and topics that matches with a
 term in the title or authors, 1 for an abstract-only match — then by trend, then by paper
-id.
+id. For a subscriber with a learned profile the matches are ordered by points + trend
+fraction + the learned score, and up to ``Subscriber.suggestions`` "you may also like"
+papers follow them (:mod:`digest.relevance.score`, docs/relevance.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest.matching.engine import Edition, Match, PaperText, index_papers, rank_subscribers
+from digest.relevance.score import EditionVectors, Learner, learned_scores, rank_matches, suggest
 
 __all__ = [
     "Candidate",
@@ -60,11 +63,13 @@ class SubscriberSpec:
 
 @dataclass(frozen=True)
 class Selection:
-    """A paper chosen for a digest and the sentence that says why."""
+    """A paper chosen for a digest and the sentence that says why; ``suggested``: a "you
+    may also like" paper that no filter or topic matched."""
 
     paper_id: int
     reason: str
     score: float = 0.0
+    suggested: bool = False
 
 
 def reason_text(match: Match, topic_names: Mapping[int, str]) -> str:
@@ -112,9 +117,18 @@ def select_for_subscribers(
     limit: int,
     excluded: Mapping[int, set[int]],
     topics: Mapping[int, tuple[str, str]],
+    learners: Mapping[int, Learner] | None = None,
+    vectors: EditionVectors | None = None,
+    suggestions: Mapping[int, int] | None = None,
 ) -> dict[int, list[Selection]]:
     """Each subscriber's top ``limit`` papers, best first: pinned papers not sent to them
     yet, then matches. A subscriber nothing matches gets an empty list, pins or not.
+
+    A subscriber with a :class:`~digest.relevance.score.Learner` in ``learners`` (and
+    ``vectors``, the edition's embeddings) has their matches — the best ``2 × limit`` by
+    points — ordered with the learned score mixed in, and then up to
+    ``suggestions[subscriber id]`` suggested papers (``suggested=True``) after the
+    ``limit`` matches.
 
     ``papers`` is the edition, or the edition already prepared by
     :func:`prepare_edition` (indexed once for every chunk). ``excluded[subscriber id]``
@@ -125,12 +139,14 @@ def select_for_subscribers(
     """
     prepared = papers if isinstance(papers, PreparedEdition) else prepare_edition(papers)
     queries = {tid: query for tid, (_, query) in topics.items()}
+    learning = bool(learners) and vectors is not None
     ranking = rank_subscribers(
         prepared.edition,
         [(s.id, s.filters, s.topic_ids) for s in subscribers],
         queries,
         excluded=excluded,
-        top_n=limit,
+        # Room for the learned score to lift a match that has fewer points.
+        top_n=2 * limit if learning else limit,
     )
     names = {tid: name for tid, (name, _) in topics.items()}
     pinned = prepared.pinned
@@ -150,10 +166,22 @@ def select_for_subscribers(
             (paper_id, score)
             for paper_id, score in zip(paper_ids, scores, strict=True)
             if paper_id >= 0 and paper_id not in taken
-        ][: limit - len(chosen)]
+        ]
+        learner = learners.get(spec.id) if learners and vectors is not None else None
+        if learner is not None and vectors is not None:
+            learned = learned_scores(learner, vectors)
+            sent = rank_matches(sent, learner, vectors, learned)
+        sent = sent[: limit - len(chosen)]
         why = ranking.reasons([p for p, _ in sent], spec.filters, spec.topic_ids, queries)
         for (paper_id, score), reasons in zip(sent, why, strict=True):
             reason = reason_text(Match(paper_id, score, reasons), names)
             chosen.append(Selection(paper_id, reason, score))
+        if learner is not None and vectors is not None and suggestions:
+            skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
+            skip.update(p for p in paper_ids if p >= 0)
+            chosen.extend(
+                Selection(s.paper_id, s.reason, s.learned, suggested=True)
+                for s in suggest(learner, vectors, learned, skip, suggestions.get(spec.id, 0))
+            )
         result[spec.id] = chosen
     return result
