@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest.matching.engine import Edition, Match, PaperText, index_papers, rank_subscribers
-from digest.relevance.score import EditionVectors, Learner, learned_scores, rank_matches, suggest
+from digest.relevance.score import (
+    EditionVectors,
+    Learner,
+    learned_scores_many,
+    rank_matches,
+    suggest,
+)
 
 __all__ = [
     "Candidate",
@@ -150,6 +156,8 @@ def select_for_subscribers(
     )
     names = {tid: name for tid, (name, _) in topics.items()}
     pinned = prepared.pinned
+    chunk_learners = {s.id: learners[s.id] for s in subscribers if learners and s.id in learners}
+    all_learned = learned_scores_many(chunk_learners, vectors) if learning and vectors else {}
     result: dict[int, list[Selection]] = {}
     paper_rows, score_rows = ranking.paper_ids.tolist(), ranking.scores.tolist()
     for spec, paper_ids, scores in zip(subscribers, paper_rows, score_rows, strict=True):
@@ -167,9 +175,9 @@ def select_for_subscribers(
             for paper_id, score in zip(paper_ids, scores, strict=True)
             if paper_id >= 0 and paper_id not in taken
         ]
-        learner = learners.get(spec.id) if learners and vectors is not None else None
+        learner = chunk_learners.get(spec.id) if vectors is not None else None
         if learner is not None and vectors is not None:
-            learned = learned_scores(learner, vectors)
+            learned = all_learned[spec.id]
             sent = rank_matches(sent, learner, vectors, learned)
         sent = sent[: limit - len(chosen)]
         why = ranking.reasons([p for p, _ in sent], spec.filters, spec.topic_ids, queries)
@@ -178,10 +186,11 @@ def select_for_subscribers(
             chosen.append(Selection(paper_id, reason, score))
         if learner is not None and vectors is not None and suggestions:
             skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
-            skip.update(p for p in paper_ids if p >= 0)
+            matched = {p for p in paper_ids if p >= 0}
+            k = suggestions.get(spec.id, 0)
             chosen.extend(
                 Selection(s.paper_id, s.reason, s.learned, suggested=True)
-                for s in suggest(learner, vectors, learned, skip, suggestions.get(spec.id, 0))
+                for s in suggest(learner, vectors, learned, skip, k, matched)
             )
         result[spec.id] = chosen
     return result

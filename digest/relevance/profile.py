@@ -3,12 +3,14 @@
 The rule (docs/relevance.md; Rocchio, *Relevance feedback in information retrieval*,
 1971, as in Manning et al., *Introduction to Information Retrieval*, §9.1.1)::
 
-    u = normalise(ALPHA · mean(liked) + GAMMA · mean(matched) − BETA · mean(disliked))
+    u = normalise(ALPHA · mean(liked) − BETA · mean(disliked))   once they have voted
+    u = normalise(mean(matched))                                 before any vote
 
 ``liked`` are the papers voted "more like this" or picked on the settings page,
 ``disliked`` those voted "less like this", ``matched`` the latest :data:`IMPLICIT_PAPERS`
-papers the subscriber's filters and topics brought them (what they asked for before any
-vote). A term with no papers is left out; with no papers at all there is no profile.
+papers the subscriber's filters and topics brought them (what they asked for, the only
+evidence before a vote; once they vote, their votes say it better). A term with no
+papers is left out; with no papers at all there is no profile.
 
 Stored in ``Subscriber.profile`` as :data:`~digest.relevance.embed.DIMENSIONS` float32
 values (1,536 bytes), with ``profile_updated_at``. Rebuilt when the subscriber's feedback
@@ -23,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 from django.utils import timezone
 
-from digest.relevance.embed import DIMENSIONS, load_vectors
+from digest.relevance.embed import load_vectors
 from digest.relevance.vectors import Matrix, normalise, to_bytes
 
-__all__ = ["ALPHA", "BETA", "GAMMA", "IMPLICIT_PAPERS", "Evidence", "centroid", "rebuild_profile"]
+__all__ = ["ALPHA", "BETA", "IMPLICIT_PAPERS", "Evidence", "centroid", "rebuild_profile"]
 
-ALPHA, BETA, GAMMA = 1.0, 0.5, 0.3
+ALPHA, BETA = 1.0, 0.5
 IMPLICIT_PAPERS = 50
 
 
@@ -42,14 +44,17 @@ class Evidence:
 
 
 def centroid(evidence: Evidence) -> Matrix | None:
-    """The profile ``u`` of the module's rule, a unit ``(DIMENSIONS,)`` vector, or None
-    when there is no evidence (or it cancels out exactly)."""
-    total = np.zeros(DIMENSIONS, dtype=np.float32)
-    for weight, rows in (
-        (ALPHA, evidence.liked),
-        (GAMMA, evidence.matched),
-        (-BETA, evidence.disliked),
-    ):
+    """The profile ``u`` of the module's rule, a unit ``(d,)`` vector (``d`` the width of
+    the evidence's rows), or None when there is no evidence (or it cancels out exactly)."""
+    width = max(evidence.liked.shape[1], evidence.disliked.shape[1], evidence.matched.shape[1])
+    total = np.zeros(width, dtype=np.float32)
+    voted = len(evidence.liked) or len(evidence.disliked)
+    terms = (
+        ((ALPHA, evidence.liked), (-BETA, evidence.disliked))
+        if voted
+        else ((1.0, evidence.matched),)
+    )
+    for weight, rows in terms:
         if len(rows):
             total += weight * rows.mean(axis=0)
     if not np.any(total):
