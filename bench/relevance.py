@@ -26,7 +26,9 @@ nDCG@10 ≥ 1.2 × keyword-only's after five votes; suggestions' precision@10 �
 
 Also measured: embedding throughput on one core (papers/s; goal ≥ 100), TF-IDF's in the
 same run as the baseline, and the learned scoring's cost per subscriber for a daily
-edition of 200 papers at 100,000 subscribers (× ``BENCH_SCALE``; goal ≤ 50 µs).
+edition of 200 papers at 100,000 subscribers (× ``BENCH_SCALE``, at least 1,000; goal ≤
+50 µs; :func:`tests.support.synthetic.relevance_scoring_cost`, 30% with two disliked
+papers).
 
 Correctness (exit 1 when it fails): every hand-judged title names exactly one paper,
 every reader's filter matches at least one scored paper, keyword-only digests are the
@@ -68,9 +70,10 @@ from digest.matching.ranking import (  # noqa: E402
 from digest.matching.trend import trend_score  # noqa: E402
 from digest.relevance.embed import MODEL_NAME, embed_texts, paper_text  # noqa: E402
 from digest.relevance.profile import Evidence, centroid  # noqa: E402
-from digest.relevance.score import EditionVectors, Learner, learned_scores_many  # noqa: E402
+from digest.relevance.score import EditionVectors, Learner  # noqa: E402
 from digest.relevance.vectors import normalise  # noqa: E402
 from tests.support import PAGES_DIR, ROOT  # noqa: E402
+from tests.support.synthetic import relevance_scoring_cost  # noqa: E402
 
 SCALE = float(os.environ.get("BENCH_SCALE") or 1)
 EDITIONS, HISTORY = 8, 4
@@ -374,7 +377,9 @@ def main() -> None:
             bad = set(pks) & (matched[i] | excluded[i] | {pk for pk, _ in votes[i]})
             if bad:
                 problems.append(f"{name}: suggested {sorted(bad)} to {readers[i].name}")
-        scoring_us[name] = _scoring_cost(matrix.shape[1])
+        scoring_us[name] = relevance_scoring_cost(
+            np.random.default_rng(7), max(1_000, int(100_000 * SCALE)), 200, matrix.shape[1]
+        )
 
     for i, reader in readers.items():
         if not matched[i]:
@@ -454,35 +459,6 @@ def _suggestion_scores(
         "suggestions_precision10": sum(counted) / len(counted) if counted else 0.0,
         "suggestions_shown": sum(len(s[:10]) for s in suggested.values()) / n,
     }
-
-
-def _scoring_cost(dimensions: int) -> float:
-    """CPU µs per subscriber of :func:`learned_scores_many` for an edition of 200 papers,
-    over 100,000 subscribers (× ``BENCH_SCALE``, at least 1,000) in chunks of 1,000 as
-    planning meets them, with random profiles, one liked and two disliked papers each."""
-    rng = np.random.default_rng(7)
-    n = max(1_000, int(100_000 * SCALE))
-    edition = EditionVectors(
-        tuple(range(200)), normalise(rng.standard_normal((200, dimensions)).astype(np.float32))
-    )
-    profiles = normalise(rng.standard_normal((64, dimensions)).astype(np.float32))
-    learners = [
-        Learner(
-            profiles[i],
-            profiles[i : i + 1],
-            ("t",),
-            ("liked",),
-            profiles[i + 1 : i + 3],
-            frozenset(),
-        )
-        for i in range(60)
-    ]
-    chunk = 1_000
-    started = time.process_time()
-    for lo in range(0, n, chunk):
-        batch = {k: learners[k % 60] for k in range(lo, min(n, lo + chunk))}
-        learned_scores_many(batch, edition)
-    return (time.process_time() - started) / n * 1e6
 
 
 if __name__ == "__main__":

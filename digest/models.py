@@ -502,7 +502,7 @@ class DigestItem(models.Model):
     reason = models.TextField(blank=True)
     # A "you may also like" paper no filter or topic matched (docs/relevance.md): shown in
     # a section of its own after the matches.
-    suggested = models.BooleanField(default=False)
+    suggested = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["rank"]

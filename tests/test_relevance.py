@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import json
 from html import escape as html_escape
 from pathlib import Path
 
@@ -277,3 +278,34 @@ def test_scoring_many_subscribers_at_once_equals_scoring_each() -> None:
         assert np.allclose(many[sid], learned_scores(learner, edition), atol=1e-5)
     # A disliked paper's neighbours score lower than without the vote.
     assert many[2].mean() < (edition.matrix @ learners[2].profile).mean() + 1e-6
+
+
+# --- Privacy ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_my_data_holds_my_profile_and_delete_me_takes_it_and_my_votes(client, outbox: Path) -> None:  # type: ignore[no-untyped-def]
+    from .test_manage import sign_in
+
+    _edition_with_embeddings()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    with transaction.atomic():
+        Feedback.objects.create(
+            subscriber=ada,
+            paper=Paper.objects.get(title__startswith="Mamba: Linear-Time"),
+            vote=Feedback.MORE,
+        )
+    deliver([ada.pk])
+    ada.refresh_from_db()
+    sign_in(client, ada)
+    data = json.loads(client.get("/manage/data.json").content)
+    profile = data["relevance_profile"]
+    assert len(profile["float32_values"]) == DIMENSIONS
+    assert np.allclose(profile["float32_values"], from_bytes(ada.profile, DIMENSIONS))
+    assert profile["updated_at"] == ada.profile_updated_at.isoformat()
+    papers = [p for d in data["digests"] for p in d["papers"]]
+    assert any(p["suggested"] for p in papers) and not all(p["suggested"] for p in papers)
+
+    assert client.post("/manage/delete/").status_code == 200
+    assert not Subscriber.objects.filter(pk=ada.pk).exists()
+    assert not Feedback.objects.filter(subscriber_id=ada.pk).exists()
