@@ -174,8 +174,9 @@ def seed(rng: np.random.Generator, now) -> dict[str, object]:  # type: ignore[no
             "send_empty, feed_only, suggestions, profile) "
             "SELECT gen_random_uuid(), 'reader' || n || '@example.org', "
             "'reader' || n || '@example.org', f, 0, 8, tz, d, "
-            "%s, %s, '', 0, 0, '', '[]', 10, false, false, false, 3, '' FROM unnest(%s::int[], %s::text[], %s::text[], "
-            "%s::timestamptz[]) AS t(n, f, tz, d) ORDER BY n",
+            "%s, %s, '', 0, 0, '', '[]', 10, false, false, false, 3, '' "
+            "FROM unnest(%s::int[], %s::text[], %s::text[], %s::timestamptz[]) "
+            "AS t(n, f, tz, d) ORDER BY n",
             [
                 now - timedelta(days=60),
                 now - timedelta(days=60),
