@@ -43,13 +43,18 @@ EMBED_TASK_LIMIT = 1000
 @shared_task
 def ingest_embeddings() -> int:
     """Embed papers that have no embedding yet, oldest first, in batches
-    (:func:`digest.relevance.embed.embed_papers`), at most :data:`EMBED_TASK_LIMIT`, then
-    enqueue itself again when more are left. Runs on the ingest queue after each ingest.
+    (:func:`digest.relevance.embed.embed_papers`), at most :data:`EMBED_TASK_LIMIT`, and
+    tag them with the topics they are similar enough to
+    (:func:`digest.matching.topics.tag_semantic_topics`); then enqueue itself again when
+    more are left. Runs on the ingest queue after each ingest.
     Idempotent. Returns how many were embedded."""
+    from digest.matching.topics import tag_semantic_topics
     from digest.relevance.embed import embed_papers, missing_embeddings
 
     todo = missing_embeddings()
     done = embed_papers(todo[:EMBED_TASK_LIMIT])
+    # Topics with a semantic part take in the new papers similar enough to them.
+    tag_semantic_topics(todo[:EMBED_TASK_LIMIT])
     if len(todo) > EMBED_TASK_LIMIT:
         ingest_embeddings.delay()
     return done

@@ -18,7 +18,7 @@ from django.db import transaction
 from digest import tasks
 from digest.delivery.pipeline import DeliveryResult, deliver
 from digest.ingest.store import ingest_source
-from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding
+from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Topic
 from digest.relevance.embed import DIMENSIONS, MODEL_NAME, embed_texts, load_vectors
 from digest.relevance.profile import Evidence, centroid
 from digest.relevance.score import EditionVectors, Learner, learned_scores, learned_scores_many
@@ -309,3 +309,87 @@ def test_my_data_holds_my_profile_and_delete_me_takes_it_and_my_votes(client, ou
     assert client.post("/manage/delete/").status_code == 200
     assert not Subscriber.objects.filter(pk=ada.pk).exists()
     assert not Feedback.objects.filter(subscriber_id=ada.pk).exists()
+
+
+# --- Semantic topics ----------------------------------------------------------------------
+
+STATE_SPACES = "State space models: selective scans, linear-time recurrent sequence models as an alternative to attention"
+
+
+def test_a_topic_without_a_query_takes_in_similar_papers_at_ingest_and_fills_digests(
+    outbox: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    topic = Topic.objects.create(
+        name="State spaces", slug="ssm", description=STATE_SPACES, query="", similarity=0.45
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.ingest_page(str(PAGE_002))
+    titles = set(topic.papers.values_list("title", flat=True))
+    assert "Mamba: Linear-Time Sequence Modeling with Selective State Spaces" in titles
+    assert not any("Audio" in t or "Fashion" in t for t in titles)
+    assert 1 <= len(titles) <= 15
+
+    ada = make_subscriber("ada@example.org", [])
+    ada.topics.add(topic)
+    [result] = deliver([ada.pk])
+    items = _items(result)
+    assert {i.paper_id for i in items} == set(topic.papers.values_list("pk", flat=True))
+    assert {i.reason for i in items} == {
+        'matched topic "State spaces" (similar to its description and examples)'
+    }
+
+
+def test_saving_a_topic_with_examples_retags_recent_papers_and_the_preview_shows_the_threshold(
+    admin_client,
+) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    _edition_with_embeddings()
+    mamba = Paper.objects.get(title__startswith="Mamba: Linear-Time")
+    survey = Paper.objects.get(title="A Survey of Mamba")
+    response = admin_client.post(
+        reverse("admin:digest_topic_add"),
+        {
+            "name": "State spaces",
+            "slug": "ssm",
+            "description": "",
+            "query": "",
+            "examples": f"{mamba.pk},{survey.pk}",
+            "similarity": "0.5",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    topic = Topic.objects.get(slug="ssm")
+    tagged = set(topic.papers.values_list("pk", flat=True))
+    assert {mamba.pk, survey.pk} <= tagged
+
+    page = admin_client.post(
+        reverse("admin:digest_topic_preview"),
+        {
+            "query": "",
+            "description": "",
+            "examples": f"{mamba.pk},{survey.pk}",
+            "similarity": "0.5",
+        },
+    ).content.decode()
+    assert f"<strong data-similarity-above>{len(tagged)}</strong>" in page
+    table = page[page.index('<table class="mod-similarity">') :]
+    table = table[: table.index("</table>")]
+    rows = table.count("<tr") - 1  # the header row
+    below = table.count('class="below"')  # papers just under the threshold are shown too
+    assert 0 < below < rows <= 12
+
+
+def test_a_topic_needs_a_query_or_a_semantic_part(admin_client) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    for fields, error in (
+        ({"query": "", "similarity": ""}, "Give the topic a query"),
+        ({"query": "", "similarity": "0.5"}, "needs a description or example papers"),
+    ):
+        response = admin_client.post(
+            reverse("admin:digest_topic_add"),
+            {"name": "Empty", "slug": "empty", "description": "", "examples": "", **fields},
+        )
+        assert response.status_code == 200 and error in response.content.decode()
+    assert not Topic.objects.exists()

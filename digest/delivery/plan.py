@@ -193,12 +193,20 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
     ):
         topic_ids[sid].append(tid)
     wanted_topics = {t for ts in topic_ids.values() for t in ts}
-    topics = {
-        pk: (name, query)
-        for pk, name, query in Topic.objects.filter(pk__in=wanted_topics).values_list(
-            "pk", "name", "query"
-        )
-    }
+    topics, similar = {}, []
+    for pk, name, query, similarity in Topic.objects.filter(pk__in=wanted_topics).values_list(
+        "pk", "name", "query", "similarity"
+    ):
+        topics[pk] = (name, query)
+        if similarity is not None:
+            similar.append(pk)
+    # Papers that joined a topic by similarity (digest.matching.topics), by topic.
+    semantic: dict[int, set[int]] = defaultdict(set)
+    if similar:
+        for tid, pid in Paper.topics.through.objects.filter(
+            topic_id__in=similar, paper_id__in=candidate_ids
+        ).values_list("topic_id", "paper_id"):
+            semantic[tid].add(pid)
     filters: dict[int, list[str]] = defaultdict(list)
     for sid, query in Filter.objects.filter(subscriber_id__in=ids).values_list(
         "subscriber_id", "query"
@@ -221,6 +229,7 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
                 learners=learners,
                 vectors=vectors,
                 suggestions=suggestions,
+                semantic=semantic,
             )
         )
     return selections

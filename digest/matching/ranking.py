@@ -18,7 +18,7 @@ papers follow them (:mod:`digest.relevance.score`, docs/relevance.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +42,9 @@ __all__ = [
 ]
 
 PINNED_REASON = "pinned by the editors"
+SEMANTIC_POINTS = 1.0
+"""What a paper that joined one of the subscriber's topics by similarity alone scores
+(docs/relevance.md): as an abstract-only match, below it once trends count."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ def select_for_subscribers(
     learners: Mapping[int, Learner] | None = None,
     vectors: EditionVectors | None = None,
     suggestions: Mapping[int, int] | None = None,
+    semantic: Mapping[int, Collection[int]] | None = None,
 ) -> dict[int, list[Selection]]:
     """Each subscriber's top ``limit`` papers, best first: pinned papers not sent to them
     yet, then matches. A subscriber nothing matches gets an empty list, pins or not.
@@ -136,6 +140,11 @@ def select_for_subscribers(
     ``suggestions[subscriber id]`` suggested papers (``suggested=True``) after the
     ``limit`` matches.
 
+    ``semantic`` maps a topic id to the papers that joined it by similarity
+    (:mod:`digest.matching.topics`): for a subscriber following the topic they are
+    matches of :data:`SEMANTIC_POINTS` points, with the reason ``matched topic "Name"
+    (similar to its description and examples)``.
+
     ``papers`` is the edition, or the edition already prepared by
     :func:`prepare_edition` (indexed once for every chunk). ``excluded[subscriber id]``
     holds paper ids already sent to them; ``topics`` maps a topic id to ``(name,
@@ -144,7 +153,8 @@ def select_for_subscribers(
     subscriber id → selections (an empty list: nothing matched).
     """
     prepared = papers if isinstance(papers, PreparedEdition) else prepare_edition(papers)
-    queries = {tid: query for tid, (_, query) in topics.items()}
+    # A topic with only a semantic part has no query for the engine.
+    queries = {tid: query for tid, (_, query) in topics.items() if query.strip()}
     learning = bool(learners) and vectors is not None
     ranking = rank_subscribers(
         prepared.edition,
@@ -160,8 +170,15 @@ def select_for_subscribers(
     all_learned = learned_scores_many(chunk_learners, vectors) if learning and vectors else {}
     result: dict[int, list[Selection]] = {}
     paper_rows, score_rows = ranking.paper_ids.tolist(), ranking.scores.tolist()
+    edition_ids = {p.id for p in prepared.papers} if semantic else set()
     for spec, paper_ids, scores in zip(subscribers, paper_rows, score_rows, strict=True):
-        if paper_ids[0] < 0:  # pinned papers lead a digest; they never make one on their own
+        joined: dict[int, int] = {}  # paper id → a topic it joined by similarity
+        for tid in spec.topic_ids if semantic else ():
+            for pk in semantic.get(tid, ()):  # type: ignore[union-attr]
+                if pk in edition_ids and pk not in excluded.get(spec.id, ()):
+                    joined.setdefault(pk, tid)
+        if paper_ids[0] < 0 and not joined:
+            # Pinned papers lead a digest; they never make one on their own.
             result[spec.id] = []
             continue
         chosen = []
@@ -175,6 +192,10 @@ def select_for_subscribers(
             for paper_id, score in zip(paper_ids, scores, strict=True)
             if paper_id >= 0 and paper_id not in taken
         ]
+        if joined:
+            keyword = {pk for pk, _ in sent}
+            sent += [(pk, SEMANTIC_POINTS) for pk in sorted(joined) if pk not in keyword | taken]
+            sent.sort(key=lambda item: -item[1])
         learner = chunk_learners.get(spec.id) if vectors is not None else None
         if learner is not None and vectors is not None:
             learned = all_learned[spec.id]
@@ -183,10 +204,13 @@ def select_for_subscribers(
         why = ranking.reasons([p for p, _ in sent], spec.filters, spec.topic_ids, queries)
         for (paper_id, score), reasons in zip(sent, why, strict=True):
             reason = reason_text(Match(paper_id, score, reasons), names)
+            if not reason and paper_id in joined:
+                name = names.get(joined[paper_id], joined[paper_id])
+                reason = f'matched topic "{name}" (similar to its description and examples)'
             chosen.append(Selection(paper_id, reason, score))
         if learner is not None and vectors is not None and suggestions:
             skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
-            matched = {p for p in paper_ids if p >= 0}
+            matched = {p for p in paper_ids if p >= 0} | set(joined)
             k = suggestions.get(spec.id, 0)
             chosen.extend(
                 Selection(s.paper_id, s.reason, s.learned, suggested=True)
