@@ -4,9 +4,9 @@ commits (connected in :meth:`digest.apps.DigestConfig.ready`)."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
-from celery import current_app
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -17,7 +17,8 @@ from digest.models import Feedback
 @receiver(post_save, sender=Feedback, dispatch_uid="relevance_feedback_saved")
 @receiver(post_delete, sender=Feedback, dispatch_uid="relevance_feedback_deleted")
 def feedback_changed(sender: type[Feedback], instance: Feedback, **kwargs: Any) -> None:
-    # By name: the tasks module imports the whole pipeline, which this module must not.
-    rebuild = current_app.tasks["digest.tasks.rebuild_profile"]
+    # Imported when needed, not at the top: the tasks module imports the whole pipeline,
+    # which this module (loaded with the models) must not.
+    rebuild = import_module("digest.tasks").rebuild_profile
     subscriber_id = instance.subscriber_id
     transaction.on_commit(lambda: rebuild.delay(subscriber_id))
