@@ -393,3 +393,23 @@ def test_a_topic_needs_a_query_or_a_semantic_part(admin_client) -> None:  # type
         )
         assert response.status_code == 200 and error in response.content.decode()
     assert not Topic.objects.exists()
+
+
+def test_votes_written_without_signals_are_caught_up_at_planning(outbox: Path) -> None:
+    _edition_with_embeddings()
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    Feedback.objects.bulk_create(  # bulk_create sends no post_save
+        [
+            Feedback(
+                subscriber=ada,
+                paper=Paper.objects.get(title__startswith="Mamba: Linear-Time"),
+                vote=Feedback.MORE,
+            )
+        ]
+    )
+    ada.refresh_from_db()
+    assert bytes(ada.profile) == b"" and ada.profile_updated_at is None
+    [result] = deliver([ada.pk])
+    assert any(i.suggested for i in _items(result))
+    ada.refresh_from_db()
+    assert len(ada.profile) == 4 * DIMENSIONS and ada.profile_updated_at is not None

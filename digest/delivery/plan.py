@@ -17,6 +17,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connection as db
+from django.db.models import Max
 
 from digest.delivery.compose import new_message_id
 from digest.matching.ranking import (
@@ -30,6 +31,7 @@ from digest.matching.ranking import (
 from digest.matching.trend import trend_score, upvote_growth
 from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Sighting, Topic
 from digest.relevance.embed import DIMENSIONS, MODEL_NAME, load_vectors
+from digest.relevance.profile import rebuild_profile
 from digest.relevance.score import EditionVectors, Learner
 from digest.relevance.vectors import from_bytes, stack
 from subscriptions.models import Filter, Subscriber
@@ -213,6 +215,7 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
     ):
         filters[sid].append(query)
 
+    _refresh_stale_profiles(subscribers)
     learners = _learners(subscribers)
     vectors = _edition_vectors(candidate_ids) if learners else None
     suggestions = {s.pk: s.suggestions for s in subscribers}
@@ -233,6 +236,26 @@ def _select(subscribers: Sequence[Subscriber], now: datetime) -> dict[int, list[
             )
         )
     return selections
+
+
+def _refresh_stale_profiles(subscribers: Sequence[Subscriber]) -> None:
+    """Rebuild, now, the profiles older than their subscriber's latest vote (a vote
+    written without the model's signals, or whose rebuild task has not run yet), and
+    update ``subscribers`` in place. One query for the chunk; a rebuild is rare."""
+    latest = dict(
+        Feedback.objects.filter(subscriber_id__in=[s.pk for s in subscribers])
+        .values("subscriber_id")
+        .annotate(latest=Max("updated_at"))
+        .values_list("subscriber_id", "latest")
+    )
+    for subscriber in subscribers:
+        voted = latest.get(subscriber.pk)
+        built = subscriber.profile_updated_at
+        if voted is not None and (built is None or built < voted):
+            rebuild_profile(subscriber.pk)
+            subscriber.profile, subscriber.profile_updated_at = Subscriber.objects.values_list(
+                "profile", "profile_updated_at"
+            ).get(pk=subscriber.pk)
 
 
 def _learners(subscribers: Sequence[Subscriber]) -> dict[int, Learner]:
