@@ -36,6 +36,14 @@ messages of the same mean size through the same kind of sink, latency and concur
 (worker processes × send concurrency); ``ratio_to_raw`` = ``rate`` / ``raw_rate``.
 
 Goals: ≥ 1,000 digests/s, ``ratio_to_raw`` ≥ 0.5, ≤ 50 µs of matching per subscriber.
+
+The synthetic subscribers have no votes, so their digests are keyword-only. What the
+learned relevance (docs/relevance.md) would add is measured beside the run, in this
+process: ``relevance_us_per_subscriber``, the CPU of
+:func:`digest.relevance.score.learned_scores_many` for as many subscribers, every one
+with a profile (30% with two disliked papers), against an edition as large as this one,
+in chunks of ``DIGEST_CHUNK_SIZE`` (:func:`tests.support.synthetic.relevance_scoring_cost`;
+goal ≤ 50 µs); ``relevance_bytes_per_subscriber``, the profile stored per subscriber.
 Needs ``/usr/sbin/smtp-source`` (Debian's ``postfix``; ``make bench`` installs it).
 """
 
@@ -476,6 +484,16 @@ def main() -> None:
         )
 
     per_digest = 1000 / max(digests, 1)
+    from digest.relevance.embed import DIMENSIONS
+    from tests.support.synthetic import relevance_scoring_cost
+
+    relevance_us = relevance_scoring_cost(
+        np.random.default_rng(11),
+        len(due_ids),
+        EDITION_PAPERS,
+        DIMENSIONS,
+        chunk=settings.DIGEST_CHUNK_SIZE,
+    )
 
     def ms(cpu_seconds: float) -> float:
         return round(cpu_seconds * per_digest, 3)
@@ -521,6 +539,8 @@ def main() -> None:
                     "database": ms(backends.seconds()),
                 },
                 "match_us_per_subscriber": round(match_us, 1),
+                "relevance_us_per_subscriber": round(relevance_us, 1),
+                "relevance_bytes_per_subscriber": 4 * DIMENSIONS,
                 "prepare_edition_ms_total": round(stages.get("prepare_edition", 0.0) * 1000, 1),
                 "mean_message_bytes": mean_size,
                 "mail_latency_ms": LATENCY * 1000,

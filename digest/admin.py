@@ -17,7 +17,12 @@ from django.utils.text import Truncator
 
 from digest.matching.blocked import flag_filters_containing
 from digest.matching.query import QueryError, parse_query
-from digest.matching.topics import PREVIEW_DAYS, preview_topic_query, retag_topic
+from digest.matching.topics import (
+    PREVIEW_DAYS,
+    preview_similarity,
+    preview_topic_query,
+    retag_topic,
+)
 from digest.matching.trend import upvote_growth
 from digest.models import (
     BlockedTerm,
@@ -402,20 +407,50 @@ class PaperAdmin(admin.ModelAdmin):
 class TopicForm(forms.ModelForm):
     class Meta:
         model = Topic
-        fields = ["name", "slug", "description", "query"]
+        fields = ["name", "slug", "description", "query", "examples", "similarity"]
         widgets = {"query": forms.TextInput(attrs={"size": 80})}
         help_texts = {
-            "query": "In the filter language (see the README). Saving re-tags the papers "
-            "of the last days; use Preview first to see what it would match.",
+            "query": "In the filter language (see the README); blank for a topic defined "
+            "by its description and examples only. Saving re-tags the papers of the last "
+            "days; use Preview first to see what it would match.",
+            "similarity": "Papers at least this cosine-similar to the description and "
+            "examples join the topic (docs/relevance.md); blank turns it off. The preview "
+            "lists the papers around it.",
         }
 
     def clean_query(self) -> str:
         text = self.cleaned_data["query"]
+        if not text.strip():
+            return ""
         try:
             parse_query(text)
         except QueryError as error:
             raise forms.ValidationError(error.describe(text), code="query") from None
         return text
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        semantic = data.get("similarity") is not None
+        if not data.get("query") and not semantic and "query" not in self.errors:
+            raise forms.ValidationError(
+                "Give the topic a query, or a similarity threshold with a description or "
+                "example papers.",
+                code="empty_topic",
+            )
+        if semantic and not (data.get("description", "").strip() or data.get("examples")):
+            raise forms.ValidationError(
+                "A similarity threshold needs a description or example papers.",
+                code="semantic_without_text",
+            )
+        return data
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if -1.0 <= value <= 1.0 else None
 
 
 @admin.register(Topic)
@@ -424,6 +459,7 @@ class TopicAdmin(admin.ModelAdmin):
     list_display = ("name", "query", "paper_count", "follower_count", "created_at")
     search_fields = ("name", "query")
     prepopulated_fields = {"slug": ("name",)}
+    raw_id_fields = ("examples",)
     change_form_template = "admin/digest/topic/change_form.html"
 
     class Media:
@@ -468,7 +504,14 @@ class TopicAdmin(admin.ModelAdmin):
         topic = None
         if request.POST.get("topic_id", "").isdigit():
             topic = Topic.objects.filter(pk=int(request.POST["topic_id"])).first()
-        preview = preview_topic_query(request.POST.get("query", ""), topic)
+        query = request.POST.get("query", "")
+        preview = preview_topic_query(query, topic) if query.strip() else None
+        similarity = None
+        threshold = _float_or_none(request.POST.get("similarity", ""))
+        examples = [int(pk) for pk in request.POST.get("examples", "").split(",") if pk.isdigit()]
+        description = request.POST.get("description", "")
+        if threshold is not None or (not query.strip() and (description.strip() or examples)):
+            similarity = preview_similarity(description, examples, threshold)
         return TemplateResponse(
             request,
             "admin/digest/topic/preview.html",
@@ -477,6 +520,7 @@ class TopicAdmin(admin.ModelAdmin):
                 "title": "Topic preview",
                 "opts": self.opts,
                 "preview": preview,
+                "similarity": similarity,
                 "days": PREVIEW_DAYS,
                 "topic": topic,
             },
@@ -486,7 +530,15 @@ class TopicAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Topic, form: forms.ModelForm, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
-        if not change or "query" in form.changed_data:
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool
+    ) -> None:
+        # After the examples are saved: the semantic part reads them.
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        retagged = {"query", "description", "examples", "similarity"}
+        if not change or retagged & set(form.changed_data):
             added, removed = retag_topic(obj)
             self.message_user(
                 request,

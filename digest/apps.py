@@ -17,6 +17,9 @@ class DigestConfig(AppConfig):
         # Connects the anymail ``tracking`` signal receiver (bounces, complaints).
         from digest.delivery import tracking  # noqa: F401
 
+        # Rebuilds a subscriber's relevance profile when their feedback changes.
+        from digest.relevance import signals  # noqa: F401
+
 
 class ModerationAdminConfig(admin_apps.AdminConfig):
     """``django.contrib.admin`` with :class:`digest.admin_site.ModerationAdminSite` as

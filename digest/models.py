@@ -508,6 +508,9 @@ class DigestItem(models.Model):
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="+")
     rank = models.PositiveSmallIntegerField()
     reason = models.TextField(blank=True)
+    # A "you may also like" paper no filter or topic matched (docs/relevance.md): shown in
+    # a section of its own after the matches.
+    suggested = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["rank"]

@@ -23,8 +23,41 @@ log = logging.getLogger(__name__)
 
 @shared_task
 def ingest_page(source: str, format: str | None = None) -> dict[str, object]:
-    """Ingest one file path or URL; returns the page summary of ``ingest --json``."""
-    return ingest_source(source, format=format).as_dict()
+    """Ingest one file path or URL, then enqueue the embedding of its papers
+    (:func:`ingest_embeddings`); returns the page summary of ``ingest --json``."""
+    result = ingest_source(source, format=format)
+    _embed_after(result.run_id, result.error)
+    return result.as_dict()
+
+
+def _embed_after(run_id: int | None, error: str | None) -> None:
+    if run_id is not None and error is None:
+        ingest_embeddings.delay_on_commit()
+
+
+# Papers one task embeds at most (about a minute on one core); it enqueues itself again
+# for the rest, so a backlog never holds the ingest queue for long.
+EMBED_TASK_LIMIT = 1000
+
+
+@shared_task
+def ingest_embeddings() -> int:
+    """Embed papers that have no embedding yet, oldest first, in batches
+    (:func:`digest.relevance.embed.embed_papers`), at most :data:`EMBED_TASK_LIMIT`, and
+    tag them with the topics they are similar enough to
+    (:func:`digest.matching.topics.tag_semantic_topics`); then enqueue itself again when
+    more are left. Runs on the ingest queue after each ingest.
+    Idempotent. Returns how many were embedded."""
+    from digest.matching.topics import tag_semantic_topics
+    from digest.relevance.embed import embed_papers, missing_embeddings
+
+    todo = missing_embeddings()
+    done = embed_papers(todo[:EMBED_TASK_LIMIT])
+    # Topics with a semantic part take in the new papers similar enough to them.
+    tag_semantic_topics(todo[:EMBED_TASK_LIMIT])
+    if len(todo) > EMBED_TASK_LIMIT:
+        ingest_embeddings.delay()
+    return done
 
 
 @shared_task
@@ -33,6 +66,15 @@ def ingest_sources() -> int:
     for source in settings.INGEST_SOURCES:
         ingest_page.delay(source)
     return len(settings.INGEST_SOURCES)
+
+
+@shared_task
+def rebuild_profile(subscriber_id: int) -> bool:
+    """Rebuild one subscriber's relevance profile from their feedback
+    (:func:`digest.relevance.profile.rebuild_profile`); False when they are gone."""
+    from digest.relevance.profile import rebuild_profile as rebuild
+
+    return rebuild(subscriber_id)
 
 
 @shared_task
@@ -51,7 +93,10 @@ def fetch_source(source_id: int) -> dict[str, object] | None:
     """Fetch one source (conditional GET) and ingest its page; returns the page summary
     of ``ingest --json``, or ``None`` when the source was deleted."""
     result = sources.fetch_source(source_id)
-    return result.as_dict() if result is not None else None
+    if result is None:
+        return None
+    _embed_after(result.run_id, result.error)
+    return result.as_dict()
 
 
 @shared_task

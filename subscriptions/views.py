@@ -41,6 +41,7 @@ from digest.matching import preview
 from digest.matching.preview import PREVIEW_DAYS
 from digest.matching.query import QueryError, parse_query, query_warnings
 from digest.models import Digest, Feedback, Paper, archive_cutoff
+from digest.relevance.vectors import from_bytes
 
 from . import erasure, signup, tasks, throttle
 from .feedback import RECENT_DAYS, arxiv_id_of, recent_papers, record_vote
@@ -912,12 +913,23 @@ def download_data(request: HttpRequest, subscriber: Subscriber) -> HttpResponse:
                 "status": d.status,
                 "sent_at": d.sent_at and d.sent_at.isoformat(),
                 "papers": [
-                    {"title": i.paper.title, "url": i.paper.url, "reason": i.reason}
+                    {
+                        "title": i.paper.title,
+                        "url": i.paper.url,
+                        "reason": i.reason,
+                        "suggested": i.suggested,
+                    }
                     for i in d.items.all()
                 ],
             }
             for d in digests
         ],
+        # The learned profile (docs/relevance.md): the values themselves, as stored.
+        "relevance_profile": {
+            "updated_at": subscriber.profile_updated_at
+            and subscriber.profile_updated_at.isoformat(),
+            "float32_values": from_bytes(subscriber.profile or b"").tolist(),
+        },
     }
     response = HttpResponse(
         json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json"

@@ -24,6 +24,7 @@ CORRECT = {
     "web": ("bad_status", 0),
     "preview": ("agrees", True),
     "daily": ("exactly_once", True),
+    "relevance": ("agrees", True),
 }
 
 

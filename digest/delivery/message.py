@@ -70,14 +70,14 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
     items = list(
         DigestItem.objects.filter(digest_id__any=ids)
         .order_by("digest_id", "rank")
-        .values_list("digest_id", "paper_id", "reason")
+        .values_list("digest_id", "paper_id", "reason", "suggested")
     )
     out: dict[int, list[tuple[PaperCard, str]]] = defaultdict(list)  # no papers: []
     if not items:
         return out
     rows = {
         row[0]: row
-        for row in Paper.objects.filter(pk__any={paper_id for _, paper_id, _ in items}).values_list(
+        for row in Paper.objects.filter(pk__any={item[1] for item in items}).values_list(
             "pk",
             "title",
             "arxiv_id",
@@ -99,15 +99,16 @@ def load_cards(digest_ids: Iterable[int]) -> dict[int, list[tuple[PaperCard, str
         )
     }
     papers_of: dict[tuple[str, datetime], set[int]] = defaultdict(set)
-    for digest_id, paper_id, _ in items:
+    for digest_id, paper_id, _, _ in items:
         papers_of[editions[digest_id]].add(paper_id)
     cards: dict[tuple[str, datetime], dict[int, PaperCard]] = {}
     for (frequency, planned_at), paper_ids in papers_of.items():
         period, label = _GROWTH_PERIOD.get(frequency, (timedelta(days=1), ""))
         gained = upvote_growth(paper_ids, since=planned_at - period)
         cards[frequency, planned_at] = {pk: _card(rows[pk], gained[pk], label) for pk in paper_ids}
-    for digest_id, paper_id, reason in items:
-        out[digest_id].append((cards[editions[digest_id]][paper_id], reason))
+    for digest_id, paper_id, reason, suggested in items:
+        card = cards[editions[digest_id]][paper_id]
+        out[digest_id].append((replace(card, suggested=True) if suggested else card, reason))
     return out
 
 

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from django.db import DatabaseError, transaction
 from django.db import connection as db
+from django.db.models import Max
 
 from digest.delivery.compose import new_message_id
 from digest.matching.ranking import (
@@ -28,7 +29,11 @@ from digest.matching.ranking import (
     select_for_subscribers,
 )
 from digest.matching.trend import trend_score, upvote_growth
-from digest.models import Digest, DigestItem, Paper, Sighting, Topic
+from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Sighting, Topic
+from digest.relevance.embed import DIMENSIONS, MODEL_NAME, load_vectors
+from digest.relevance.profile import rebuild_profile
+from digest.relevance.score import EditionVectors, Learner
+from digest.relevance.vectors import from_bytes, stack
 from subscriptions.models import Filter, Subscriber
 from subscriptions.schedule import window
 
@@ -38,15 +43,15 @@ T = TypeVar("T")
 __all__ = ["bounded_reason", "error_text", "plan_digest", "plan_digests"]
 
 _TABLE = Digest._meta.db_table
-_ITEM_COLUMNS = "(digest_id, subscriber_id, paper_id, rank, reason)"
+_ITEM_COLUMNS = "(digest_id, subscriber_id, paper_id, rank, reason, suggested)"
 _ITEM_SQL = (
-    f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
 )
 _ITEMS_SQL = (
     f"INSERT INTO {DigestItem._meta.db_table} {_ITEM_COLUMNS} "
-    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[]) "
-    "ON CONFLICT DO NOTHING"
+    "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::int[], %s::text[], "
+    "%s::boolean[]) ON CONFLICT DO NOTHING"
 )
 
 
@@ -200,23 +205,46 @@ def _select(
     ):
         topic_ids[sid].append(tid)
     wanted_topics = {t for ts in topic_ids.values() for t in ts}
-    topics = {
-        pk: (name, query)
-        for pk, name, query in Topic.objects.filter(pk__in=wanted_topics).values_list(
-            "pk", "name", "query"
-        )
-    }
+    topics, similar = {}, []
+    for pk, name, query, similarity in Topic.objects.filter(pk__in=wanted_topics).values_list(
+        "pk", "name", "query", "similarity"
+    ):
+        topics[pk] = (name, query)
+        if similarity is not None:
+            similar.append(pk)
+    # Papers that joined a topic by similarity (digest.matching.topics), by topic.
+    semantic: dict[int, set[int]] = defaultdict(set)
+    if similar:
+        for tid, pid in Paper.topics.through.objects.filter(
+            topic_id__in=similar, paper_id__in=candidate_ids
+        ).values_list("topic_id", "paper_id"):
+            semantic[tid].add(pid)
     filters: dict[int, list[str]] = defaultdict(list)
     for sid, query in Filter.objects.filter(subscriber_id__any=ids).values_list(
         "subscriber_id", "query"
     ):
         filters[sid].append(query)
 
+    _refresh_stale_profiles(subscribers)
+    learners = _learners(subscribers)
+    vectors = _edition_vectors(candidate_ids) if learners else None
+    suggestions = {s.pk: s.suggestions for s in subscribers}
+
     def select(
         group: Sequence[Subscriber], edition: PreparedEdition, limit: int
     ) -> dict[int, list[Selection]]:
         specs = [SubscriberSpec(s.pk, tuple(filters[s.pk]), tuple(topic_ids[s.pk])) for s in group]
-        return select_for_subscribers(specs, edition, limit=limit, excluded=excluded, topics=topics)
+        return select_for_subscribers(
+            specs,
+            edition,
+            limit=limit,
+            excluded=excluded,
+            topics=topics,
+            learners=learners,
+            vectors=vectors,
+            suggestions=suggestions,
+            semantic=semantic,
+        )
 
     selections: dict[int, list[Selection]] = {}
     for frequency, edition in editions.items():
@@ -230,7 +258,7 @@ def _select(
             s
             for s in group
             if s.strong_only
-            and len(chosen[s.pk]) >= limit
+            and len([c for c in chosen[s.pk] if not c.suggested]) >= limit
             and len(_carried(s, chosen[s.pk])) < s.max_papers
         ]
         if short:
@@ -242,14 +270,87 @@ def _select(
 def _carried(subscriber: Subscriber, chosen: Sequence[Selection]) -> list[Selection]:
     """What the digest of ``subscriber`` carries of ``chosen`` (best first): strong
     matches only (a term in the title or authors) when ``strong_only``, at most
-    ``max_papers``; nothing when no match is left (pinned papers lead a digest, they
-    never make one on their own)."""
+    ``max_papers``, then the "you may also like" papers; nothing when no match is left
+    (pinned papers lead a digest and suggestions follow one; neither makes one on its
+    own)."""
+    matches = [c for c in chosen if not c.suggested]
     kept = [
-        c for c in chosen if not subscriber.strong_only or c.strong or c.reason == PINNED_REASON
+        c for c in matches if not subscriber.strong_only or c.strong or c.reason == PINNED_REASON
     ]
     if all(c.reason == PINNED_REASON for c in kept):
         return []
-    return kept[: subscriber.max_papers]
+    return kept[: subscriber.max_papers] + [c for c in chosen if c.suggested]
+
+
+def _refresh_stale_profiles(subscribers: Sequence[Subscriber]) -> None:
+    """Rebuild, now, the profiles older than their subscriber's latest vote (a vote
+    written without the model's signals, or whose rebuild task has not run yet), and
+    update ``subscribers`` in place. One query for the chunk; a rebuild is rare."""
+    latest = dict(
+        Feedback.objects.filter(subscriber_id__in=[s.pk for s in subscribers])
+        .values("subscriber_id")
+        .annotate(latest=Max("updated_at"))
+        .values_list("subscriber_id", "latest")
+    )
+    for subscriber in subscribers:
+        voted = latest.get(subscriber.pk)
+        built = subscriber.profile_updated_at
+        if voted is not None and (built is None or built < voted):
+            rebuild_profile(subscriber.pk)
+            subscriber.profile, subscriber.profile_updated_at = Subscriber.objects.values_list(
+                "profile", "profile_updated_at"
+            ).get(pk=subscriber.pk)
+
+
+def _learners(subscribers: Sequence[Subscriber]) -> dict[int, Learner]:
+    """Subscriber id → what planning knows of their taste, for those with a profile
+    (:mod:`digest.relevance.profile`): one query for the votes of all of them."""
+    profiles = {
+        s.pk: from_bytes(s.profile, DIMENSIONS) for s in subscribers if len(s.profile or b"")
+    }
+    if not profiles:
+        return {}
+    votes: dict[int, list[tuple[int, int, str, str, bytes | memoryview | None]]]
+    votes = defaultdict(list)
+    for sid, pid, vote, source, title, vector, model in Feedback.objects.filter(
+        subscriber_id__in=list(profiles)
+    ).values_list(
+        "subscriber_id",
+        "paper_id",
+        "vote",
+        "source",
+        "paper__title",
+        "paper__embedding__vector",
+        "paper__embedding__model",
+    ):
+        votes[sid].append((pid, vote, source, title, vector if model == MODEL_NAME else None))
+    learners = {}
+    for sid, profile in profiles.items():
+        mine = votes.get(sid, [])
+        liked = [v for v in mine if v[1] > 0 and v[4] is not None]
+        disliked = [v for v in mine if v[1] < 0 and v[4] is not None]
+        learners[sid] = Learner(
+            profile=profile,
+            liked=stack([from_bytes(v[4] or b"", DIMENSIONS) for v in liked], DIMENSIONS),
+            liked_titles=tuple(v[3] for v in liked),
+            liked_how=tuple("picked" if v[2] == Feedback.PICKED else "liked" for v in liked),
+            disliked=stack([from_bytes(v[4] or b"", DIMENSIONS) for v in disliked], DIMENSIONS),
+            voted=frozenset(v[0] for v in mine),
+        )
+    return learners
+
+
+def _edition_vectors(paper_ids: list[int]) -> EditionVectors:
+    """The embeddings of the edition's papers, loaded once per worker process while the
+    papers and their embeddings stay the same (:func:`_remembered`)."""
+    count = PaperEmbedding.objects.filter(paper_id__in=paper_ids, model=MODEL_NAME).count()
+    key = ("vectors", db.settings_dict["NAME"], tuple(paper_ids), count)
+
+    def build() -> EditionVectors:
+        ids, matrix = load_vectors(paper_ids)
+        return EditionVectors(tuple(ids), matrix)
+
+    return _remembered(key if db.vendor == "postgresql" else None, build)
 
 
 def plan_digests(
@@ -358,7 +459,7 @@ def _record_plans(
                 planned_at__isnull=True,
             )
         )
-        rows: dict[int, list[tuple[int, int, int, int, str]]] = {}
+        rows: dict[int, list[tuple[int, int, int, int, str, bool]]] = {}
         for digest in locked:
             digest.planned_at = now
             digest.message_id = new_message_id()
@@ -369,7 +470,14 @@ def _record_plans(
             if not chosen and not notes.get(digest.subscriber_id, False):
                 digest.status = Digest.EMPTY
             rows[digest.pk] = [
-                (digest.pk, digest.subscriber_id, s.paper_id, rank, bounded_reason(s.reason))
+                (
+                    digest.pk,
+                    digest.subscriber_id,
+                    s.paper_id,
+                    rank,
+                    bounded_reason(s.reason),
+                    s.suggested,
+                )
                 for rank, s in enumerate(chosen, 1)
             ]
         try:
@@ -407,7 +515,7 @@ def _mark_plan_failed(digest: Digest, error: str) -> None:
     )
 
 
-def _insert_items(items: list[tuple[int, int, int, int, str]]) -> None:
+def _insert_items(items: list[tuple[int, int, int, int, str, bool]]) -> None:
     """The digests' papers as plain rows, not models: ten per digest, where the ORM cost
     ~0.25 ms a digest. A paper recorded meanwhile in another edition of the same
     subscriber is skipped."""

@@ -88,6 +88,8 @@ class PaperCard:
     ``github_repo`` and ``project_page`` are http(s) URLs or ``""`` (checked at
     ingest). ``short`` asks for the shorter summary of a digest that must shrink.
     ``origin`` says where the paper came from (``Hugging Face · arXiv``).
+    ``suggested``: a "you may also like" paper, shown in its own section after the
+    matches (docs/relevance.md).
     """
 
     id: int
@@ -106,6 +108,7 @@ class PaperCard:
     ai_summary: str = ""
     short: bool = False
     origin: str = ""
+    suggested: bool = False
 
     def __hash__(self) -> int:
         # A card keys the renderer's cache and is looked up several times an email:
@@ -411,7 +414,12 @@ def _feedback_of(feedback: FeedbackLinks | None, paper: PaperCard) -> tuple[str,
 
 
 def _digest_context(
-    matched: int, shown: int, frequency: str, edition: str, limit: int | None = None
+    matched: int,
+    shown: int,
+    frequency: str,
+    edition: str,
+    limit: int | None = None,
+    suggested: int = 0,
 ) -> dict[str, Any]:
     # Planning keeps at most the subscriber's papers per digest (``limit``; the site's
     # DIGEST_MAX_PAPERS when not given): more may have matched than were kept.
@@ -420,6 +428,7 @@ def _digest_context(
         **base_context(),
         "count": shown,
         "matched": matched,
+        "suggested": suggested,
         "capped": matched > 1 and matched >= limit,
         "welcome": edition == schedule.WELCOME,
         "on_request": edition.startswith(schedule.ON_REQUEST),
@@ -450,9 +459,10 @@ def render_digest(
     (:func:`fit_digest`). ``limit`` is the subscriber's papers per digest (default
     ``DIGEST_MAX_PAPERS``): a digest that carries that many says "your N best matches".
     With ``feedback`` each card carries the recipient's "More like this" and "Less like
-    this" links; without it, none.
+    this" links; without it, none. Suggested papers (``PaperCard.suggested``, which come
+    last) make a section of their own.
     """
-    matched = len(papers)
+    matched = sum(not p.suggested for p in papers)
 
     def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
         parts = _render_digest(
@@ -473,14 +483,18 @@ def _render_digest(
     limit: int | None = None,
     feedback: FeedbackLinks | None = None,
 ) -> Parts:
-    contexts = [
-        _card_context(p, r, n, *_feedback_of(feedback, p))
-        for n, (p, r) in enumerate(zip(papers, reasons, strict=True), 1)
-    ]
-    cards_html = "".join(render_to_string("emails/digest-paper.html", c) for c in contexts)
-    cards_text = "".join(render_to_string("emails/digest-paper.txt", c) for c in contexts)
+    numbered = list(enumerate(zip(papers, reasons, strict=True), 1))
+    sections: dict[str, str] = {}
+    for name, in_section in (("cards", False), ("suggestions", True)):
+        chosen = [(n, p, r) for n, (p, r) in numbered if p.suggested is in_section]
+        contexts = [_card_context(p, r, n, *_feedback_of(feedback, p)) for n, p, r in chosen]
+        for kind in ("html", "txt"):
+            sections[f"{name}_{'text' if kind == 'txt' else kind}"] = "".join(
+                render_to_string(f"emails/digest-paper.{kind}", c) for c in contexts
+            )
+    suggested = sum(p.suggested for p in papers)
     ctx = {
-        **_digest_context(matched, len(papers), frequency, edition, limit),
+        **_digest_context(matched, len(papers) - suggested, frequency, edition, limit, suggested),
         "first_title": papers[0].title if papers else "",
         "preheader": preheader(papers),
         **asdict(recipient),
@@ -488,8 +502,24 @@ def _render_digest(
     subject = " ".join(
         render_to_string("emails/digest-subject.txt", {**ctx, "count": matched}).split()
     )
-    text = as_text(render_to_string("emails/digest-body.txt", {**ctx, "cards_text": cards_text}))
-    body = render_to_string("emails/digest-body.html", {**ctx, "cards_html": mark_safe(cards_html)})
+    text = as_text(
+        render_to_string(
+            "emails/digest-body.txt",
+            {
+                **ctx,
+                "cards_text": sections["cards_text"],
+                "suggestions_text": sections["suggestions_text"],
+            },
+        )
+    )
+    body = render_to_string(
+        "emails/digest-body.html",
+        {
+            **ctx,
+            "cards_html": mark_safe(sections["cards_html"]),
+            "suggestions_html": mark_safe(sections["suggestions_html"]),
+        },
+    )
     return subject, text, inline_css(body)
 
 
@@ -509,7 +539,7 @@ def _site() -> tuple[str, str, int]:
     return settings.SITE_NAME, settings.SITE_URL, settings.DIGEST_MAX_PAPERS
 
 
-_CARDS = frozenset({"cards_html", "cards_text"})
+_CARDS = frozenset({"cards_html", "cards_text", "suggestions_html", "suggestions_text"})
 _CARD_START, _CARD_END = slot("card_start"), slot("card_end")
 
 
@@ -555,7 +585,7 @@ class Renderer:
     ) -> Parts:
         """The same ``(subject, text, html)`` as :func:`render_digest`, composed from
         cached pieces (microseconds once the pieces exist)."""
-        matched = len(papers)
+        matched = sum(not p.suggested for p in papers)
 
         def compose(papers: Sequence[PaperCard], reasons: Sequence[str]) -> tuple[Parts, int]:
             return self._digest(
@@ -577,31 +607,35 @@ class Renderer:
     ) -> tuple[Parts, int]:
         """The parts and the octets of their text and HTML bodies (measured piece by
         piece, not by encoding the whole email)."""
+        suggested = sum(p.suggested for p in papers)
         html_layout, text_layout = self._layout(
-            "digest", matched, len(papers), frequency, edition, limit
+            "digest", matched, len(papers) - suggested, frequency, edition, limit, suggested
         )
         voting = feedback is not None
         self.prepare(papers, voting=voting)
         site = _site()
-        html_cards, text_cards = [], []
-        html_octets = text_octets = 0
+        html_cards: dict[str, list[str]] = {"cards_html": [], "suggestions_html": []}
+        text_cards: dict[str, list[str]] = {"cards_text": [], "suggestions_text": []}
+        html_octets = dict.fromkeys(html_cards, 0)
+        text_octets = dict.fromkeys(text_cards, 0)
         for number, (paper, reason) in enumerate(zip(papers, reasons, strict=True), 1):
+            section = "suggestions" if paper.suggested else "cards"
             html_card, text_card = self._cards[(site, paper, voting)]
             values = {"reason": reason, "number": str(number)}
             if feedback is not None:
                 values["more_url"], values["less_url"] = feedback(paper.id)
             html_card_text, size = html_card.fill_measured(values)
-            html_cards.append(html_card_text)
-            html_octets += size
+            html_cards[f"{section}_html"].append(html_card_text)
+            html_octets[f"{section}_html"] += size
             text_card_text, size = text_card.fill_measured(values)
-            text_cards.append(text_card_text)
-            text_octets += size
+            text_cards[f"{section}_text"].append(text_card_text)
+            text_octets[f"{section}_text"] += size
         values = {**vars(recipient), "preheader": preheader(papers)}
         html, html_size = html_layout.fill_measured(
-            {**values, "cards_html": "".join(html_cards)}, {"cards_html": html_octets}
+            {**values, **{k: "".join(v) for k, v in html_cards.items()}}, html_octets
         )
         text, text_size = text_layout.fill_measured(
-            {**values, "cards_text": "".join(text_cards)}, {"cards_text": text_octets}
+            {**values, **{k: "".join(v) for k, v in text_cards.items()}}, text_octets
         )
         return (self._subject(matched, papers), text, html), html_size + text_size
 
@@ -626,11 +660,12 @@ class Renderer:
         frequency: str,
         edition: str,
         limit: int | None = None,
+        suggested: int = 0,
     ) -> tuple[Piece, Piece]:
-        key = (_site(), kind, matched, shown, frequency, edition, limit)
+        key = (_site(), kind, matched, shown, frequency, edition, limit, suggested)
         if key not in self._layouts:
             self._room(self._layouts)
-            ctx = self._layout_context(matched, shown, frequency, edition, limit)
+            ctx = self._layout_context(matched, shown, frequency, edition, limit, suggested)
             html = inline_css(render_to_string(f"emails/{kind}-body.html", ctx))
             text = render_to_string(f"emails/{kind}-body.txt", ctx)
             self._layouts[key] = (
@@ -641,14 +676,21 @@ class Renderer:
 
     @staticmethod
     def _layout_context(
-        matched: int, shown: int, frequency: str, edition: str, limit: int | None = None
+        matched: int,
+        shown: int,
+        frequency: str,
+        edition: str,
+        limit: int | None = None,
+        suggested: int = 0,
     ) -> dict[str, Any]:
         return {
-            **_digest_context(matched, shown, frequency, edition, limit),
+            **_digest_context(matched, shown, frequency, edition, limit, suggested),
             **{f.name: slot(f.name) for f in fields(Recipient)},
             "preheader": slot("preheader"),
             "cards_html": mark_safe(slot("cards_html")),
             "cards_text": slot("cards_text"),
+            "suggestions_html": mark_safe(slot("suggestions_html")),
+            "suggestions_text": slot("suggestions_text"),
         }
 
     def prepare(self, papers: Iterable[PaperCard], *, voting: bool = True) -> None:

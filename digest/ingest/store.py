@@ -253,7 +253,7 @@ def tag_topics(paper_ids: Sequence[int]) -> int:
     """Tag the papers ``paper_ids`` with every topic whose query matches them
     (:func:`digest.matching.engine.tag_papers`: each paper read once, each topic query evaluated
     once). Existing tags stay. Returns how many tags the papers now have from topics."""
-    topics = dict(Topic.objects.values_list("pk", "query"))
+    topics = dict(Topic.objects.exclude(query="").values_list("pk", "query"))
     if not topics or not paper_ids:
         return 0
     texts = [

@@ -11,18 +11,27 @@ Each paper's ``trend`` is :func:`digest.matching.trend.trend_score`.
 Ranking per subscriber (:mod:`digest.matching.engine`): pinned papers first (newest pin first),
 then by points — 2 for each of the subscriber's filters and topics that matches with a
 term in the title or authors, 1 for an abstract-only match — then by trend, then by paper
-id.
+id. For a subscriber with a learned profile the matches are ordered by points + trend
+fraction + the learned score, and up to ``Subscriber.suggestions`` "you may also like"
+papers follow them (:mod:`digest.relevance.score`, docs/relevance.md).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from digest.matching.engine import Edition, Match, PaperText, index_papers, rank_subscribers
 from digest.matching.query import Hit
+from digest.relevance.score import (
+    EditionVectors,
+    Learner,
+    learned_scores_many,
+    rank_matches,
+    suggest,
+)
 
 __all__ = [
     "Candidate",
@@ -36,6 +45,9 @@ __all__ = [
 ]
 
 PINNED_REASON = "pinned by the editors"
+SEMANTIC_POINTS = 1.0
+"""What a paper that joined one of the subscriber's topics by similarity alone scores
+(docs/relevance.md): as an abstract-only match, below it once trends count."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +77,14 @@ class SubscriberSpec:
 class Selection:
     """A paper chosen for a digest and the sentence that says why; ``strong`` when one of
     the subscriber's filters or topics has a term in its title or authors (a pinned
-    paper is not)."""
+    paper is not); ``suggested``: a "you may also like" paper that no filter or topic
+    matched."""
 
     paper_id: int
     reason: str
     score: float = 0.0
     strong: bool = False
+    suggested: bool = False
 
 
 def reason_part(filter_text: str | None, topic_name: str, hits: Sequence[Hit]) -> str:
@@ -130,9 +144,24 @@ def select_for_subscribers(
     limit: int,
     excluded: Mapping[int, set[int]],
     topics: Mapping[int, tuple[str, str]],
+    learners: Mapping[int, Learner] | None = None,
+    vectors: EditionVectors | None = None,
+    suggestions: Mapping[int, int] | None = None,
+    semantic: Mapping[int, Collection[int]] | None = None,
 ) -> dict[int, list[Selection]]:
     """Each subscriber's top ``limit`` papers, best first: pinned papers not sent to them
     yet, then matches. A subscriber nothing matches gets an empty list, pins or not.
+
+    A subscriber with a :class:`~digest.relevance.score.Learner` in ``learners`` (and
+    ``vectors``, the edition's embeddings) has their matches — the best ``2 × limit`` by
+    points — ordered with the learned score mixed in, and then up to
+    ``suggestions[subscriber id]`` suggested papers (``suggested=True``) after the
+    ``limit`` matches.
+
+    ``semantic`` maps a topic id to the papers that joined it by similarity
+    (:mod:`digest.matching.topics`): for a subscriber following the topic they are
+    matches of :data:`SEMANTIC_POINTS` points, with the reason ``matched topic "Name"
+    (similar to its description and examples)``.
 
     ``papers`` is the edition, or the edition already prepared by
     :func:`prepare_edition` (indexed once for every chunk). ``excluded[subscriber id]``
@@ -147,7 +176,17 @@ def select_for_subscribers(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _select(subscribers, papers, limit=limit, excluded=excluded, topics=topics)
+        return _select(
+            subscribers,
+            papers,
+            limit=limit,
+            excluded=excluded,
+            topics=topics,
+            learners=learners,
+            vectors=vectors,
+            suggestions=suggestions,
+            semantic=semantic,
+        )
     finally:
         if collecting:
             gc.enable()
@@ -160,15 +199,22 @@ def _select(
     limit: int,
     excluded: Mapping[int, set[int]],
     topics: Mapping[int, tuple[str, str]],
+    learners: Mapping[int, Learner] | None,
+    vectors: EditionVectors | None,
+    suggestions: Mapping[int, int] | None,
+    semantic: Mapping[int, Collection[int]] | None,
 ) -> dict[int, list[Selection]]:
     prepared = papers if isinstance(papers, PreparedEdition) else prepare_edition(papers)
-    queries = {tid: query for tid, (_, query) in topics.items()}
+    # A topic with only a semantic part has no query for the engine.
+    queries = {tid: query for tid, (_, query) in topics.items() if query.strip()}
+    learning = bool(learners) and vectors is not None
     ranking = rank_subscribers(
         prepared.edition,
         [(s.id, s.filters, s.topic_ids) for s in subscribers],
         queries,
         excluded=excluded,
-        top_n=limit,
+        # Room for the learned score to lift a match that has fewer points.
+        top_n=2 * limit if learning else limit,
     )
     names = {tid: name for tid, (name, _) in topics.items()}
 
@@ -178,12 +224,21 @@ def _select(
     # One wording per edition and topic names: a chunk's names are those of the tick.
     word = prepared.wordings.setdefault(tuple(sorted(names.items())), word)
     pinned = prepared.pinned
+    chunk_learners = {s.id: learners[s.id] for s in subscribers if learners and s.id in learners}
+    all_learned = learned_scores_many(chunk_learners, vectors) if learning and vectors else {}
     result: dict[int, list[Selection]] = {}
     paper_rows, score_rows = ranking.paper_ids.tolist(), ranking.scores.tolist()
+    edition_ids = {p.id for p in prepared.papers} if semantic else set()
     for row, (spec, paper_ids, scores) in enumerate(
         zip(subscribers, paper_rows, score_rows, strict=True)
     ):
-        if paper_ids[0] < 0:  # pinned papers lead a digest; they never make one on their own
+        joined: dict[int, int] = {}  # paper id → a topic it joined by similarity
+        for tid in spec.topic_ids if semantic else ():
+            for pk in semantic.get(tid, ()):  # type: ignore[union-attr]
+                if pk in edition_ids and pk not in excluded.get(spec.id, ()):
+                    joined.setdefault(pk, tid)
+        if paper_ids[0] < 0 and not joined:
+            # Pinned papers lead a digest; they never make one on their own.
             result[spec.id] = []
             continue
         chosen = []
@@ -192,15 +247,48 @@ def _select(
             chosen = [Selection(p.id, PINNED_REASON) for p in pinned if p.id not in skip]
             chosen = chosen[:limit]
         taken = {s.paper_id for s in chosen}
-        sent = [
-            (slot, paper_id, score)
-            for slot, (paper_id, score) in enumerate(zip(paper_ids, scores, strict=True))
-            if paper_id >= 0 and paper_id not in taken
-        ][: limit - len(chosen)]
-        why = ranking.reason_parts(
-            row, [slot for slot, _, _ in sent], spec.filters, spec.topic_ids, queries, word
+        slot_of = {}  # paper id → its slot in the ranking's row (a semantic join has none)
+        sent = []
+        for slot, (paper_id, score) in enumerate(zip(paper_ids, scores, strict=True)):
+            if paper_id >= 0 and paper_id not in taken:
+                slot_of[paper_id] = slot
+                sent.append((paper_id, score))
+        if joined:
+            sent += [
+                (pk, SEMANTIC_POINTS)
+                for pk in sorted(joined)
+                if pk not in slot_of and pk not in taken
+            ]
+            sent.sort(key=lambda item: -item[1])
+        learner = chunk_learners.get(spec.id) if vectors is not None else None
+        if learner is not None and vectors is not None:
+            learned = all_learned[spec.id]
+            sent = rank_matches(sent, learner, vectors, learned)
+        sent = sent[: limit - len(chosen)]
+        slots = sorted(slot_of[pk] for pk, _ in sent if pk in slot_of)
+        worded = dict(
+            zip(
+                slots,
+                ranking.reason_parts(row, slots, spec.filters, spec.topic_ids, queries, word),
+                strict=True,
+            )
         )
-        for (_, paper_id, score), (parts, strong) in zip(sent, why, strict=True):
-            chosen.append(Selection(paper_id, "; ".join(parts), score, strong))
+        for paper_id, score in sent:
+            at = slot_of.get(paper_id)
+            if at is not None:
+                parts, strong = worded[at]
+                chosen.append(Selection(paper_id, "; ".join(parts), score, strong))
+            else:
+                name = names.get(joined[paper_id], joined[paper_id])
+                reason = f'matched topic "{name}" (similar to its description and examples)'
+                chosen.append(Selection(paper_id, reason, score))
+        if learner is not None and vectors is not None and suggestions:
+            skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
+            matched = {p for p in paper_ids if p >= 0} | set(joined)
+            k = suggestions.get(spec.id, 0)
+            chosen.extend(
+                Selection(s.paper_id, s.reason, s.learned, suggested=True)
+                for s in suggest(learner, vectors, learned, skip, k, matched)
+            )
         result[spec.id] = chosen
     return result

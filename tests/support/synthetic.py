@@ -452,3 +452,48 @@ def recipients(rng: random.Random, papers: list[PaperCard], count: int) -> list[
             }
         )
     return out
+
+
+def relevance_scoring_cost(
+    rng: np.random.Generator,
+    subscribers: int,
+    papers: int,
+    dimensions: int,
+    chunk: int = 1_000,
+    disliking: float = 0.3,
+) -> float:
+    """CPU µs per subscriber of :func:`digest.relevance.score.learned_scores_many` over
+    ``subscribers`` learners, in chunks of ``chunk`` as planning meets them, against an
+    edition of ``papers`` random unit vectors: each learner has a profile and one liked
+    paper, and ``disliking`` of them two disliked papers. BLAS on one thread: CPU time
+    summed over spinning threads would overstate it."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    from digest.relevance.score import EditionVectors, Learner, learned_scores_many
+    from digest.relevance.vectors import normalise
+
+    edition = EditionVectors(
+        tuple(range(papers)),
+        normalise(rng.standard_normal((papers, dimensions)).astype(np.float32)),
+    )
+    rows = normalise(rng.standard_normal((100, dimensions)).astype(np.float32))
+    none = np.zeros((0, dimensions), np.float32)
+    kinds = [
+        Learner(
+            rows[i],
+            rows[i + 1 : i + 2],
+            ("t",),
+            ("liked",),
+            rows[i + 2 : i + 4] if i < 100 * disliking else none,
+            frozenset(),
+        )
+        for i in range(96)
+    ]
+    with threadpool_limits(1):
+        started = time.process_time()
+        for lo in range(0, subscribers, chunk):
+            batch = {k: kinds[k % 96] for k in range(lo, min(subscribers, lo + chunk))}
+            learned_scores_many(batch, edition)
+        return (time.process_time() - started) / max(subscribers, 1) * 1e6

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from digest.delivery.pipeline import deliver
 from digest.ingest.store import ingest_source
+from digest.relevance.embed import MODEL_NAME, embed_papers, missing_embeddings
 from subscriptions.models import Filter, Subscriber
 
 EXAMPLE_PAGES = settings.BASE_DIR / "examples" / "pages"
@@ -57,6 +58,9 @@ class Command(BaseCommand):
                 f"ingested {page.name}: {r.papers} papers, {r.new} new, {r.updated} updated"
                 + (f" — ERROR {r.error}" if r.error else "")
             )
+        # The local model, offline (docs/relevance.md): what votes and semantic topics use.
+        embedded = embed_papers(missing_embeddings())
+        self.stdout.write(f"embedded {embedded} papers with {MODEL_NAME}, offline")
         results = deliver([s.pk for s in subscribers], force=True)
         filters = {s.pk: ", ".join(s.filters.values_list("query", flat=True)) for s in subscribers}
         rows = [("subscriber", "filters", "papers matched", "file written")]
