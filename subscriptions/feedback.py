@@ -12,7 +12,8 @@ import re
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from digest.ingest.parsers.base import normalise_arxiv_id
@@ -94,12 +95,20 @@ def record_vote(
     if vote not in (Feedback.MORE, Feedback.LESS):
         raise ValueError(f"a vote is {Feedback.MORE} or {Feedback.LESS}, not {vote!r}")
     now = now or timezone.now()
-    row, _ = Feedback.objects.update_or_create(
+    row, created = Feedback.objects.update_or_create(
         subscriber=subscriber,
         paper=paper,
-        defaults={"vote": vote, "source": source, "updated_at": now},
+        # A vote that arrives at once with the first may have read the clock before the
+        # first was created: it never moves updated_at before created_at.
+        defaults={
+            "vote": vote,
+            "source": source,
+            "updated_at": Greatest(Value(now), F("created_at")),
+        },
         create_defaults={"vote": vote, "source": source, "created_at": now, "updated_at": now},
     )
+    if not created:
+        row.refresh_from_db(fields=["updated_at"])
     return row
 
 
