@@ -216,7 +216,7 @@ def _select(
     semantic: dict[int, set[int]] = defaultdict(set)
     if similar:
         for tid, pid in Paper.topics.through.objects.filter(
-            topic_id__in=similar, paper_id__in=candidate_ids
+            topic_id__any=similar, paper_id__any=candidate_ids
         ).values_list("topic_id", "paper_id"):
             semantic[tid].add(pid)
     filters: dict[int, list[str]] = defaultdict(list)
@@ -287,7 +287,7 @@ def _refresh_stale_profiles(subscribers: Sequence[Subscriber]) -> None:
     written without the model's signals, or whose rebuild task has not run yet), and
     update ``subscribers`` in place. One query for the chunk; a rebuild is rare."""
     latest = dict(
-        Feedback.objects.filter(subscriber_id__in=[s.pk for s in subscribers])
+        Feedback.objects.filter(subscriber_id__any=[s.pk for s in subscribers])
         .values("subscriber_id")
         .annotate(latest=Max("updated_at"))
         .values_list("subscriber_id", "latest")
@@ -313,7 +313,7 @@ def _learners(subscribers: Sequence[Subscriber]) -> dict[int, Learner]:
     votes: dict[int, list[tuple[int, int, str, str, bytes | memoryview | None]]]
     votes = defaultdict(list)
     for sid, pid, vote, source, title, vector, model in Feedback.objects.filter(
-        subscriber_id__in=list(profiles)
+        subscriber_id__any=list(profiles)
     ).values_list(
         "subscriber_id",
         "paper_id",
@@ -343,7 +343,7 @@ def _learners(subscribers: Sequence[Subscriber]) -> dict[int, Learner]:
 def _edition_vectors(paper_ids: list[int]) -> EditionVectors:
     """The embeddings of the edition's papers, loaded once per worker process while the
     papers and their embeddings stay the same (:func:`_remembered`)."""
-    count = PaperEmbedding.objects.filter(paper_id__in=paper_ids, model=MODEL_NAME).count()
+    count = PaperEmbedding.objects.filter(paper_id__any=paper_ids, model=MODEL_NAME).count()
     key = ("vectors", db.settings_dict["NAME"], tuple(paper_ids), count)
 
     def build() -> EditionVectors:

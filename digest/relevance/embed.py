@@ -121,7 +121,7 @@ def load_vectors(paper_ids: Iterable[int]) -> tuple[list[int], Matrix]:
     from digest.models import PaperEmbedding
 
     rows = sorted(
-        PaperEmbedding.objects.filter(paper_id__in=list(paper_ids), model=MODEL_NAME).values_list(
+        PaperEmbedding.objects.filter(paper_id__any=list(paper_ids), model=MODEL_NAME).values_list(
             "paper_id", "vector"
         )
     )
