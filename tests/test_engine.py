@@ -177,6 +177,23 @@ def test_array_path_pads_rows_with_fewer_matches():
     assert ranking.scores.tolist() == [[2.0, 0.0, 0.0], [2.5, 2.0, 0.0]]
 
 
+def test_matching_lists_every_paper_a_subscriber_matches_beyond_the_top_n():
+    papers = [
+        paper(i, "diffusion" if i % 2 else "video", "mamba" if i % 5 == 0 else "")
+        for i in range(1, 140)
+    ]
+    ranking = rank_subscribers(
+        index_papers(papers),
+        [(1, ["diffusion", "(broken"], [7, 8])],
+        {7: "mamba"},
+        top_n=3,
+        excluded={1: {1}},
+    )
+    assert len(ranking.paper_ids[0]) == 3
+    expected = {p.id for p in papers if p.id % 2 or p.id % 5 == 0}
+    assert ranking.matching(["diffusion", "(broken"], [7, 8], {7: "mamba"}) == expected
+
+
 def test_an_empty_edition_matches_nothing():
     assert match_edition([], [(1, ["diffusion"], [])], {}) == {1: []}
 

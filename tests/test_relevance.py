@@ -18,6 +18,7 @@ from django.db import transaction
 from digest import tasks
 from digest.delivery.pipeline import DeliveryResult, deliver
 from digest.ingest.store import ingest_source
+from digest.matching.query import parse_query, reference_match
 from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Topic
 from digest.relevance.embed import DIMENSIONS, MODEL_NAME, embed_texts, load_vectors
 from digest.relevance.profile import Evidence, centroid
@@ -224,6 +225,31 @@ def test_less_like_this_pushes_similar_matches_down_and_keeps_them_out_of_sugges
     row = dict(zip(ids, matrix, strict=True))
     for pk in suggested:  # each is closer to the liked paper than to the disliked one
         assert row[pk] @ row[liked.pk] > row[pk] @ row[disliked.pk]
+
+
+def test_a_paper_a_filter_matches_is_never_suggested_even_beyond_the_matches_ranked(
+    outbox: Path, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    _edition_with_embeddings()
+    # A broad filter: it matches far more papers than the 2 × 2 ranked for this digest.
+    ada = make_subscriber("ada@example.org", ["attention"], max_papers=2, suggestions=10)
+    _vote(
+        ada,
+        "Mamba: Linear-Time Sequence Modeling",
+        Feedback.MORE,
+        django_capture_on_commit_callbacks,
+    )
+    [result] = deliver([ada.pk])
+    items = _items(result)
+    suggested = {i.paper_id for i in items if i.suggested}
+    assert len(items) - len(suggested) == 2 and suggested
+    query = parse_query("attention")
+
+    def matches(paper: Paper) -> bool:
+        return reference_match(query, paper.title, paper.abstract, paper.authors, paper.categories)
+
+    assert sum(map(matches, Paper.objects.all())) > 2 * 2
+    assert [p.title for p in Paper.objects.filter(pk__in=suggested) if matches(p)] == []
 
 
 def test_no_suggestions_when_they_are_turned_off_or_nothing_matched(

@@ -589,6 +589,23 @@ class Ranking:
             out.append(tuple(reasons))
         return out
 
+    def matching(
+        self, filter_texts: Sequence[str], topic_ids: Sequence[int], topics: Mapping[int, str]
+    ) -> set[int]:
+        """Ids of every paper of the edition that any of these filters and topics matches,
+        not only the top N the ranking kept (papers ``excluded`` from the ranking are
+        included). Arguments as for :meth:`reasons`; a text that does not parse and an
+        unknown topic id match nothing."""
+        bank = self.bank
+        bits = 0
+        for text in filter_texts:
+            bits |= bank.matched[bank.by_text[text]]
+        for tid in topic_ids:
+            if tid in topics:
+                bits |= bank.matched[bank.by_text[topics[tid]]]
+        paper_ids = self.edition.paper_ids
+        return {int(paper_ids[rank]) for rank in _bits(bits)}
+
     def reason_parts(
         self,
         row: int,

@@ -155,8 +155,8 @@ def select_for_subscribers(
     A subscriber with a :class:`~digest.relevance.score.Learner` in ``learners`` (and
     ``vectors``, the edition's embeddings) has their matches — the best ``2 × limit`` by
     points — ordered with the learned score mixed in, and then up to
-    ``suggestions[subscriber id]`` suggested papers (``suggested=True``) after the
-    ``limit`` matches.
+    ``suggestions[subscriber id]`` suggested papers (``suggested=True``), none of which
+    any of their filters or topics matches, after the ``limit`` matches.
 
     ``semantic`` maps a topic id to the papers that joined it by similarity
     (:mod:`digest.matching.topics`): for a subscriber following the topic they are
@@ -283,9 +283,13 @@ def _select(
                 reason = f'matched topic "{name}" (similar to its description and examples)'
                 chosen.append(Selection(paper_id, reason, score))
         if learner is not None and vectors is not None and suggestions:
-            skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
-            matched = {p for p in paper_ids if p >= 0} | set(joined)
             k = suggestions.get(spec.id, 0)
+            matched = {p for p in paper_ids if p >= 0} | set(joined)
+            # Every paper a filter or topic matches stays out, not only the matches ranked
+            # above (whose scores set the bar).
+            skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
+            if k > 0:
+                skip |= ranking.matching(spec.filters, spec.topic_ids, queries)
             chosen.extend(
                 Selection(s.paper_id, s.reason, s.learned, suggested=True)
                 for s in suggest(learner, vectors, learned, skip, k, matched)

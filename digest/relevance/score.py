@@ -13,9 +13,10 @@ Papers their filters or topics matched are ordered by
 (:func:`digest.matching.ranking.select_for_subscribers`). Suggestions are the edition's
 papers no filter or topic matched, not sent before and not voted on, scoring at least
 as high as the subscriber's matches do in the median (``learned(p) ≥ median of
-learned(m)`` over the papers m their filters matched in this edition: as close to their
-taste as what they asked for, whatever the scale of the vectors' cosines) and closer to
-a liked paper than to any disliked one; best first, at most ``Subscriber.suggestions``.
+learned(m)`` over the matches m ranked for this digest, the best ``2 × max_papers`` by
+points: as close to their taste as what they asked for, whatever the scale of the
+vectors' cosines) and closer to a liked paper than to any disliked one; best first, at
+most ``Subscriber.suggestions``.
 """
 
 from __future__ import annotations
@@ -151,11 +152,11 @@ def suggest(
     matched: Collection[int] = (),
 ) -> list[Suggestion]:
     """At most ``k`` suggestions from ``edition`` (``scores`` from
-    :func:`learned_scores`), leaving out ``skip`` (sent or pinned papers), ``matched``
-    (the papers the subscriber's filters and topics matched, whose scores set the bar)
-    and the papers voted on; see the module docstring for the rule. Suggestions need a
-    liked paper to name in their reason and a match to compare with: without either,
-    there are none."""
+    :func:`learned_scores`), leaving out ``skip`` (sent or pinned papers, and every
+    paper the subscriber's filters and topics match), ``matched`` (the matches ranked
+    for this digest, whose scores set the bar) and the papers voted on; see the module
+    docstring for the rule. Suggestions need a liked paper to name in their reason and a
+    match to compare with: without either, there are none."""
     rows = [edition.row[pk] for pk in matched if pk in edition.row]
     if k <= 0 or not len(learner.liked) or not rows:
         return []
