@@ -60,6 +60,7 @@ import django  # noqa: E402
 django.setup()
 
 from digest.ingest.parsers import normalise_arxiv_id, normalise_title, parse_page  # noqa: E402
+from digest.matching.query import parse_query, reference_match  # noqa: E402
 from digest.matching.ranking import (  # noqa: E402
     Candidate,
     Selection,
@@ -324,7 +325,16 @@ def main() -> None:
     keyword = select_for_subscribers(
         specs, later_edition, limit=DIGEST_LIMIT, excluded=excluded, topics={}
     )
-    matched = {i: {s.paper_id for s in keyword[i]} for i in readers}
+    # Every paper of the later edition each reader's filter matches, not only the ten
+    # the keyword digest carries: none of them may be suggested.
+    matched = {
+        i: {
+            p.id
+            for p in later
+            if reference_match(parse_query(r.filter), p.title, p.abstract, p.authors, p.categories)
+        }
+        for i, r in readers.items()
+    }
     results: dict[str, dict[str, float]] = {"keyword": _scores(keyword, relevant, readers)}
     scoring_us: dict[str, float] = {}
     for name, matrix in spaces.items():
