@@ -191,7 +191,9 @@ def test_matching_lists_every_paper_a_subscriber_matches_beyond_the_top_n():
     )
     assert len(ranking.paper_ids[0]) == 3
     expected = {p.id for p in papers if p.id % 2 or p.id % 5 == 0}
-    assert ranking.matching(["diffusion", "(broken"], [7, 8], {7: "mamba"}) == expected
+    matching = ranking.matching(["diffusion", "(broken"], [7, 8], {7: "mamba"})
+    assert {p.id for p in papers if p.id in matching} == expected
+    assert 0 not in matching and 999 not in matching and "1" not in matching
 
 
 def test_an_empty_edition_matches_nothing():

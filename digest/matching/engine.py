@@ -84,6 +84,7 @@ __all__ = [
     "WEAK_POINTS",
     "Edition",
     "Match",
+    "PaperBits",
     "PaperText",
     "Ranking",
     "Reason",
@@ -524,6 +525,22 @@ def tag_papers(topics: Mapping[int, str], papers: Sequence[PaperText]) -> dict[i
 # Ranking every subscriber
 
 
+class PaperBits:
+    """Papers of an edition as a bitset (bit ``r``: the paper at rank ``r``, as
+    :class:`Edition` ranks them), tested by paper id (``pk in bits``) without listing
+    them: a paper not in the edition is not in it."""
+
+    __slots__ = ("bits", "rank_of")
+
+    def __init__(self, bits: int, rank_of: Mapping[int, int]):
+        self.bits = bits
+        self.rank_of = rank_of
+
+    def __contains__(self, paper_id: object) -> bool:
+        rank = self.rank_of.get(paper_id) if isinstance(paper_id, int) else None
+        return rank is not None and bool(self.bits >> rank & 1)
+
+
 @dataclass(frozen=True)
 class Ranking:
     """Every subscriber's top N, as arrays (row ``i`` is ``subscriber_ids[i]``).
@@ -591,11 +608,11 @@ class Ranking:
 
     def matching(
         self, filter_texts: Sequence[str], topic_ids: Sequence[int], topics: Mapping[int, str]
-    ) -> set[int]:
-        """Ids of every paper of the edition that any of these filters and topics matches,
-        not only the top N the ranking kept (papers ``excluded`` from the ranking are
-        included). Arguments as for :meth:`reasons`; a text that does not parse and an
-        unknown topic id match nothing."""
+    ) -> PaperBits:
+        """Every paper of the edition that any of these filters and topics matches, not
+        only the top N the ranking kept (papers ``excluded`` from the ranking included).
+        Arguments as for :meth:`reasons`; a text that does not parse and an unknown topic
+        id match nothing. A few big-integer ORs, whatever the number of papers matched."""
         bank = self.bank
         bits = 0
         for text in filter_texts:
@@ -603,8 +620,7 @@ class Ranking:
         for tid in topic_ids:
             if tid in topics:
                 bits |= bank.matched[bank.by_text[topics[tid]]]
-        paper_ids = self.edition.paper_ids
-        return {int(paper_ids[rank]) for rank in _bits(bits)}
+        return PaperBits(bits, self.edition.rank_of)
 
     def reason_parts(
         self,

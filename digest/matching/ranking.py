@@ -283,16 +283,15 @@ def _select(
                 reason = f'matched topic "{name}" (similar to its description and examples)'
                 chosen.append(Selection(paper_id, reason, score))
         if learner is not None and vectors is not None and suggestions:
-            k = suggestions.get(spec.id, 0)
+            skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
             matched = {p for p in paper_ids if p >= 0} | set(joined)
+            k = suggestions.get(spec.id, 0)
             # Every paper a filter or topic matches stays out, not only the matches ranked
             # above (whose scores set the bar).
-            skip = set(excluded.get(spec.id, ())) | {p.id for p in pinned}
-            if k > 0:
-                skip |= ranking.matching(spec.filters, spec.topic_ids, queries)
+            matching = ranking.matching(spec.filters, spec.topic_ids, queries)
             chosen.extend(
                 Selection(s.paper_id, s.reason, s.learned, suggested=True)
-                for s in suggest(learner, vectors, learned, skip, k, matched)
+                for s in suggest(learner, vectors, learned, skip, k, matched, matching)
             )
         result[spec.id] = chosen
     return result

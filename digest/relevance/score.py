@@ -21,7 +21,7 @@ most ``Subscriber.suggestions``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,13 +150,14 @@ def suggest(
     skip: Collection[int],
     k: int,
     matched: Collection[int] = (),
+    matching: Container[int] = frozenset(),
 ) -> list[Suggestion]:
     """At most ``k`` suggestions from ``edition`` (``scores`` from
-    :func:`learned_scores`), leaving out ``skip`` (sent or pinned papers, and every
-    paper the subscriber's filters and topics match), ``matched`` (the matches ranked
-    for this digest, whose scores set the bar) and the papers voted on; see the module
-    docstring for the rule. Suggestions need a liked paper to name in their reason and a
-    match to compare with: without either, there are none."""
+    :func:`learned_scores`), leaving out ``skip`` (sent or pinned papers), ``matched``
+    (the matches ranked for this digest, whose scores set the bar), ``matching`` (every
+    paper the subscriber's filters and topics match, however far down) and the papers
+    voted on; see the module docstring for the rule. Suggestions need a liked paper to
+    name in their reason and a match to compare with: without either, there are none."""
     rows = [edition.row[pk] for pk in matched if pk in edition.row]
     if k <= 0 or not len(learner.liked) or not rows:
         return []
@@ -167,7 +168,7 @@ def suggest(
         if scores[i] < bar:
             break
         pk = edition.ids[i]
-        if pk in skip or pk in learner.voted or pk in matched:
+        if pk in skip or pk in learner.voted or pk in matched or pk in matching:
             continue
         vector = edition.matrix[i]
         to_liked = learner.liked @ vector
