@@ -459,7 +459,7 @@ def main() -> None:
 def _timed_embedding(texts: list[str], options: dict[str, Any]) -> tuple[Matrix, float]:
     """``embed_texts(texts, **options)`` and the least CPU seconds of
     :data:`TIMED_PASSES` passes after an untimed one: the first pass of a process also
-    builds the kernels for each batch shape (a third of its time in bfloat16), which a
+    builds the kernels for each batch shape (about 30% of its time in bfloat16), which a
     worker embedding day after day pays once, and the least of several passes is the
     figure least moved by other work on the machine."""
     matrix = embed_texts(texts, **options)
