@@ -24,7 +24,7 @@ def test_the_demo_sends_each_subscriber_their_papers_once(outbox: Path) -> None:
         "ingested 004_39ec653689168d0b.txt: 53 papers, 27 new, 26 updated",
     ]
     # The local model, loaded from the installed package with the hub switched off.
-    assert lines[3] == "embedded 187 papers with all-MiniLM-L6-v2, offline"
+    assert lines[3] == "embedded 187 papers with all-MiniLM-L6-v2/96, offline"
     assert lines[4].split() == ["subscriber", "filters", "papers", "matched", "file", "written"]
     files = sorted(outbox.glob("digest-*.eml"))
     assert len(files) == 4

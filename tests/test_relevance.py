@@ -20,7 +20,15 @@ from digest.delivery.pipeline import DeliveryResult, deliver
 from digest.ingest.store import ingest_source
 from digest.matching.query import parse_query, reference_match
 from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Topic
-from digest.relevance.embed import DIMENSIONS, MODEL_NAME, embed_texts, load_vectors
+from digest.relevance.embed import (
+    DIMENSIONS,
+    MAX_TOKENS,
+    MODEL_NAME,
+    compute_dtype,
+    embed_texts,
+    load_vectors,
+    missing_embeddings,
+)
 from digest.relevance.profile import Evidence, centroid
 from digest.relevance.score import EditionVectors, Learner, learned_scores, learned_scores_many
 from digest.relevance.vectors import from_bytes, normalise, to_bytes
@@ -42,6 +50,55 @@ def test_the_model_runs_offline_and_puts_similar_papers_closer() -> None:
     assert vectors.shape == (3, DIMENSIONS) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_bfloat16_and_float32_give_the_same_vectors() -> None:
+    if compute_dtype() != "bfloat16":
+        pytest.skip("this CPU has no native bfloat16: the model runs in float32 only")
+    texts = [
+        "Mamba: linear-time sequence modeling with selective state spaces. "
+        + "Foundation models, now powering most of the exciting applications in deep "
+        + "learning, are almost universally based on the Transformer architecture. " * 8,
+        "Scaling rectified flow transformers for high-resolution image synthesis.",
+    ]
+    fast = embed_texts(texts, dtype="bfloat16")
+    exact = embed_texts(texts, dtype="float32")
+    assert fast.dtype == exact.dtype == np.float32
+    assert np.all(np.sum(fast * exact, axis=1) > 0.999)
+    assert embed_texts(texts) == pytest.approx(fast)  # the default on this CPU
+
+
+def test_a_paper_is_cut_at_max_tokens_word_pieces() -> None:
+    words = " ".join(f"word{i}" for i in range(400))
+    # Beyond the cut, text changes nothing; within it, it does.
+    longer, cut, shorter = embed_texts([words + " unrelated tail", words, words[:200]])
+    assert float(longer @ cut) == pytest.approx(1.0, abs=1e-6)
+    assert float(cut @ shorter) < 0.999
+    assert MODEL_NAME.endswith(f"/{MAX_TOKENS}")
+
+
+def test_a_vector_of_another_variant_is_made_again() -> None:
+    ingest_source(str(PAGE_004))
+    call_command("embed_papers")
+    paper = Paper.objects.order_by("id").first()
+    assert paper is not None
+    fresh = bytes(PaperEmbedding.objects.get(paper=paper).vector)
+    # A vector of the former variant (the same model cut at 128 word pieces).
+    stale = embed_texts([f"{paper.title}. {paper.abstract}"], max_tokens=128)[0]
+    PaperEmbedding.objects.filter(paper=paper).update(
+        model="all-MiniLM-L6-v2", vector=to_bytes(stale)
+    )
+    assert missing_embeddings() == [paper.pk]
+    ids, _ = load_vectors([paper.pk])
+    assert ids == []  # another variant's vector is never compared with this one's
+    call_command("embed_papers")
+    row = PaperEmbedding.objects.get(paper=paper)
+    assert row.model == MODEL_NAME
+    remade = from_bytes(row.vector, DIMENSIONS)
+    # The same vector as at ingest, up to bfloat16 rounding in another batch.
+    assert float(remade @ from_bytes(fresh, DIMENSIONS)) > 0.9999
+    assert float(remade @ stale) < 0.9999
+    assert missing_embeddings() == []
 
 
 def test_vectors_round_trip_through_bytes_and_refuse_a_wrong_length() -> None:
