@@ -371,16 +371,21 @@ class Edition:
         found = self._leaf_memo.get(found_key, 0)
         todo = candidates & ~checked
         if todo:
-            phrase = self.phrase_bits(keys, fld)
-            found |= todo & phrase
-            rest = todo & ~phrase
+            # The window holds the phrase as written (N words in a row); only spellings
+            # with two words joined into one need a look of their own.
+            near = todo
             wanted = frozenset(keys)
             for key in wanted:
-                rest &= self.term_bits(key, fld)
+                near &= self.term_bits(key, fld)
             width = len(keys) + TOGETHER_SLACK
-            for rank in _bits(rest):
+            for rank in _bits(near):
                 if _within(self._key_spans(fld, rank), wanted, width):
                     found |= 1 << rank
+            for spelling in phrase_spellings(keys)[1:]:
+                left = todo & ~found
+                if not left:
+                    break
+                found |= self._spelling_bits(spelling, fld, self.everything & ~left)
             self._leaf_memo[checked_key] = checked | todo
             self._leaf_memo[found_key] = found
         return found & candidates
@@ -485,6 +490,7 @@ class _Bank:
         self.strong: list[int] = [0]
         self.matched: list[int] = [0]  # weak | strong
         self.together: list[int] = [0]
+        self.with_together: list[int] = []  # the entries whose ``together`` is not 0
         self.phrases: list[Phrase | None] = [None]
         self.queries: list[Query | None] = [None]
         # Filled on first use: the papers each hit of query i is found in (Edition.hit_bits).
@@ -538,7 +544,7 @@ class _Bank:
     def add(self, query: Query) -> int:
         """The entry of ``query``, evaluated on the edition the first time it is met.
         Whether its words may stand together is read from ``query.source``."""
-        phrase = together_phrase(query.source) if query.source else None
+        phrase = together_phrase(query.source) if _may_be_plain(query) else None
         key = query.canonical if phrase is None else f"{query.canonical}\x00{phrase.text}"
         index = self._by_canonical.get(key)
         if index is None:
@@ -553,6 +559,8 @@ class _Bank:
                 edition = self.edition
                 together = edition.together_bits(phrase.keys, "title", matches)
                 together |= edition.together_bits(phrase.keys, "abstract", matches & ~together)
+            if together:
+                self.with_together.append(index)
             self.together.append(together)
             self.phrases.append(phrase)
             self.queries.append(query)
@@ -611,19 +619,27 @@ class _Bank:
             self._memo[node.text] = found
         return found
 
-    def arrays(self, indexes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``weak``, ``strong`` and ``together`` of the queries at ``indexes``, as uint64
-        arrays of shape ``(len(indexes), words)``."""
+    def arrays(self, indexes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``weak`` and ``strong`` of the queries at ``indexes``, as uint64 arrays of
+        shape ``(len(indexes), words)``."""
         words = self.edition.words
-        together = np.zeros((len(indexes), words), dtype=np.uint64)
-        some = [j for j, i in enumerate(indexes) if self.together[i]]  # few queries have any
-        if some:
-            together[some] = _to_rows([self.together[indexes[j]] for j in some], words)
-        return (
-            _to_rows([self.weak[i] for i in indexes], words),
-            _to_rows([self.strong[i] for i in indexes], words),
-            together,
+        weak, strong = self.weak, self.strong
+        return _to_rows([weak[i] for i in indexes], words), _to_rows(
+            [strong[i] for i in indexes], words
         )
+
+
+def _may_be_plain(query: Query) -> bool:
+    # What the parser makes of plain words (together_phrase says whether they are): a
+    # phrase in no field, or an AND of words and phrases in no field, from a text with
+    # no quotes or parentheses. Most filters are not, and are told apart here without
+    # reading their text again.
+    root, source = query.root, query.source
+    if '"' in source or "(" in source:
+        return False
+    if isinstance(root, And):
+        return all(isinstance(c, Term | Phrase) and c.field == "any" for c in root.children)
+    return isinstance(root, Phrase) and root.field == "any"
 
 
 def _to_rows(bitsets: Sequence[int], words: int) -> np.ndarray:
@@ -915,13 +931,16 @@ def rank_subscribers(
     present = np.zeros(len(bank.weak), dtype=bool)
     present[items] = True
     used_queries = np.flatnonzero(present)
-    local = (np.cumsum(present, dtype=np.int32) - 1)[items]
-    weak, strong, together = bank.arrays(used_queries.tolist())
-    # Which queries have papers where their plain words stand together; a last row of
-    # zeros pads each subscriber's list of those.
-    has_together = np.append(together.any(axis=1), False)
-    together = np.vstack([together, np.zeros((1, edition.words), dtype=np.uint64)])
-    no_together = len(used_queries)
+    renumber = np.cumsum(present, dtype=np.int32) - 1
+    local = renumber[items]
+    weak, strong = bank.arrays(used_queries.tolist())
+    # The few used queries with papers where their plain words stand together: their
+    # bitsets, then a row of zeros; ``together_row`` maps each used query to its row.
+    with_together = np.array(bank.with_together, dtype=np.int64)
+    with_together = with_together[present[with_together]]
+    together = _to_rows([bank.together[i] for i in with_together.tolist()] + [0], edition.words)
+    together_row = np.full(len(used_queries), len(with_together), dtype=np.int32)
+    together_row[renumber[with_together]] = np.arange(len(with_together), dtype=np.int32)
     invalid = {}
     if bank.invalid:
         for _, texts, topic_ids in subscribers:
@@ -944,12 +963,10 @@ def rank_subscribers(
         index = np.ascontiguousarray(local[lo:hi, :used].T)
         # Points are added up in halves when some item's words stand together in some
         # paper: those items (few) are a third kind of input, each row's taken first.
-        marked = has_together[index]
-        extra = int(marked.sum(axis=0).max(initial=0))
+        together_at = together_row[index]
+        extra = int((together_at < len(with_together)).sum(axis=0).max(initial=0))
         if extra:
-            first = np.argsort(~marked, axis=0, kind="stable")[:extra]
-            picked = np.take_along_axis(index, first, axis=0)
-            picked = np.where(np.take_along_axis(marked, first, axis=0), picked, no_together)
+            picked = np.sort(together_at, axis=0)[:extra]  # the zero row sorts last
             inputs = {0: list(together[picked]), 1: list(weak[index]), 2: list(strong[index])}
             unit, most = 0.5, 4 * used + extra
         else:  # whole points (weak 1, strong 2): one bit plane fewer
