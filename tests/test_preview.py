@@ -152,3 +152,23 @@ def test_a_preview_warns_of_a_lower_case_or_between_words(client: Client) -> Non
     refused = client.get("/preview.json", {"q": "the of and"}).json()
     assert not refused["ok"]
     assert "nearly every paper" in refused["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_the_settings_page_preview_says_how_many_hold_the_words_together(client: Client) -> None:
+    for page in ALL_PAGES:
+        ingest_source(str(page))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    session = client.session
+    session["subscriptions.subscriber"] = str(ada.uuid)
+    session.save()
+    data = client.get("/preview.json", {"q": "vision transformer"}).json()
+    assert data["as_phrase"] < data["together"]  # some hold them near, not as the phrase
+    page = client.post(
+        "/manage/filters/", {"new-query": "vision transformer", "action": "preview"}
+    ).content.decode()
+    assert (
+        f"<strong>{data['together']}</strong> with the words together, listed first; "
+        f"<strong>{data['as_phrase']}</strong> as a phrase — use quotes to keep only those: "
+        "<code>&quot;vision transformer&quot;</code>"
+    ) in page

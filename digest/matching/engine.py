@@ -207,12 +207,11 @@ class Edition:
         # Per field, key -> papers where it stands as a compound of two tokens.
         self._compound_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
-        # Per field, rank -> key -> the (first, last) token positions where it stands,
-        # a token or a compound of two; built for a paper the first time a filter of
-        # plain words that matches it needs them (together_bits).
-        self._spans: dict[str, dict[int, dict[str, list[tuple[int, int]]]]] = {
-            f: {} for f in _FIELDS
-        }
+        # Per field, rank -> key -> where it stands, sorted: 2 * position for a token,
+        # 2 * position + 1 for a compound of that token and the next (one int each, to
+        # keep the memory small); built for a paper the first time a filter of plain
+        # words that matches it needs them (together_bits).
+        self._spans: dict[str, dict[int, dict[str, list[int]]]] = {f: {} for f in _FIELDS}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
             bit = 1 << rank
@@ -390,16 +389,16 @@ class Edition:
             self._leaf_memo[found_key] = found
         return found & candidates
 
-    def _key_spans(self, fld: str, rank: int) -> dict[str, list[tuple[int, int]]]:
-        # Where each key stands in the paper's field, sorted (see _spans).
+    def _key_spans(self, fld: str, rank: int) -> dict[str, list[int]]:
+        # Where each key stands in the paper's field (see _spans).
         spans = self._spans[fld].get(rank)
         if spans is None:
             spans = {}
             text = self._joined[fld][rank]
             for at, key in enumerate(text[1:-1].split(" ") if len(text) > 2 else ()):
-                spans.setdefault(key, []).append((at, at))
+                spans.setdefault(key, []).append(2 * at)
             for at, key in self._joins[fld].get(rank, {}).items():
-                spans.setdefault(key, []).append((at, at + 1))
+                spans.setdefault(key, []).append(2 * at + 1)
                 spans[key].sort()
             self._spans[fld][rank] = spans
         return spans
@@ -441,21 +440,22 @@ def _aligned(
     return joins.get(at) == key and _aligned(sequence, joins, at + 2, rest)
 
 
-def _within(spans: dict[str, list[tuple[int, int]]], wanted: frozenset[str], width: int) -> bool:
-    # Whether one window of ``width`` consecutive tokens holds a span of every wanted key.
-    # A shortest such window starts where some span starts; spans are sorted by (first,
-    # last), and last - first is 0 or 1, so the first span from a start ends earliest.
+def _within(spans: dict[str, list[int]], wanted: frozenset[str], width: int) -> bool:
+    # Whether one window of ``width`` consecutive tokens holds a span of every wanted key
+    # (spans as Edition._spans codes them: first token 2 * p, + 1 when it ends at p + 1).
+    # A shortest such window starts where some span starts; from a start, the first span
+    # in code order ends earliest.
     lists = []
     for key in wanted:
         each = spans.get(key)
         if not each:
             return False
         lists.append(each)
-    for start in sorted({first for each in lists for first, _ in each}):
+    for start in sorted({code >> 1 for each in lists for code in each}):
         end = start + width - 1
         for each in lists:
-            i = bisect_left(each, (start, -1))
-            if i == len(each) or each[i][1] > end:
+            i = bisect_left(each, 2 * start)
+            if i == len(each) or (each[i] >> 1) + (each[i] & 1) > end:
                 break
         else:
             return True
