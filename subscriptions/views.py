@@ -146,6 +146,7 @@ def preview_of(text: str) -> dict[str, Any]:
         "days": PREVIEW_DAYS,
         "phrase": result.phrase,
         "together": result.together,
+        "as_phrase": result.as_phrase,
         "warnings": result.warnings,
     }
 
@@ -960,9 +961,10 @@ def preview_json(request: HttpRequest) -> JsonResponse:
     ``{"ok": false, "error": {"message", "position", "column"}}`` for a query that does
     not parse (``position`` 0-based, ``column`` 1-based). A valid query's answer also
     has ``warnings`` (sentences, :func:`digest.matching.query.query_warnings`), and for
-    a filter of plain words ``phrase`` (it in quotes) and ``together`` (how many matches
-    hold it as that phrase; they are listed first), else ``null`` and 0. 429 when
-    throttled."""
+    a filter of plain words ``phrase`` (it in quotes), ``together`` (how many matches
+    hold its words together, as the phrase or within a few words; they are listed first)
+    and ``as_phrase`` (how many hold the phrase itself), else ``null``, 0 and 0. 429
+    when throttled."""
     if not throttle.allow("preview-ip", throttle.client_ip(request)):
         return JsonResponse({"ok": False, "error": {"message": "too many requests"}}, status=429)
     text = request.GET.get("q", "").strip()
@@ -989,6 +991,7 @@ def preview_json(request: HttpRequest) -> JsonResponse:
             "days": PREVIEW_DAYS,
             "phrase": result.phrase,
             "together": result.together,
+            "as_phrase": result.as_phrase,
             "warnings": list(result.warnings),
             "papers": [
                 {

@@ -10,11 +10,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from digest.delivery.pipeline import deliver
+from digest.delivery.plan import plan_digest
 from digest.ingest.store import ingest_source
 from digest.models import Digest, DigestItem, Paper
 from digest.tasks import send_due_digests
 
 from .conftest import PAGE_000, PAGE_002, PAGE_004, make_subscriber
+from .test_signup import add_paper
 
 
 @pytest.mark.django_db
@@ -170,3 +172,38 @@ def test_chunks_share_the_edition_until_an_ingest_a_hide_or_a_pin_changes_it(
 
     ingest_source(str(PAGE_000))
     assert papers_of("fay@example.org", ["transformer"])  # papers of the new page
+
+
+@pytest.mark.django_db
+def test_a_digest_puts_papers_holding_plain_words_together_first(outbox: Path) -> None:
+    # The papers holding the words together have the fewest upvotes: without the rule
+    # the scattered ones, more upvoted, would come first at each strength.
+    together_title = add_paper("Scaling state space models", "We study them.", upvotes=1)
+    scattered_title = add_paper(
+        "Sparse models of motion", "The state of the art is in a latent space.", upvotes=90
+    )
+    together_abstract = add_paper("Selective scans", "Models whose state space grows.", upvotes=2)
+    scattered_abstract = add_paper(
+        "Fast scans", "Our models keep a hidden state in the embedding space.", upvotes=80
+    )
+    add_paper("Diffusion for video", "Nothing about it.", upvotes=99)
+    ada = make_subscriber("ada@example.org", ["state space models"])
+    digest = plan_digest(ada, timezone.now())
+    items = list(digest.items.order_by("rank"))
+    assert [i.paper_id for i in items] == [
+        together_title.pk,
+        scattered_title.pk,
+        together_abstract.pk,
+        scattered_abstract.pk,
+    ]
+    mine = 'matched your filter "state space models"'
+    assert [i.reason for i in items] == [
+        f'{mine} ("state space models" in title)',
+        f"{mine} (models in title, space in abstract, state in abstract)",
+        f'{mine} ("state space models" in abstract)',
+        f"{mine} (models in abstract, space in abstract, state in abstract)",
+    ]
+    # Quoted, the filter keeps only the paper holding the exact phrase.
+    bea = make_subscriber("bea@example.org", ['"state space models"'])
+    quoted = plan_digest(bea, timezone.now())
+    assert [i.paper_id for i in quoted.items.order_by("rank")] == [together_title.pk]

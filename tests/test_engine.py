@@ -65,8 +65,9 @@ def test_trend_breaks_ties_then_the_lower_paper_id():
 def test_the_score_is_points_plus_the_trend_fraction():
     papers = [paper(1, "diffusion", trend=3.0), paper(2, "", "diffusion", trend=5.0)]
     result = match_edition(papers, [(7, ["diffusion"], [])], {})
-    # Paper 2 has the best trend (rank 0 of 2: fraction 1/2); paper 1 rank 1 (fraction 0).
-    assert [(m.paper_id, m.score) for m in result[7]] == [(1, 2.0), (2, 1.5)]
+    # Paper 2 has the best trend (rank 0 of 2: fraction (2 - 1 - 0) / (2 * 2) = 1/4);
+    # paper 1 rank 1 (fraction 0).
+    assert [(m.paper_id, m.score) for m in result[7]] == [(1, 2.0), (2, 1.25)]
 
 
 def test_it_keeps_the_top_n_only():
@@ -118,8 +119,7 @@ def test_reasons_say_which_filter_or_topic_matched_and_where():
     )
     (match,) = result[1]
     assert [str(r) for r in match.reasons] == [
-        "matched your filter `diffusion video` (diffusion in title, diffusion in abstract, "
-        "video in title, video in abstract)",
+        'matched your filter `diffusion video` ("diffusion video" in title)',
         "matched your filter `title:video` (video in title)",
         "matched topic 3 (video in title, video in abstract)",
     ]
@@ -138,12 +138,26 @@ def test_a_weak_reason_is_marked_weak():
 def test_identical_queries_are_evaluated_once():
     papers = [paper(1, "Video diffusion")]
     subscribers = [
-        (1, ["diffusion video", "Video  Diffusion"], []),
-        (2, ["videos diffusion", "mamba"], [1]),
+        (1, ["title:video diffusion", "Diffusion  title:Videos"], []),
+        (2, ["diffusion title:videos", "mamba"], [1]),
     ]
     ranking = rank_subscribers(index_papers(papers), subscribers, {1: "mamba"})
     assert ranking.distinct_queries == 2
     assert ranking.points[:, 0].tolist() == [4, 2]
+
+
+def test_plain_words_in_another_order_are_another_query():
+    # Words stand together as the phrase in the order written, which may join two of
+    # them: "statespace models" holds "state-space models", not "models state-space".
+    papers = [paper(1, "Statespace models"), paper(2, "Models for state-space control", trend=1)]
+    subscribers = [
+        (1, ["state-space models", "State-Space model"], []),
+        (2, ["models state-space"], []),
+    ]
+    ranking = rank_subscribers(index_papers(papers), subscribers, {}, top_n=2)
+    assert ranking.distinct_queries == 2
+    assert ranking.paper_ids.tolist() == [[2, 1], [2, 1]]
+    assert ranking.points.tolist() == [[5, 5], [2.5, 2]]
 
 
 def test_it_ranks_editions_larger_than_one_machine_word():
@@ -174,7 +188,7 @@ def test_array_path_pads_rows_with_fewer_matches():
     assert ranking.subscriber_ids.tolist() == [8, 9]
     assert ranking.paper_ids.tolist() == [[1, -1, -1], [2, 1, -1]]
     assert ranking.points.tolist() == [[2, 0, 0], [2, 2, 0]]
-    assert ranking.scores.tolist() == [[2.0, 0.0, 0.0], [2.5, 2.0, 0.0]]
+    assert ranking.scores.tolist() == [[2.0, 0.0, 0.0], [2.25, 2.0, 0.0]]
 
 
 def test_matching_lists_every_paper_a_subscriber_matches_beyond_the_top_n():
@@ -271,3 +285,77 @@ def test_compounds_meet_in_the_engine_in_every_spelling():
     ]
     for text in ["multimodal pretraining", "multi-modal pre-training", '"multi modal pretraining"']:
         assert sorted(top_ids(papers, [text])) == [1, 2, 3], text
+
+
+# Plain words: together or scattered
+
+
+def state_space_papers() -> list[PaperText]:
+    """Papers matching ``state space models``, the ones holding the words together with
+    the lowest trends, so that only the words' placing can put them first."""
+    return [
+        paper(1, "Scaling state space models", "We study them.", trend=1.0),
+        paper(2, "Sparse models", "The state of the art is in a latent space.", trend=9.0),
+        paper(3, "Selective scans", "We build models whose state space grows.", trend=2.0),
+        paper(4, "Fast scans", "Our models keep a hidden state in the embedding space.", trend=8.0),
+        paper(5, "Fast scans", "State space models, selective ones.", trend=3.0),
+    ]
+
+
+def test_plain_words_standing_together_rank_above_the_same_words_scattered():
+    papers = state_space_papers()
+    # Title hits first (1 together, 2 scattered), then abstract-only hits (3 and 5
+    # together, in trend order, then 4 scattered).
+    assert top_ids(papers, ["state space models"]) == [1, 2, 5, 3, 4]
+    expected = reference_top(papers, [parse_query("state space models")])
+    result = match_edition(papers, [(1, ["state space models"], [])], {})
+    assert [(m.paper_id, m.score // 0.5 * 0.5) for m in result[1]] == expected
+    assert [points for _, points in expected] == [2.5, 2, 1.5, 1.5, 1]
+
+
+def test_together_means_within_two_more_words_than_the_filter_has():
+    papers = [
+        paper(1, "", "models with state in space", trend=3.0),  # 3 words within 5
+        paper(2, "", "models with a space of state", trend=2.0),  # within 6: scattered
+        paper(3, "", "state-space models", trend=1.0),  # as the phrase
+    ]
+    ranking = rank_subscribers(index_papers(papers), [(1, ["state space models"], [])], {})
+    assert ranking.paper_ids[0, :3].tolist() == [1, 3, 2]
+    assert ranking.points[0, :3].tolist() == [1.5, 1.5, 1]
+
+
+def test_quoted_words_operators_and_fields_earn_nothing_for_standing_together():
+    papers = state_space_papers()
+    for text in ['"state space" models', "state space models -vision", "title:state space models"]:
+        query = parse_query(text)
+        result = match_edition(papers, [(1, [text], [])], {})
+        expected = reference_top(papers, [query])
+        assert [(m.paper_id, float(int(m.score))) for m in result[1]] == expected, text
+        assert all(points in (1, 2) for _, points in expected), text
+
+
+def test_together_adds_less_than_a_title_hit_and_less_than_another_filter():
+    papers = [
+        paper(1, "Models", "state and space and other things we say", trend=1.0),
+        paper(2, "Scans", "state space models", trend=2.0),
+        paper(3, "Scans", "state space models and mamba", trend=0.0),
+    ]
+    # 1: title hit, scattered (2); 2: abstract, together (1.5); 3: also matches mamba (2.5).
+    assert top_ids(papers, ["state space models", "mamba"]) == [3, 1, 2]
+
+
+def test_a_reason_names_the_phrase_where_the_words_stand_together():
+    result = match_edition(state_space_papers(), [(1, ["State Space Models"], [])], {})
+    reasons = {m.paper_id: str(m.reasons[0]) for m in result[1]}
+    mine = "matched your filter `State Space Models`"
+    assert reasons[1] == f'{mine} ("state space models" in title)'
+    assert reasons[3] == f'{mine} ("state space models" in abstract)'
+    # Together in the abstract only: the title's words say why the match is strong.
+    papers = [paper(6, "Models", "We build state space models.")]
+    [match] = match_edition(papers, [(1, ["state space models"], [])], {})[1]
+    assert str(match.reasons[0]) == (
+        'matched your filter `state space models` ("state space models" in abstract, '
+        "models in title)"
+    )
+    # Scattered: the words, each where it is found.
+    assert reasons[2] == (f"{mine} (models in title, space in abstract, state in abstract)")

@@ -16,11 +16,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from digest.matching.engine import (
+    STRONG_POINTS,
     PaperText,
     Reason,
     index_papers,
     match_edition,
     rank_subscribers,
+    reference_hits,
     reference_points,
     reference_top,
     tag_papers,
@@ -31,7 +33,9 @@ from digest.matching.query import (
     fold,
     parse_query,
     reference_match,
+    reference_together,
     surface_forms,
+    together_phrase,
     tokens,
     word_key,
 )
@@ -387,13 +391,99 @@ def test_chunks_sharing_one_edition_agree_with_the_reference_reasons_included(
             for match in result[sid]:
                 p = by_id[match.paper_id]
                 want = tuple(
-                    Reason(
-                        text,
-                        tid,
-                        reference_points(q, p) == 2,
-                        tuple(explain(q, p.title, p.abstract, p.authors, p.categories)),
-                    )
+                    Reason(text, tid, reference_points(q, p) >= STRONG_POINTS, reference_hits(q, p))
                     for text, tid, q in items
                     if reference_match(q, p.title, p.abstract, p.authors, p.categories)
                 )
                 assert match.reasons == want
+
+
+# Filters of plain words, and papers where those words stand together or scattered.
+FILLER = ["we", "propose", "a", "new", "method", "for", "large", "data"]
+
+
+@st.composite
+def plain_filters(draw: st.DrawFn) -> str:
+    """Two to four plain words, some in other spellings (plural, upper case, accented,
+    a compound), sometimes repeated."""
+    return " ".join(draw(st.lists(surface_words(), min_size=2, max_size=4)))
+
+
+@st.composite
+def near_or_far(draw: st.DrawFn, words: list[str]) -> str:
+    """A text holding ``words`` as the phrase, shuffled with a word or none between
+    them, or scattered among other words, sometimes missing one."""
+    kind = draw(st.sampled_from(["phrase", "near", "far", "partial"]))
+    words = list(words)
+    if kind == "partial" and len(words) > 1:
+        words.pop(draw(st.integers(0, len(words) - 1)))
+    if kind != "phrase":
+        words = draw(st.permutations(words))
+    most = {"phrase": 0, "near": 1, "far": 5, "partial": 3}[kind]
+    out: list[str] = draw(st.lists(st.sampled_from(FILLER), max_size=4))
+    for word in words:
+        out.append(word)
+        out += draw(st.lists(st.sampled_from(FILLER), max_size=most))
+    return draw(st.sampled_from(SEPARATORS)).join(out)
+
+
+@st.composite
+def together_cases(draw: st.DrawFn) -> tuple[str, list[PaperText]]:
+    """A filter of plain words and 1 to 8 papers whose title and abstract hold them
+    together, scattered or partly."""
+    text = draw(plain_filters())
+    words = text.split()
+    papers_ = [
+        PaperText(
+            i,
+            draw(near_or_far(words)) if draw(st.booleans()) else draw(texts(0, 5)),
+            draw(near_or_far(words)) + " " + draw(texts(0, 6)),
+            trend=draw(st.sampled_from([0.0, 1.0, 2.5])),
+        )
+        for i in range(1, draw(st.integers(1, 8)) + 1)
+    ]
+    return text, papers_
+
+
+@given(together_cases())
+def test_words_standing_together_are_found_as_the_reference_finds_them(case):
+    text, papers_ = case
+    phrase = together_phrase(text)
+    assume(phrase is not None)
+    assert phrase is not None
+    edition = index_papers(papers_)
+    for paper in papers_:
+        bit = 1 << edition.rank_of[paper.id]
+        found = [f for f in ("title", "abstract") if edition.together_bits(phrase.keys, f, bit)]
+        assert found == reference_together(phrase, paper.title, paper.abstract), paper
+
+
+@given(st.lists(together_cases(), min_size=1, max_size=3), st.data())
+def test_together_outranks_scattered_as_the_reference_ranks_them(cases, data):
+    """Subscribers with plain-word filters (and other filters) get the reference's top N,
+    points, and reasons worded with the phrase where the words stand together."""
+    texts_ = [text for text, _ in cases]
+    for text in texts_:
+        parsed(text)
+    papers_ = [
+        PaperText(i, p.title, p.abstract, (), p.trend)
+        for i, p in enumerate((p for _, ps in cases for p in ps), start=1)
+    ]
+    others = data.draw(st.lists(query_texts, max_size=2))
+    for text in others:
+        parsed(text)
+    subscribers = [(0, texts_, []), (1, texts_[:1] + others, [])]
+    result = match_edition(papers_, subscribers, {}, top_n=len(papers_))
+    by_id = {p.id: p for p in papers_}
+    for sid, mine, _ in subscribers:
+        queries = [parse_query(t) for t in mine]
+        expected = reference_top(papers_, queries, top_n=len(papers_))
+        assert [(m.paper_id, m.score // 0.5 * 0.5) for m in result[sid]] == expected
+        for match in result[sid]:
+            p = by_id[match.paper_id]
+            want = tuple(
+                Reason(t, None, reference_points(q, p) >= STRONG_POINTS, reference_hits(q, p))
+                for t, q in zip(mine, queries, strict=True)
+                if reference_match(q, p.title, p.abstract)
+            )
+            assert match.reasons == want

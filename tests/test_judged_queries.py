@@ -21,8 +21,8 @@ from functools import cache
 from pathlib import Path
 
 from digest.ingest.parsers import parse_page
-from digest.matching.engine import PaperText, index_papers, query_bits
-from digest.matching.query import parse_query, reference_match
+from digest.matching.engine import PaperText, index_papers, match_edition, query_bits, reference_top
+from digest.matching.query import parse_query, reference_match, reference_together, together_phrase
 from tests.support import ALL_PAGES
 
 JUDGED = Path(__file__).parent / "fixtures" / "judged_queries.json"
@@ -91,3 +91,38 @@ def test_filters_return_the_judged_papers():
     assert exact >= len(rows) * 57 / 60, misses
     assert wrong <= 20, misses
     assert missed <= 10, misses
+
+
+# Researchers' plain-word filters over the example pages, each matching papers where its
+# words stand together and papers where they are scattered.
+PLAIN_QUERIES = [
+    "state space models",
+    "vision transformer",
+    "large language models",
+    "image generation",
+]
+
+
+def test_plain_words_rank_the_papers_holding_them_together_first():
+    papers = example_papers()
+    edition = index_papers(papers)
+    near = 0  # matches with the words within a few words of each other, not the phrase
+    for text in PLAIN_QUERIES:
+        phrase = together_phrase(text)
+        assert phrase is not None, text
+        query, quoted = parse_query(text), parse_query(phrase.label)
+        matched = [p for p in papers if reference_match(query, p.title, p.abstract)]
+        together = {p.id for p in matched if reference_together(phrase, p.title, p.abstract)}
+        as_phrase = {p.id for p in matched if reference_match(quoted, p.title, p.abstract)}
+        # Quoting keeps only the phrase, which holds the words together; some matches
+        # have them scattered.
+        assert as_phrase <= together and 0 < len(together) < len(matched), text
+        near += len(together - as_phrase)
+        result = match_edition(edition, [(1, [text], [])], {}, top_n=len(papers))[1]
+        ranked = [(m.paper_id, m.score // 0.5 * 0.5) for m in result]
+        assert ranked == reference_top(papers, [query], top_n=len(papers)), text
+        # Within one strength (title or author hit, or abstract only), together first.
+        for strong in (True, False):
+            placed = [pid in together for pid, points in ranked if (points >= 2) == strong]
+            assert placed == sorted(placed, reverse=True), (text, strong)
+    assert near > 0

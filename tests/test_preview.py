@@ -13,7 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from digest.ingest.store import ingest_source
 from digest.matching import preview
 from digest.matching.engine import PaperText, reference_top
-from digest.matching.query import parse_query, reference_match
+from digest.matching.query import (
+    parse_query,
+    reference_together,
+    together_phrase,
+)
 from digest.models import Paper
 
 from .conftest import ALL_PAGES, PAGE_004, make_subscriber
@@ -86,10 +90,9 @@ def test_previews_agree_with_the_reference_evaluator() -> None:
     for text in QUERIES:
         query = parse_query(text)
         expected = reference_top(texts, [query], top_n=len(texts))
-        phrase = preview.plain_phrase(text)
-        if phrase is not None:  # papers holding the words as a phrase come first
-            quoted = parse_query(phrase)
-            together = {p.id for p in texts if reference_match(quoted, p.title, p.abstract)}
+        phrase = together_phrase(text)
+        if phrase is not None:  # papers holding the words together come first
+            together = {p.id for p in texts if reference_together(phrase, p.title, p.abstract)}
             expected.sort(key=lambda e: e[0] not in together)  # stable: keeps the rest's order
         count, papers = preview.preview(text)
         assert count == len(expected), text
@@ -124,15 +127,16 @@ def test_a_preview_of_plain_words_says_how_many_hold_them_as_a_phrase(client: Cl
     data = client.get("/preview.json", {"q": "vision transformer"}).json()
     quoted = client.get("/preview.json", {"q": "“vision transformer”"}).json()
     assert data["phrase"] == '"vision transformer"'
-    assert 0 < quoted["count"] == data["together"] < data["count"]
-    assert quoted["phrase"] is None and quoted["together"] == 0
-    # The phrase matches are listed first, then the scattered ones.
-    phrase = parse_query('"vision transformer"')
+    assert 0 < quoted["count"] == data["as_phrase"] <= data["together"] < data["count"]
+    assert quoted["phrase"] is None and quoted["together"] == quoted["as_phrase"] == 0
+    # The papers holding the words together are listed first, then the scattered ones.
+    phrase = together_phrase("vision transformer")
+    assert phrase is not None
     listed = [Paper.objects.get(title=p["title"]) for p in data["papers"]]
-    held = [reference_match(phrase, p.title, p.abstract) for p in listed]
+    held = [bool(reference_together(phrase, p.title, p.abstract)) for p in listed]
     assert held == sorted(held, reverse=True) and held[0]
     html = preview.preview_result("vision transformer")
-    assert html.together == data["together"]
+    assert (html.together, html.as_phrase) == (data["together"], data["as_phrase"])
 
 
 @pytest.mark.django_db
@@ -148,3 +152,23 @@ def test_a_preview_warns_of_a_lower_case_or_between_words(client: Client) -> Non
     refused = client.get("/preview.json", {"q": "the of and"}).json()
     assert not refused["ok"]
     assert "nearly every paper" in refused["error"]["message"]
+
+
+@pytest.mark.django_db
+def test_the_settings_page_preview_says_how_many_hold_the_words_together(client: Client) -> None:
+    for page in ALL_PAGES:
+        ingest_source(str(page))
+    ada = make_subscriber("ada@example.org", ["mamba"])
+    session = client.session
+    session["subscriptions.subscriber"] = str(ada.uuid)
+    session.save()
+    data = client.get("/preview.json", {"q": "vision transformer"}).json()
+    assert data["as_phrase"] < data["together"]  # some hold them near, not as the phrase
+    page = client.post(
+        "/manage/filters/", {"new-query": "vision transformer", "action": "preview"}
+    ).content.decode()
+    assert (
+        f"<strong>{data['together']}</strong> with the words together, listed first; "
+        f"<strong>{data['as_phrase']}</strong> as a phrase — use quotes to keep only those: "
+        "<code>&quot;vision transformer&quot;</code>"
+    ) in page

@@ -23,17 +23,29 @@ share the work:
 Ranking -- one score per (subscriber, paper)::
 
     points  = sum, over the subscriber's filters and topics that match the paper, of
-              2 when the match is strong, 1 otherwise
-    score   = points + (P - 1 - rank) / P          (P papers in the edition)
+              2 when the match is strong, 1 otherwise,
+              + 1/2 when it is a filter of plain words that stand together in the paper
+    score   = points + (P - 1 - rank) / (2 P)      (P papers in the edition)
 
 A match is *strong* when one of the query's terms that helps it match (under an even
 number of negations, see :func:`digest.matching.query.explain`) is found in the paper's title or
 author list, and *weak* when such terms are found only in the abstract or its arXiv
-categories (a category says what area a paper is in, not what it is about). So a title hit
-beats an abstract-only hit, two matching filters beat one, and between equal points the
-paper with the higher ``trend`` wins, then the lower paper id. The fraction is below 1, so
-points always dominate; papers with no points are never selected. Each filter and each
-topic counts separately, even when two of them are the same query.
+categories (a category says what area a paper is in, not what it is about).
+
+A filter (or topic) of two or more plain words (:func:`digest.matching.query.together_phrase`:
+no quotes, operators, fields or prefixes) matches wherever each word is, but its words
+*stand together* in a paper when its title or its abstract holds them as the phrase, or
+all within ``N + 2`` consecutive words in any order (N words;
+:func:`digest.matching.query.reference_together`); such a match earns
+:data:`TOGETHER_POINTS` more. The half point is less than what a title hit adds, so the
+order is: strong and together, strong, weak and together, weak -- a tie-breaker within
+one strength that never lifts an abstract match above a title match.
+
+So a title hit beats an abstract-only hit, two matching filters beat one, and between
+equal points the paper with the higher ``trend`` wins, then the lower paper id. The
+trend fraction is below 1/2, the smallest step of points, so points always dominate;
+papers with no points are never selected. Each filter and each topic counts
+separately, even when two of them are the same query.
 
 ``trend`` is computed by the caller: any finite float, higher is better, of which only the
 order within the edition matters (delivery uses :func:`digest.matching.trend.trend_score`).
@@ -56,6 +68,7 @@ from itertools import chain
 import numpy as np
 
 from digest.matching.query import (
+    TOGETHER_SLACK,
     And,
     Category,
     Hit,
@@ -75,12 +88,15 @@ from digest.matching.query import (
     parse_query,
     phrase_spellings,
     reference_match,
+    reference_together,
+    together_phrase,
     tokens,
     word_key,
 )
 
 __all__ = [
     "STRONG_POINTS",
+    "TOGETHER_POINTS",
     "WEAK_POINTS",
     "Edition",
     "Match",
@@ -92,9 +108,12 @@ __all__ = [
     "match_edition",
     "query_bits",
     "rank_subscribers",
+    "reference_hits",
     "reference_points",
     "reference_top",
     "tag_papers",
+    "together_bits",
+    "together_hits",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,6 +122,12 @@ STRONG_POINTS = 2
 """Points a matching filter or topic gives a paper when a term is in its title or authors."""
 WEAK_POINTS = 1
 """Points a matching filter or topic gives a paper when its terms are only in the abstract."""
+TOGETHER_POINTS = 0.5
+"""Points a matching filter of plain words adds when its words stand together in the
+paper (as the phrase, or within a few words): less than a title hit adds."""
+# rank_subscribers adds points up in halves, with weights 1 (together), 2 (weak) and 4
+# (strong) as bit planes 0, 1 and 2.
+assert STRONG_POINTS == 2 * WEAK_POINTS == 4 * TOGETHER_POINTS
 
 _FIELDS = ("title", "abstract", "author")
 # Where a term of each field is looked for, in the order explain() lists the hits.
@@ -150,8 +175,8 @@ class Edition:
     """One edition's papers, tokenised and indexed (built by :func:`index_papers`).
 
     ``papers`` is in rank order (best trend first); ``paper_ids`` (int64, shape ``(P,)``)
-    and ``fraction`` (float64, the ``(P - 1 - rank) / P`` part of the score) are indexed
-    by rank; ``words`` is the number of 64-bit words in one bitset row.
+    and ``fraction`` (float64, the ``(P - 1 - rank) / (2 P)`` part of the score) are
+    indexed by rank; ``words`` is the number of 64-bit words in one bitset row.
     """
 
     def __init__(self, papers: Sequence[PaperText]):
@@ -165,7 +190,7 @@ class Edition:
         self.rank_of = {p.id: r for r, p in enumerate(self.papers)}
         self.paper_ids = np.array([p.id for p in self.papers], dtype=np.int64)
         n = max(self.size, 1)
-        self.fraction = (n - 1 - np.arange(self.size, dtype=np.float64)) / n
+        self.fraction = (n - 1 - np.arange(self.size, dtype=np.float64)) / (2 * n)
         self.words = max(1, -(-self.size // 64))
         self.everything = (1 << self.size) - 1
 
@@ -183,6 +208,11 @@ class Edition:
         # Per field, key -> papers where it stands as a compound of two tokens.
         self._compound_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
+        # Per field, rank -> key -> where it stands, sorted: 2 * position for a token,
+        # 2 * position + 1 for a compound of that token and the next (one int each, to
+        # keep the memory small); built for a paper the first time a filter of plain
+        # words that matches it needs them (together_bits).
+        self._spans: dict[str, dict[int, dict[str, list[int]]]] = {f: {} for f in _FIELDS}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
             bit = 1 << rank
@@ -329,6 +359,51 @@ class Edition:
                     found |= 1 << rank
         return found
 
+    def together_bits(self, keys: tuple[str, ...], fld: str, candidates: int) -> int:
+        """Those of ``candidates`` (a bitset) whose ``fld`` (``title`` or ``abstract``)
+        holds the words with these keys together: as the phrase (:meth:`phrase_bits`), or
+        each of them within one window of ``len(keys) + TOGETHER_SLACK`` consecutive
+        tokens, in any order, as a token or a compound of two
+        (:func:`digest.matching.query.reference_together` is the rule). Each paper is
+        looked at once per edition and ``keys``, whichever queries ask."""
+        checked_key, found_key = ("together-checked", keys, fld), ("together", keys, fld)
+        checked = self._leaf_memo.get(checked_key, 0)
+        found = self._leaf_memo.get(found_key, 0)
+        todo = candidates & ~checked
+        if todo:
+            # The window holds the phrase as written (N words in a row); only spellings
+            # with two words joined into one need a look of their own.
+            near = todo
+            wanted = frozenset(keys)
+            for key in wanted:
+                near &= self.term_bits(key, fld)
+            width = len(keys) + TOGETHER_SLACK
+            for rank in _bits(near):
+                if _within(self._key_spans(fld, rank), wanted, width):
+                    found |= 1 << rank
+            for spelling in phrase_spellings(keys)[1:]:
+                left = todo & ~found
+                if not left:
+                    break
+                found |= self._spelling_bits(spelling, fld, self.everything & ~left)
+            self._leaf_memo[checked_key] = checked | todo
+            self._leaf_memo[found_key] = found
+        return found & candidates
+
+    def _key_spans(self, fld: str, rank: int) -> dict[str, list[int]]:
+        # Where each key stands in the paper's field (see _spans).
+        spans = self._spans[fld].get(rank)
+        if spans is None:
+            spans = {}
+            text = self._joined[fld][rank]
+            for at, key in enumerate(text[1:-1].split(" ") if len(text) > 2 else ()):
+                spans.setdefault(key, []).append(2 * at)
+            for at, key in self._joins[fld].get(rank, {}).items():
+                spans.setdefault(key, []).append(2 * at + 1)
+                spans[key].sort()
+            self._spans[fld][rank] = spans
+        return spans
+
     def category_bits(self, pattern: str) -> int:
         """Papers listing a category that ``pattern`` names
         (:func:`digest.matching.query.category_matches`)."""
@@ -366,6 +441,28 @@ def _aligned(
     return joins.get(at) == key and _aligned(sequence, joins, at + 2, rest)
 
 
+def _within(spans: dict[str, list[int]], wanted: frozenset[str], width: int) -> bool:
+    # Whether one window of ``width`` consecutive tokens holds a span of every wanted key
+    # (spans as Edition._spans codes them: first token 2 * p, + 1 when it ends at p + 1).
+    # A shortest such window starts where some span starts; from a start, the first span
+    # in code order ends earliest.
+    lists = []
+    for key in wanted:
+        each = spans.get(key)
+        if not each:
+            return False
+        lists.append(each)
+    for start in sorted({code >> 1 for each in lists for code in each}):
+        end = start + width - 1
+        for each in lists:
+            i = bisect_left(each, 2 * start)
+            if i == len(each) or (each[i] >> 1) + (each[i] & 1) > end:
+                break
+        else:
+            return True
+    return False
+
+
 def index_papers(papers: Sequence[PaperText]) -> Edition:
     """Tokenise and index one edition's papers. Raises ``ValueError`` for repeated paper
     ids or a trend that is not a finite number."""
@@ -381,7 +478,11 @@ class _Bank:
 
     Entry 0 is the empty query (matches nothing): it pads short rows and stands in for
     texts that do not parse. ``weak[i]``/``strong[i]`` are bitsets of the papers query
-    ``i`` matches weakly/strongly (disjoint).
+    ``i`` matches weakly/strongly (disjoint); ``together[i]`` those of its matches where
+    its plain words stand together (0 unless ``phrases[i]``, its
+    :func:`~digest.matching.query.together_phrase`, is set). A text of plain words and
+    one with the same canonical query written otherwise (``state-space models`` and
+    ``"state space" models``) are separate entries.
     """
 
     def __init__(self, edition: Edition):
@@ -389,6 +490,9 @@ class _Bank:
         self.weak: list[int] = [0]
         self.strong: list[int] = [0]
         self.matched: list[int] = [0]  # weak | strong
+        self.together: list[int] = [0]
+        self.with_together: list[int] = []  # the entries whose ``together`` is not 0
+        self.phrases: list[Phrase | None] = [None]
         self.queries: list[Query | None] = [None]
         # Filled on first use: the papers each hit of query i is found in (Edition.hit_bits).
         self._hit_bits: list[tuple[tuple[Hit, int], ...] | None] = [()]
@@ -431,31 +535,56 @@ class _Bank:
                 )
                 if a.label != b.label
             }
+            phrase, mine = self.phrases[index], together_phrase(text)
+            if phrase is not None and mine is not None and phrase.label != mine.label:
+                labels[phrase.label] = mine.label
             if labels:
                 self.relabel[text] = labels
         return index
 
     def add(self, query: Query) -> int:
-        index = self._by_canonical.get(query.canonical)
+        """The entry of ``query``, evaluated on the edition the first time it is met.
+        Whether its words may stand together is read from ``query.source``."""
+        phrase = together_phrase(query.source) if _may_be_plain(query) else None
+        key = query.canonical if phrase is None else f"{query.canonical}\x00{phrase.text}"
+        index = self._by_canonical.get(key)
         if index is None:
             matches, helping, _ = self._node(query.root, keep=False)
             strong = matches & helping
-            index = self._by_canonical[query.canonical] = len(self.weak)
+            index = self._by_canonical[key] = len(self.weak)
             self.weak.append(matches & ~strong)
             self.strong.append(strong)
             self.matched.append(matches)
+            together = 0
+            if phrase is not None and matches:
+                edition = self.edition
+                together = edition.together_bits(phrase.keys, "title", matches)
+                together |= edition.together_bits(phrase.keys, "abstract", matches & ~together)
+            if together:
+                self.with_together.append(index)
+            self.together.append(together)
+            self.phrases.append(phrase)
             self.queries.append(query)
             self._hit_bits.append(None)
         return index
 
     def hits(self, index: int, rank: int) -> tuple[Hit, ...]:
-        """The hits of query ``index`` in the paper at ``rank`` (Edition.hits)."""
+        """The hits of query ``index`` in the paper at ``rank`` (Edition.hits), put as
+        :func:`together_hits` words it when its plain words stand together there."""
         hit_bits = self._hit_bits[index]
         if hit_bits is None:
             query = self.queries[index]
             assert query is not None  # only entry 0 has no query, and it has its hit bits
             hit_bits = self._hit_bits[index] = self.edition.hit_bits(query)
-        return tuple(hit for hit, bits in hit_bits if bits >> rank & 1)
+        hits = tuple(hit for hit, bits in hit_bits if bits >> rank & 1)
+        phrase = self.phrases[index]
+        if phrase is not None and self.together[index] >> rank & 1:
+            bit = 1 << rank
+            places = [
+                p for p in ("title", "abstract") if self.edition.together_bits(phrase.keys, p, bit)
+            ]
+            hits = together_hits(phrase.label, places, hits)
+        return hits
 
     def _node(self, node: Node, keep: bool = True) -> tuple[int, int, int]:
         # ``keep=False`` for whole queries: _by_canonical already shares those, and most
@@ -499,6 +628,19 @@ class _Bank:
         return _to_rows([weak[i] for i in indexes], words), _to_rows(
             [strong[i] for i in indexes], words
         )
+
+
+def _may_be_plain(query: Query) -> bool:
+    # What the parser makes of plain words (together_phrase says whether they are): a
+    # phrase in no field, or an AND of words and phrases in no field, from a text with
+    # no quotes or parentheses. Most filters are not, and are told apart here without
+    # reading their text again.
+    root, source = query.root, query.source
+    if '"' in source or "(" in source:
+        return False
+    if isinstance(root, And):
+        return all(isinstance(c, Term | Phrase) and c.field == "any" for c in root.children)
+    return isinstance(root, Phrase) and root.field == "any"
 
 
 def _to_rows(bitsets: Sequence[int], words: int) -> np.ndarray:
@@ -545,8 +687,9 @@ class PaperBits:
 class Ranking:
     """Every subscriber's top N, as arrays (row ``i`` is ``subscriber_ids[i]``).
 
-    ``paper_ids`` (int64) and ``points`` (int16) have shape ``(subscribers, N)``, best
-    first, padded with -1 and 0 when fewer than N papers match; ``scores`` (float64) is
+    ``paper_ids`` (int64) and ``points`` (float64, whole or half points) have shape
+    ``(subscribers, N)``, best first, padded with -1 and 0 when fewer than N papers
+    match; ``scores`` (float64) is
     ``points`` plus the paper's trend fraction (0 in padding). ``invalid`` maps query
     texts that did not parse (they matched nothing) to their error; ``distinct_queries``
     counts the queries evaluated after identical ones were merged.
@@ -821,8 +964,16 @@ def rank_subscribers(
     present = np.zeros(len(bank.weak), dtype=bool)
     present[items] = True
     used_queries = np.flatnonzero(present)
-    local = (np.cumsum(present, dtype=np.int32) - 1)[items]
+    renumber = np.cumsum(present, dtype=np.int32) - 1
+    local = renumber[items]
     weak, strong = bank.arrays(used_queries.tolist())
+    # The few used queries with papers where their plain words stand together: their
+    # bitsets, then a row of zeros; ``together_row`` maps each used query to its row.
+    with_together = np.array(bank.with_together, dtype=np.int64)
+    with_together = with_together[present[with_together]]
+    together = _to_rows([bank.together[i] for i in with_together.tolist()] + [0], edition.words)
+    together_row = np.full(len(used_queries), len(with_together), dtype=np.int32)
+    together_row[renumber[with_together]] = np.arange(len(with_together), dtype=np.int32)
     invalid = {}
     if bank.invalid:
         for _, texts, topic_ids in subscribers:
@@ -834,7 +985,7 @@ def rank_subscribers(
     n_subs = len(subscriber_ids)
     matched_items: list[list[tuple[int, int, int, int, bool]]] = [[] for _ in range(n_subs)]
     paper_ids = np.full((n_subs, top_n), -1, dtype=np.int64)
-    points = np.zeros((n_subs, top_n), dtype=np.int16)
+    points = np.zeros((n_subs, top_n), dtype=np.float64)
     scores = np.zeros((n_subs, top_n), dtype=np.float64)
     for lo in range(0, n_subs, chunk):
         hi = min(n_subs, lo + chunk)
@@ -843,8 +994,18 @@ def rank_subscribers(
         if used == 0 or edition.size == 0:  # nobody here has a query, or nothing to match
             continue
         index = np.ascontiguousarray(local[lo:hi, :used].T)
-        inputs = {0: list(weak[index]), 1: list(strong[index])}
-        planes = _bit_planes(inputs, (STRONG_POINTS * used).bit_length(), (hi - lo, edition.words))
+        # Points are added up in halves when some item's words stand together in some
+        # paper: those items (few) are a third kind of input, each row's taken first.
+        together_at = together_row[index]
+        extra = int((together_at < len(with_together)).sum(axis=0).max(initial=0))
+        if extra:
+            picked = np.sort(together_at, axis=0)[:extra]  # the zero row sorts last
+            inputs = {0: list(together[picked]), 1: list(weak[index]), 2: list(strong[index])}
+            unit, most = 0.5, 4 * used + extra
+        else:  # whole points (weak 1, strong 2): one bit plane fewer
+            inputs = {0: list(weak[index]), 1: list(strong[index])}
+            unit, most = 1.0, 2 * used
+        planes = _bit_planes(inputs, most.bit_length(), (hi - lo, edition.words))
         a, b = np.searchsorted(excluded_rows, [lo, hi])
         if b > a:
             rows, keep = excluded_rows[a:b] - lo, ~excluded_bits[a:b]
@@ -854,8 +1015,9 @@ def rank_subscribers(
         found = ranks >= 0
         safe = np.where(found, ranks, 0)
         paper_ids[lo:hi] = np.where(found, edition.paper_ids[safe], -1)
-        points[lo:hi] = got
-        scores[lo:hi] = np.where(found, got + edition.fraction[safe], 0.0)
+        got_points = got * unit
+        points[lo:hi] = got_points
+        scores[lo:hi] = np.where(found, got_points + edition.fraction[safe], 0.0)
         # Which of each row's items match each chosen paper, for the reasons: one gather
         # for the block instead of a test per (paper, item) later.
         shift = (safe & 63).astype(np.uint64)[:, :, None]
@@ -1015,26 +1177,69 @@ def query_bits(edition: Edition, text: str) -> tuple[int, int]:
     """``(weak, strong)``: bitsets of the papers of ``edition`` (bit ``r`` is the paper at
     rank ``r``) the filter ``text`` matches weakly and strongly (disjoint; see the module
     docstring). A text that does not parse matches nothing. One filter's ranking is then
-    read off directly: its strong matches in rank order, then its weak ones, as
+    read off directly, with :func:`together_bits` for a filter of plain words, as
     :func:`rank_subscribers` would rank them, without its per-call set-up."""
     bank = _Bank(edition)
     found = bank.by_text[text]
     return bank.weak[found], bank.strong[found]
 
 
+def together_bits(edition: Edition, text: str) -> int:
+    """The bitset of the papers of ``edition`` that the filter ``text`` matches and where
+    its plain words stand together (module docstring); 0 for any other filter and for a
+    text that does not parse."""
+    bank = _Bank(edition)
+    return bank.together[bank.by_text[text]]
+
+
 # ---------------------------------------------------------------------------------------
 # The specification of the ranking
 
 
-def reference_points(query: Query, paper: PaperText) -> int:
+def _reference_together(query: Query, paper: PaperText) -> tuple[Phrase | None, list[str]]:
+    # The filter's phrase when it is made of plain words, and where they stand together.
+    phrase = together_phrase(query.source) if query.source else None
+    if phrase is None:
+        return None, []
+    return phrase, reference_together(phrase, paper.title, paper.abstract)
+
+
+def reference_points(query: Query, paper: PaperText) -> float:
     """Points ``query`` gives ``paper`` by the reference evaluator: 0 when it does not
     match, :data:`STRONG_POINTS` when a helping term is in the title or authors,
-    :data:`WEAK_POINTS` otherwise."""
+    :data:`WEAK_POINTS` otherwise, plus :data:`TOGETHER_POINTS` when ``query`` is made of
+    plain words (``query.source``) that stand together in the paper
+    (:func:`digest.matching.query.reference_together`)."""
     if not reference_match(query, paper.title, paper.abstract, paper.authors, paper.categories):
         return 0
     hits = explain(query, paper.title, paper.abstract, paper.authors, paper.categories)
     strong = any(h.where in ("title", "author") for h in hits)
-    return STRONG_POINTS if strong else WEAK_POINTS
+    points: float = STRONG_POINTS if strong else WEAK_POINTS
+    if _reference_together(query, paper)[1]:
+        points += TOGETHER_POINTS
+    return points
+
+
+def reference_hits(query: Query, paper: PaperText) -> tuple[Hit, ...]:
+    """The hits a reason lists for ``query`` on ``paper`` (which it must match):
+    :func:`digest.matching.query.explain`, put as :func:`together_hits` says when the
+    query's plain words stand together in the paper."""
+    hits = explain(query, paper.title, paper.abstract, paper.authors, paper.categories)
+    phrase, places = _reference_together(query, paper)
+    if phrase is None or not places:
+        return tuple(hits)
+    return together_hits(phrase.label, places, hits)
+
+
+def together_hits(label: str, places: Sequence[str], hits: Sequence[Hit]) -> tuple[Hit, ...]:
+    """The hits of a filter of plain words whose words stand together in ``places``
+    (``title`` and/or ``abstract``, in that order), kept short: the phrase ``label`` in
+    the first of them (``"state space models" in title``), and when that is the
+    abstract, the words found in the title (they are what makes the match strong). The
+    other hits say nothing more and are left out."""
+    if places[0] == "title":
+        return (Hit(label, "title"),)
+    return (Hit(label, places[0]), *(hit for hit in hits if hit.where == "title"))
 
 
 def reference_top(
@@ -1043,7 +1248,7 @@ def reference_top(
     *,
     excluded: Collection[int] = (),
     top_n: int = 10,
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, float]]:
     """One subscriber's top ``top_n`` as ``(paper_id, points)``, computed paper by paper
     with :func:`reference_points` (``None`` queries match nothing) and ordered by points,
     then trend (higher first), then paper id."""

@@ -29,8 +29,8 @@ from django.conf import settings
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
-from digest.matching.engine import Edition, PaperText, index_papers, query_bits
-from digest.matching.query import QueryError, parse_query, query_warnings
+from digest.matching.engine import Edition, PaperText, index_papers, query_bits, together_bits
+from digest.matching.query import plain_words, query_warnings, together_phrase
 from digest.models import IngestRun, Paper
 
 __all__ = [
@@ -158,61 +158,52 @@ def current_index(now: datetime | None = None) -> PreviewIndex:
         return _current
 
 
-_OPERATOR_WORDS = frozenset({"OR", "AND", "NOT"})
-
-
 def plain_phrase(text: str) -> str | None:
     """The phrase a filter of two or more plain words would be in quotes, in the order
     written (``state space models`` → ``"state space models"``), or ``None`` when
     ``text`` is anything else (one word, quotes, operators, fields, prefixes,
-    exclusions or groups): only plain words scatter."""
-    words = text.split()
-    if len(words) < 2:
+    exclusions or groups; :func:`digest.matching.query.together_phrase`): only plain
+    words scatter."""
+    if together_phrase(text) is None:
         return None
-    for word in words:
-        if word in _OPERATOR_WORDS or word[0] == "-" or word.endswith("*"):
-            return None
-        if any(c in word for c in '"():') or "\u201c" in word or "\u201e" in word:
-            return None
-    phrase = '"' + " ".join(words) + '"'
-    try:
-        parse_query(phrase)
-    except QueryError:
-        return None
-    return phrase
+    return '"' + " ".join(plain_words(text) or ()) + '"'
 
 
 @dataclass(frozen=True)
 class Preview:
     """What a preview shows: ``count`` recent papers match, ``papers`` the first
     :data:`PREVIEW_LIMIT` of them; for a filter of plain words, ``phrase`` is it in
-    quotes and ``together`` how many of the matches hold the words as that phrase (they
-    are listed first), else ``None`` and 0; ``warnings`` are
-    :func:`digest.matching.query.query_warnings`."""
+    quotes, ``together`` how many of the matches hold its words together (as the
+    phrase or within a few words, as the digest ranks them; they are listed first) and
+    ``as_phrase`` how many of those hold the exact phrase (what quoting would keep),
+    else ``None``, 0 and 0; ``warnings`` are :func:`digest.matching.query.query_warnings`."""
 
     count: int
     papers: list[Paper]
     phrase: str | None = None
     together: int = 0
+    as_phrase: int = 0
     warnings: tuple[str, ...] = ()
 
 
 def preview_result(text: str, now: datetime | None = None) -> Preview:
     """The :class:`Preview` of the filter ``text``, ranked as a digest ranks papers
     (title and author matches first, then by upvotes), except that papers where the
-    words of a plain-word filter stand together as a phrase come before those where
-    they are scattered. ``text`` must parse (:func:`digest.matching.query.parse_query`);
-    one that does not matches nothing."""
+    words of a plain-word filter stand together (as the phrase, or within a few words:
+    :func:`digest.matching.engine.together_bits`) come before those where they are
+    scattered. ``text`` must parse (:func:`digest.matching.query.parse_query`); one that
+    does not matches nothing."""
     index = current_index(now)
     edition = index.edition
     weak, strong = query_bits(edition, text)
-    together = 0
+    together = as_phrase = 0
     phrase = plain_phrase(text)
     if phrase is not None:
+        together = together_bits(edition, text)
         phrase_weak, phrase_strong = query_bits(edition, phrase)
-        together = (phrase_weak | phrase_strong) & (weak | strong)
+        as_phrase = (phrase_weak | phrase_strong) & (weak | strong)
     ranks: list[int] = []
-    # Phrase matches first, then the rest; strong before weak within each, each in rank order.
+    # Together first, then the rest; strong before weak within each, each in rank order.
     for bits in (strong & together, weak & together, strong & ~together, weak & ~together):
         while bits and len(ranks) < PREVIEW_LIMIT:
             low = bits & -bits
@@ -226,6 +217,7 @@ def preview_result(text: str, now: datetime | None = None) -> Preview:
         papers=[index.papers[edition.papers[r].id] for r in ranks],
         phrase=phrase,
         together=together.bit_count(),
+        as_phrase=as_phrase.bit_count(),
         warnings=tuple(query_warnings(text)),
     )
 

@@ -42,6 +42,7 @@ __all__ = [
     "MAX_FILTERS",
     "MAX_QUERY_LENGTH",
     "MAX_TERMS",
+    "TOGETHER_SLACK",
     "And",
     "Category",
     "Hit",
@@ -61,8 +62,11 @@ __all__ = [
     "query_warnings",
     "parse_query",
     "phrase_spellings",
+    "plain_words",
     "reference_match",
+    "reference_together",
     "surface_forms",
+    "together_phrase",
     "tokens",
     "validate_filters",
     "word_key",
@@ -909,6 +913,49 @@ def validate_filters(texts: Sequence[str]) -> list[Query]:
 
 
 # ---------------------------------------------------------------------------------------
+# Plain words: together or scattered
+
+TOGETHER_SLACK = 2
+"""How many other words may stand among a plain-word filter's words for them still to
+count as together: its N words all within N + 2 consecutive words of one field."""
+
+
+def plain_words(text: str) -> tuple[str, ...] | None:
+    """The words of a filter made of two or more plain words, as written (``state space
+    models`` → ``("state", "space", "models")``), or ``None`` when ``text`` is anything
+    else: one word, a phrase in quotes, ``OR``/``AND``/``NOT``, an exclusion, a field, a
+    prefix, a group, or a word with no letters or digits. Only such filters scatter:
+    each of their words may be anywhere in the title or abstract. Emoji are ignored, as
+    :func:`parse_query` ignores them."""
+    try:
+        toks = _lex(text if text.isascii() else text.translate(_QUOTES))
+    except QueryError:
+        return None
+    if len(toks) < 2:
+        return None
+    for kind, value, _ in toks:
+        if kind != "word" or value.endswith("*") or ":" in value:
+            return None
+        if _word_node(value, "any") is None:
+            return None
+    return tuple(value for _, value, _ in toks)
+
+
+def together_phrase(text: str) -> Phrase | None:
+    """The phrase the :func:`plain_words` of ``text`` make in the order written, folded
+    (``State space models`` → ``"state space models"``), when they have two or more
+    distinct keys; ``None`` for every other filter. Its ``keys`` are what "the words
+    stand together" (:func:`reference_together`) looks for."""
+    words = plain_words(text)
+    if words is None:
+        return None
+    node = _word_node(" ".join(words), "any")
+    if not isinstance(node, Phrase) or len(set(node.keys)) < 2:
+        return None
+    return node
+
+
+# ---------------------------------------------------------------------------------------
 # The reference evaluator
 
 
@@ -1030,3 +1077,45 @@ def explain(
             for place in _leaf_hits(leaf, texts):
                 hits[Hit(leaf.label, place)] = None
     return list(hits)
+
+
+def _spans(folded: str, wanted: frozenset[str]) -> dict[str, list[tuple[int, int]]]:
+    # Token positions (first, last) where each wanted key stands: one token, or a
+    # compound of two (joined_tokens).
+    found: dict[str, list[tuple[int, int]]] = {k: [] for k in wanted}
+    for i, token in enumerate(tokens(folded)):
+        key = word_key(token)
+        if key in wanted:
+            found[key].append((i, i))
+    for i, compound in joined_tokens(folded):
+        key = word_key(compound)
+        if key in wanted:
+            found[key].append((i, i + 1))
+    return found
+
+
+def reference_together(phrase: Phrase, title: str, abstract: str) -> list[str]:
+    """The fields, of ``title`` and ``abstract`` in that order, where the words of a
+    plain-word filter (``phrase``, from :func:`together_phrase`) stand together: as the
+    phrase (as :func:`reference_match` finds a phrase, any of its spellings), or all
+    within one window of ``len(phrase.keys) + TOGETHER_SLACK`` consecutive tokens of the
+    field, in any order, each word as one token with its key or as a compound of two
+    tokens inside the window. Computed naively from the folded text; the engine's
+    :meth:`~digest.matching.engine.Edition.together_bits` is tested against it."""
+    texts = _folded(title, abstract, (), ())
+    as_phrase = _leaf_hits(phrase, texts)
+    wanted = frozenset(phrase.keys)
+    width = len(phrase.keys) + TOGETHER_SLACK
+    found: list[str] = []
+    for place in ("title", "abstract"):
+        if place in as_phrase:
+            found.append(place)
+            continue
+        spans = _spans(texts[place][0], wanted)
+        starts = sorted({first for each in spans.values() for first, _ in each})
+        for start in starts:
+            end = start + width - 1
+            if all(any(a >= start and b <= end for a, b in each) for each in spans.values()):
+                found.append(place)
+                break
+    return found

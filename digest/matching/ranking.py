@@ -10,8 +10,9 @@ Each paper's ``trend`` is :func:`digest.matching.trend.trend_score`.
 
 Ranking per subscriber (:mod:`digest.matching.engine`): pinned papers first (newest pin first),
 then by points — 2 for each of the subscriber's filters and topics that matches with a
-term in the title or authors, 1 for an abstract-only match — then by trend, then by paper
-id. For a subscriber with a learned profile the matches are ordered by points + trend
+term in the title or authors, 1 for an abstract-only match, ½ more for a filter of plain
+words that stand together in the paper — then by trend, then by paper id. For a
+subscriber with a learned profile the matches are ordered by points + trend
 fraction + the learned score, and up to ``Subscriber.suggestions`` "you may also like"
 papers follow them (:mod:`digest.relevance.score`, docs/relevance.md).
 """
@@ -89,7 +90,10 @@ class Selection:
 
 def reason_part(filter_text: str | None, topic_name: str, hits: Sequence[Hit]) -> str:
     """One filter's or topic's part of a reason: ``matched your filter "diffusion video"
-    (diffusion in title)`` or ``matched topic "Vision" (vision in abstract)``."""
+    (diffusion in title)``, ``matched your filter "state space models" ("state space
+    models" in title)`` (its plain words stand together:
+    :func:`digest.matching.engine.together_hits`) or ``matched topic "Vision" (vision in
+    abstract)``."""
     what = f'your filter "{filter_text}"' if filter_text is not None else f'topic "{topic_name}"'
     if not hits:
         return f"matched {what}"

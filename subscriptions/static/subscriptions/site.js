@@ -70,10 +70,19 @@
     p.appendChild(document.createTextNode(data.count ? ":" : ". Try a broader filter."));
     wrap.appendChild(p);
     if (data.phrase && data.count) {
-      // Plain words may be scattered over the abstract: say how many hold them together.
+      // Plain words may be scattered over the abstract: say how many hold them together
+      // (as the phrase or within a few words) and how many as the phrase itself.
       var together = el("p", "preview-phrase");
-      together.appendChild(el("strong", "", String(data.together)));
-      together.appendChild(document.createTextNode(" as a phrase, listed first — use quotes to keep only those: "));
+      if (data.together !== data.as_phrase) {
+        together.appendChild(el("strong", "", String(data.together)));
+        together.appendChild(document.createTextNode(" with the words together, listed first; "));
+        together.appendChild(el("strong", "", String(data.as_phrase)));
+        together.appendChild(document.createTextNode(" as a phrase"));
+      } else {
+        together.appendChild(el("strong", "", String(data.as_phrase)));
+        together.appendChild(document.createTextNode(" as a phrase, listed first"));
+      }
+      together.appendChild(document.createTextNode(" — use quotes to keep only those: "));
       together.appendChild(el("code", "", data.phrase));
       wrap.appendChild(together);
     }
