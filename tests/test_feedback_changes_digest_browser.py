@@ -172,14 +172,15 @@ def test_votes_from_the_email_reorder_the_next_digest_and_bring_suggestions(
     suggested = {pk: [i for i in its if i.suggested] for pk, its in items.items()}
 
     # What the documented formulas say, worked out here. The edition: papers seen within
-    # the daily window; its trend fraction (P − 1 − rank)/P by trend, then paper id.
+    # the daily window; its trend fraction (P − 1 − rank)/(2P) by trend, then paper id
+    # (the filters are single words: none earns the half point for words together).
     edition = list(
         Paper.objects.filter(hidden_at__isnull=True, last_seen_at__gte=tomorrow - window("daily"))
     )
     trend = _trends(edition, tomorrow)
     by_trend = sorted(edition, key=lambda p: (-trend[p.pk], p.pk))
     size = len(by_trend)
-    keyword = {p.pk: _points(p) + (size - 1 - rank) / size for rank, p in enumerate(by_trend)}
+    keyword = {p.pk: _points(p) + (size - 1 - rank) / (2 * size) for rank, p in enumerate(by_trend)}
     points = {p.pk: _points(p) for p in edition}
     candidates = sorted(
         (pk for pk in keyword if points[pk] and pk not in sent_before),
