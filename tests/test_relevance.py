@@ -89,8 +89,17 @@ def test_a_vector_of_another_variant_is_made_again() -> None:
         model="all-MiniLM-L6-v2", vector=to_bytes(stale)
     )
     assert missing_embeddings() == [paper.pk]
-    ids, _ = load_vectors([paper.pk])
-    assert ids == []  # another variant's vector is never compared with this one's
+    # Until it is made again, the former variant's vector is read (nothing stops working
+    # after an upgrade); a vector of any other model never is.
+    ids, matrix = load_vectors([paper.pk])
+    assert ids == [paper.pk] and np.allclose(matrix[0], stale)
+    PaperEmbedding.objects.filter(paper=paper).update(model="another-model")
+    assert load_vectors([paper.pk])[0] == []
+    # After an upgrade the newest papers are embedded again first.
+    newest = Paper.objects.order_by("-id").first()
+    assert newest is not None and newest.pk != paper.pk
+    PaperEmbedding.objects.filter(paper=newest).update(model="all-MiniLM-L6-v2")
+    assert missing_embeddings() == [newest.pk, paper.pk]
     call_command("embed_papers")
     row = PaperEmbedding.objects.get(paper=paper)
     assert row.model == MODEL_NAME

@@ -30,7 +30,7 @@ from digest.matching.ranking import (
 )
 from digest.matching.trend import trend_score, upvote_growth
 from digest.models import Digest, DigestItem, Feedback, Paper, PaperEmbedding, Sighting, Topic
-from digest.relevance.embed import DIMENSIONS, MODEL_NAME, load_vectors
+from digest.relevance.embed import DIMENSIONS, MODEL_NAME, READABLE_MODELS, load_vectors
 from digest.relevance.profile import rebuild_profile
 from digest.relevance.score import EditionVectors, Learner
 from digest.relevance.vectors import from_bytes, stack
@@ -323,7 +323,7 @@ def _learners(subscribers: Sequence[Subscriber]) -> dict[int, Learner]:
         "paper__embedding__vector",
         "paper__embedding__model",
     ):
-        votes[sid].append((pid, vote, source, title, vector if model == MODEL_NAME else None))
+        votes[sid].append((pid, vote, source, title, vector if model in READABLE_MODELS else None))
     learners = {}
     for sid, profile in profiles.items():
         mine = votes.get(sid, [])

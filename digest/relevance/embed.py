@@ -34,6 +34,7 @@ __all__ = [
     "MAX_TOKENS",
     "MODEL",
     "MODEL_NAME",
+    "READABLE_MODELS",
     "compute_dtype",
     "embed_papers",
     "embed_texts",
@@ -55,6 +56,11 @@ fix the vectors. A stored vector of another variant (``"all-MiniLM-L6-v2"``, cut
 before) is made again by ``manage.py embed_papers`` and the ingest task. The arithmetic
 (:func:`compute_dtype`) is not part of it: bfloat16 and float32 give the same vectors to
 a cosine of 0.9999."""
+READABLE_MODELS = (MODEL_NAME, MODEL)
+"""Variants whose stored vectors are used (:func:`load_vectors`, planning's votes): this
+one, and the former cut at 128 word pieces (stored as ``"all-MiniLM-L6-v2"``), whose
+vectors are within a mean cosine of 0.96 of this one's. So after an upgrade nothing
+stops working while papers are embedded again, newest first."""
 BATCH_SIZE = 64
 """Papers read and stored per statement by :func:`embed_papers`."""
 ENCODE_BATCH_SIZE = 16
@@ -118,13 +124,14 @@ def embed_texts(
 
 def missing_embeddings(paper_ids: Iterable[int] | None = None) -> list[int]:
     """Ids of papers (among ``paper_ids``, or all) with no embedding of :data:`MODEL_NAME`
-    (none, or one of another variant), oldest first."""
+    (none, or one of another variant), newest first: after an upgrade the papers of the
+    coming digests are embedded again before the archive."""
     from digest.models import Paper
 
     papers = Paper.objects.exclude(embedding__model=MODEL_NAME)
     if paper_ids is not None:
         papers = papers.filter(pk__in=list(paper_ids))
-    return list(papers.order_by("id").values_list("id", flat=True))
+    return list(papers.order_by("-id").values_list("id", flat=True))
 
 
 def embed_papers(paper_ids: Iterable[int], batch_size: int = BATCH_SIZE) -> int:
@@ -156,15 +163,15 @@ def embed_papers(paper_ids: Iterable[int], batch_size: int = BATCH_SIZE) -> int:
 
 
 def load_vectors(paper_ids: Iterable[int]) -> tuple[list[int], Matrix]:
-    """The stored embeddings of :data:`MODEL_NAME` among ``paper_ids``: their ids (in
+    """The stored embeddings of :data:`READABLE_MODELS` among ``paper_ids``: their ids (in
     ascending order) and a ``(len(ids), DIMENSIONS)`` matrix. Papers without one are left
     out."""
     from digest.models import PaperEmbedding
 
     rows = sorted(
-        PaperEmbedding.objects.filter(paper_id__any=list(paper_ids), model=MODEL_NAME).values_list(
-            "paper_id", "vector"
-        )
+        PaperEmbedding.objects.filter(
+            paper_id__any=list(paper_ids), model__in=READABLE_MODELS
+        ).values_list("paper_id", "vector")
     )
     ids = [pk for pk, _ in rows]
     return ids, stack([from_bytes(v, DIMENSIONS) for _, v in rows], DIMENSIONS)
