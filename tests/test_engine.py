@@ -147,8 +147,9 @@ def test_identical_queries_are_evaluated_once():
 
 
 def test_plain_words_in_another_order_are_another_query():
-    # Words stand together as the phrase in the order written, which may join two of
-    # them: "statespace models" holds "state-space models", not "models state-space".
+    # Spellings are made in the order written (they may join two neighbouring words), so
+    # the two orders stay two queries; both stand together in "statespace models": the
+    # window of the spelling "models statespace" takes its words in any order.
     papers = [paper(1, "Statespace models"), paper(2, "Models for state-space control", trend=1)]
     subscribers = [
         (1, ["state-space models", "State-Space model"], []),
@@ -157,7 +158,7 @@ def test_plain_words_in_another_order_are_another_query():
     ranking = rank_subscribers(index_papers(papers), subscribers, {}, top_n=2)
     assert ranking.distinct_queries == 2
     assert ranking.paper_ids.tolist() == [[2, 1], [2, 1]]
-    assert ranking.points.tolist() == [[5, 5], [2.5, 2]]
+    assert ranking.points.tolist() == [[5, 5], [2.5, 2.5]]
 
 
 def test_it_ranks_editions_larger_than_one_machine_word():
@@ -322,6 +323,23 @@ def test_together_means_within_two_more_words_than_the_filter_has():
     ranking = rank_subscribers(index_papers(papers), [(1, ["state space models"], [])], {})
     assert ranking.paper_ids[0, :3].tolist() == [1, 3, 2]
     assert ranking.points[0, :3].tolist() == [1.5, 1.5, 1]
+
+
+def test_together_counts_every_spelling_of_a_compound_both_ways():
+    # A hyphenated or joined word stands together whichever way the filter and the paper
+    # spell it: the window is that of each spelling (multimodal fusion: 2 words, 4 wide).
+    papers = [
+        paper(1, "", "multimodal late fusion of signals", trend=2.0),
+        paper(2, "", "multi-modal late fusion of signals", trend=3.0),
+        paper(3, "", "multimodal signals meet a late and slow fusion", trend=1.0),
+    ]
+    edition = index_papers(papers)
+    for text in ("multi-modal fusion", "multimodal fusion"):
+        ranking = rank_subscribers(edition, [(1, [text], [])], {})
+        assert ranking.paper_ids[0, :3].tolist() == [2, 1, 3], text
+        assert ranking.points[0, :3].tolist() == [1.5, 1.5, 1], text
+        expected = reference_top(papers, [parse_query(text)])
+        assert [points for _, points in expected] == [1.5, 1.5, 1], text
 
 
 def test_quoted_words_operators_and_fields_earn_nothing_for_standing_together():

@@ -361,9 +361,10 @@ class Edition:
 
     def together_bits(self, keys: tuple[str, ...], fld: str, candidates: int) -> int:
         """Those of ``candidates`` (a bitset) whose ``fld`` (``title`` or ``abstract``)
-        holds the words with these keys together: as the phrase (:meth:`phrase_bits`), or
-        each of them within one window of ``len(keys) + TOGETHER_SLACK`` consecutive
-        tokens, in any order, as a token or a compound of two
+        holds the words with these keys together: for one of the phrase's spellings
+        (:func:`digest.matching.query.phrase_spellings`), each of its keys within one
+        window of ``len(spelling) + TOGETHER_SLACK`` consecutive tokens, in any order, as
+        a token or a compound of two (which covers the spelling as a phrase)
         (:func:`digest.matching.query.reference_together` is the rule). Each paper is
         looked at once per edition and ``keys``, whichever queries ask."""
         checked_key, found_key = ("together-checked", keys, fld), ("together", keys, fld)
@@ -371,21 +372,19 @@ class Edition:
         found = self._leaf_memo.get(found_key, 0)
         todo = candidates & ~checked
         if todo:
-            # The window holds the phrase as written (N words in a row); only spellings
-            # with two words joined into one need a look of their own.
-            near = todo
-            wanted = frozenset(keys)
-            for key in wanted:
-                near &= self.term_bits(key, fld)
-            width = len(keys) + TOGETHER_SLACK
-            for rank in _bits(near):
-                if _within(self._key_spans(fld, rank), wanted, width):
-                    found |= 1 << rank
-            for spelling in phrase_spellings(keys)[1:]:
-                left = todo & ~found
-                if not left:
+            # Each spelling's window holds that spelling as a phrase (its keys in a row),
+            # so the window check of every spelling covers the phrase too.
+            for spelling in phrase_spellings(keys):
+                near = todo & ~found
+                if not near:
                     break
-                found |= self._spelling_bits(spelling, fld, self.everything & ~left)
+                wanted = frozenset(spelling)
+                for key in wanted:
+                    near &= self.term_bits(key, fld)
+                width = len(spelling) + TOGETHER_SLACK
+                for rank in _bits(near):
+                    if _within(self._key_spans(fld, rank), wanted, width):
+                        found |= 1 << rank
             self._leaf_memo[checked_key] = checked | todo
             self._leaf_memo[found_key] = found
         return found & candidates

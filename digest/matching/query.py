@@ -1097,25 +1097,30 @@ def _spans(folded: str, wanted: frozenset[str]) -> dict[str, list[tuple[int, int
 def reference_together(phrase: Phrase, title: str, abstract: str) -> list[str]:
     """The fields, of ``title`` and ``abstract`` in that order, where the words of a
     plain-word filter (``phrase``, from :func:`together_phrase`) stand together: as the
-    phrase (as :func:`reference_match` finds a phrase, any of its spellings), or all
-    within one window of ``len(phrase.keys) + TOGETHER_SLACK`` consecutive tokens of the
-    field, in any order, each word as one token with its key or as a compound of two
-    tokens inside the window. Computed naively from the folded text; the engine's
-    :meth:`~digest.matching.engine.Edition.together_bits` is tested against it."""
+    phrase (as :func:`reference_match` finds a phrase, any of its spellings), or, for
+    one of its spellings (:func:`phrase_spellings`: ``multi-modal fusion`` is also
+    ``multimodal fusion``), all its keys within one window of ``len(spelling) +
+    TOGETHER_SLACK`` consecutive tokens of the field, in any order, each key as one token
+    or as a compound of two tokens inside the window. Computed naively from the folded
+    text; the engine's :meth:`~digest.matching.engine.Edition.together_bits` is tested
+    against it."""
     texts = _folded(title, abstract, (), ())
     as_phrase = _leaf_hits(phrase, texts)
-    wanted = frozenset(phrase.keys)
-    width = len(phrase.keys) + TOGETHER_SLACK
     found: list[str] = []
     for place in ("title", "abstract"):
-        if place in as_phrase:
+        if place in as_phrase or any(
+            _in_one_window(texts[place][0], spelling) for spelling in phrase_spellings(phrase.keys)
+        ):
             found.append(place)
-            continue
-        spans = _spans(texts[place][0], wanted)
-        starts = sorted({first for each in spans.values() for first, _ in each})
-        for start in starts:
-            end = start + width - 1
-            if all(any(a >= start and b <= end for a, b in each) for each in spans.values()):
-                found.append(place)
-                break
     return found
+
+
+def _in_one_window(folded: str, keys: tuple[str, ...]) -> bool:
+    # Whether every key stands within one window of len(keys) + TOGETHER_SLACK tokens.
+    spans = _spans(folded, frozenset(keys))
+    width = len(keys) + TOGETHER_SLACK
+    for start in sorted({first for each in spans.values() for first, _ in each}):
+        end = start + width - 1
+        if all(any(a >= start and b <= end for a, b in each) for each in spans.values()):
+            return True
+    return False
