@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from functools import lru_cache
@@ -761,15 +761,20 @@ class _Parser:
         return node
 
 
+def _matches_paper_of(node: Node, holds: Callable[[Node], bool]) -> bool:
+    # Whether the query would match a paper holding exactly the leaves ``holds`` accepts.
+    if isinstance(node, Not):
+        return not _matches_paper_of(node.child, holds)
+    if isinstance(node, And):
+        return all(_matches_paper_of(c, holds) for c in node.children)
+    if isinstance(node, Or):
+        return any(_matches_paper_of(c, holds) for c in node.children)
+    return holds(node)
+
+
 def _matches_empty(node: Node) -> bool:
     # True when the query would match a paper with no text at all: it only excludes.
-    if isinstance(node, Not):
-        return not _matches_empty(node.child)
-    if isinstance(node, And):
-        return all(_matches_empty(c) for c in node.children)
-    if isinstance(node, Or):
-        return any(_matches_empty(c) for c in node.children)
-    return False
+    return _matches_paper_of(node, lambda leaf: False)
 
 
 STOP_WORDS = frozenset(
@@ -785,20 +790,19 @@ STOP_WORDS = frozenset(
 The list is the core of the common English stop-word lists (e.g. NLTK's)."""
 
 
+def _is_stop_words(leaf: Node) -> bool:
+    # A word or phrase (outside the author field) made of stop words only.
+    if isinstance(leaf, Term):
+        return leaf.key in STOP_WORDS and leaf.field != "author"
+    if isinstance(leaf, Phrase):
+        return all(k in STOP_WORDS for k in leaf.keys) and leaf.field != "author"
+    return False
+
+
 def _matches_stop_words(node: Node) -> bool:
     # True when the query would match a paper made of stop words only: it looks for
     # nothing that tells papers apart.
-    if isinstance(node, Not):
-        return not _matches_stop_words(node.child)
-    if isinstance(node, And):
-        return all(_matches_stop_words(c) for c in node.children)
-    if isinstance(node, Or):
-        return any(_matches_stop_words(c) for c in node.children)
-    if isinstance(node, Term):
-        return node.key in STOP_WORDS and node.field != "author"
-    if isinstance(node, Phrase):
-        return all(k in STOP_WORDS for k in node.keys) and node.field != "author"
-    return False
+    return _matches_paper_of(node, _is_stop_words)
 
 
 _LOWER_OPERATORS = {"or": "OR", "and": "AND", "not": "NOT"}
