@@ -376,25 +376,19 @@ def main() -> None:
                 voted=frozenset(pk for pk, _ in votes[i]),
             )
         vectors = EditionVectors(tuple(p.id for p in later), matrix[[row[p.id] for p in later]])
-        digest = select_for_subscribers(
-            specs,
-            later_edition,
-            limit=DIGEST_LIMIT,
-            excluded=excluded,
-            topics={},
-            learners=learners,
-            vectors=vectors,
-            suggestions=dict.fromkeys(readers, DIGEST_SUGGESTIONS),
-        )
-        alone = select_for_subscribers(
-            specs,
-            later_edition,
-            limit=DIGEST_LIMIT,
-            excluded=excluded,
-            topics={},
-            learners=learners,
-            vectors=vectors,
-            suggestions=dict.fromkeys(readers, SUGGESTIONS_ALONE),
+        # The digest as sent, and again with room for more suggestions (scored alone).
+        digest, alone = (
+            select_for_subscribers(
+                specs,
+                later_edition,
+                limit=DIGEST_LIMIT,
+                excluded=excluded,
+                topics={},
+                learners=learners,
+                vectors=vectors,
+                suggestions=dict.fromkeys(readers, k),
+            )
+            for k in (DIGEST_SUGGESTIONS, SUGGESTIONS_ALONE)
         )
         results[name] = _scores(digest, relevant, readers)
         suggested = {i: [s.paper_id for s in alone[i] if s.suggested] for i in readers}
