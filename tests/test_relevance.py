@@ -3,9 +3,7 @@ feedback, and digests that use them (docs/relevance.md)."""
 
 from __future__ import annotations
 
-import email
 import email.message
-import email.policy
 import json
 from html import escape as html_escape
 from pathlib import Path
@@ -35,6 +33,7 @@ from digest.relevance.vectors import from_bytes, normalise, to_bytes
 from subscriptions.models import Subscriber
 
 from .conftest import PAGE_002, PAGE_004, make_subscriber
+from .test_signup import sent
 
 pytestmark = pytest.mark.django_db
 
@@ -206,8 +205,8 @@ def _items(result: DeliveryResult) -> list[DigestItem]:
 
 
 def _message(outbox: Path) -> email.message.EmailMessage:
-    [path] = outbox.glob("digest-*.eml")
-    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[return-value]
+    [message] = sent(outbox, "digest")
+    return message
 
 
 def test_a_liked_paper_brings_suggestions_in_a_section_of_their_own(
@@ -245,14 +244,7 @@ def test_a_liked_paper_brings_suggestions_in_a_section_of_their_own(
     )
     assert not any("mamba" in t.lower() for t in titles)
 
-    message = next(
-        m
-        for m in (
-            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in outbox.glob("digest-*.eml")
-        )
-        if m["To"] == ada.email
-    )
+    message = next(m for m in sent(outbox, "digest") if m["To"] == ada.email)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     section = text.index("YOU MAY ALSO LIKE")
