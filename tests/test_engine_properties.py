@@ -223,7 +223,7 @@ def test_engine_points_equal_reference_points_for_every_query_and_paper(texts_, 
     ranking = rank_subscribers(index_papers(papers_), subscribers, {}, top_n=len(papers_))
     for row, query in enumerate(queries):
         engine = {
-            int(pid): int(pts)
+            int(pid): float(pts)
             for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
             if pid >= 0
         }
@@ -266,7 +266,7 @@ def test_engine_top_n_equals_reference_top_n(filter_texts, topic_texts, papers_,
         queries += [parse_query(topics[t]) if t in topics else None for t in my_topics]
         expected = reference_top(papers_, queries, excluded=excluded[sid], top_n=top_n)
         got = [
-            (int(pid), int(pts))
+            (int(pid), float(pts))
             for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
             if pid >= 0
         ]
