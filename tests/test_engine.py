@@ -377,3 +377,49 @@ def test_a_reason_names_the_phrase_where_the_words_stand_together():
     )
     # Scattered: the words, each where it is found.
     assert reasons[2] == (f"{mine} (models in title, space in abstract, state in abstract)")
+
+
+def test_subscribers_of_every_width_ranked_in_blocks_get_the_reference_top_n():
+    """Rows are added up in blocks of similar width (1 to 20 filters and topics here, a
+    filter that does not parse among them): each subscriber still gets the reference's
+    top N, points and matched filters, whatever block they land in."""
+    words = ["mamba", "diffusion", "video", "state space", "agents", "robot", "vision"]
+    papers = [
+        paper(
+            i,
+            f"{words[i % 7]} {words[(i * 3) % 7]} models",
+            f"We study {words[(i * 5) % 7]} and {words[(i + 2) % 7]} with {words[i % 7]}.",
+            trend=float(i % 5),
+        )
+        for i in range(1, 41)
+    ]
+    topics = {7: "robot OR agents", 8: '"state space"'}
+    subscribers = []
+    for sid in range(30):
+        width = 1 + (sid * 7) % 20
+        filters = [
+            words[(sid + j) % 7] + ("" if j < 7 else f" {words[j % 7]}") for j in range(width)
+        ]
+        if sid % 4 == 0:
+            filters[len(filters) // 2] = "the of"  # refused: matches nothing
+        subscribers.append((sid, filters, [7, 8][: sid % 3]))
+    excluded = {sid: {sid % 40 + 1, (sid * 3) % 40 + 1} for sid in range(0, 30, 3)}
+    edition = index_papers(papers)
+    one_block = rank_subscribers(edition, subscribers, topics, excluded=excluded, top_n=6)
+    blocks = rank_subscribers(edition, subscribers, topics, excluded=excluded, top_n=6, chunk=3)
+    for row, (sid, filters, topic_ids) in enumerate(subscribers):
+        queries = []
+        for text in filters + [topics[t] for t in topic_ids]:
+            try:
+                queries.append(parse_query(text))
+            except ValueError:
+                queries.append(None)
+        expected = reference_top(papers, queries, excluded=excluded.get(sid, ()), top_n=6)
+        for ranking in (one_block, blocks):
+            got = [
+                (int(pid), float(pts))
+                for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
+                if pid >= 0
+            ]
+            assert got == expected, sid
+        assert blocks.matched_items[row] == one_block.matched_items[row]

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from digest.matching.engine import (
     STRONG_POINTS,
+    Edition,
     PaperText,
     Reason,
     index_papers,
@@ -220,20 +221,26 @@ def parsed(text: str):
 def test_engine_points_equal_reference_points_for_every_query_and_paper(texts_, papers_):
     queries = [parsed(t) for t in texts_]
     subscribers = [(i, [t], []) for i, t in enumerate(texts_)]
-    ranking = rank_subscribers(index_papers(papers_), subscribers, {}, top_n=len(papers_))
-    for row, query in enumerate(queries):
-        engine = {
-            int(pid): float(pts)
-            for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
-            if pid >= 0
-        }
-        for paper in papers_:
-            expected = reference_points(query, paper)
-            assert engine.get(paper.id, 0) == expected, (str(query), paper)
-            matched = reference_match(
-                query, paper.title, paper.abstract, paper.authors, paper.categories
-            )
-            assert (paper.id in engine) == matched
+    # Papers checked for phrases and words together one by one, and all at once (numpy),
+    # as an edition of many papers does.
+    for one_by_one in (None, 0):
+        edition = index_papers(papers_)
+        if one_by_one is not None:
+            edition.phrase_papers_one_by_one = edition.window_papers_one_by_one = one_by_one
+        ranking = rank_subscribers(edition, subscribers, {}, top_n=len(papers_))
+        for row, query in enumerate(queries):
+            engine = {
+                int(pid): float(pts)
+                for pid, pts in zip(ranking.paper_ids[row], ranking.points[row], strict=True)
+                if pid >= 0
+            }
+            for paper in papers_:
+                expected = reference_points(query, paper)
+                assert engine.get(paper.id, 0) == expected, (str(query), paper)
+                matched = reference_match(
+                    query, paper.title, paper.abstract, paper.authors, paper.categories
+                )
+                assert (paper.id in engine) == matched
 
 
 @given(
@@ -445,17 +452,36 @@ def together_cases(draw: st.DrawFn) -> tuple[str, list[PaperText]]:
     return text, papers_
 
 
+@given(st.one_of(plain_filters(), query_texts, st.text(max_size=40)))
+def test_the_parser_finds_the_phrase_of_plain_words_as_together_phrase_does(text):
+    """parse_query works out ``together`` without lexing again; together_phrase (which
+    the reference evaluator uses) is the rule."""
+    try:
+        query = parse_query(text)
+    except QueryError:
+        return
+    expected = together_phrase(text)
+    assert query.together == expected
+    if expected is not None:
+        assert query.together is not None and query.together.label == expected.label
+
+
 @given(together_cases())
 def test_words_standing_together_are_found_as_the_reference_finds_them(case):
     text, papers_ = case
     phrase = together_phrase(text)
     assume(phrase is not None)
     assert phrase is not None
-    edition = index_papers(papers_)
-    for paper in papers_:
-        bit = 1 << edition.rank_of[paper.id]
-        found = [f for f in ("title", "abstract") if edition.together_bits(phrase.keys, f, bit)]
-        assert found == reference_together(phrase, paper.title, paper.abstract), paper
+    # Papers checked one by one, and all at once (numpy), as an edition of many does.
+    for one_by_one in (Edition.window_papers_one_by_one, 0):
+        edition = index_papers(papers_)
+        edition.window_papers_one_by_one = one_by_one
+        everything = edition.together_bits(phrase.keys, "abstract", edition.everything)
+        for paper in papers_:
+            bit = 1 << edition.rank_of[paper.id]
+            found = [f for f in ("title", "abstract") if edition.together_bits(phrase.keys, f, bit)]
+            assert found == reference_together(phrase, paper.title, paper.abstract), paper
+            assert bool(everything & bit) == ("abstract" in found)
 
 
 @given(st.lists(together_cases(), min_size=1, max_size=3), st.data())

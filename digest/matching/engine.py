@@ -179,6 +179,13 @@ class Edition:
     indexed by rank; ``words`` is the number of 64-bit words in one bitset row.
     """
 
+    phrase_papers_one_by_one = 24
+    """:meth:`phrase_bits` checks this many candidate papers or fewer one by one (Python),
+    more all at once (numpy, :class:`_KeyPlaces`): the two give the same answer; the
+    crossover was measured on the match benchmark's edition."""
+    window_papers_one_by_one = 8
+    """The same for :meth:`together_bits`."""
+
     def __init__(self, papers: Sequence[PaperText]):
         ids = [p.id for p in papers]
         if len(set(ids)) != len(ids):
@@ -213,6 +220,9 @@ class Edition:
         # keep the memory small); built for a paper the first time a filter of plain
         # words that matches it needs them (together_bits).
         self._spans: dict[str, dict[int, dict[str, list[int]]]] = {f: {} for f in _FIELDS}
+        # Per field, the same for every paper at once (_KeyPlaces), built the first time
+        # a filter of plain words has many papers to check.
+        self._places: dict[str, _KeyPlaces] = {}
         keys: dict[str, str] = {}
         for rank, paper in enumerate(self.papers):
             bit = 1 << rank
@@ -323,40 +333,55 @@ class Edition:
         found = self._leaf_memo.get(memo_key)
         if found is None:
             found = 0
+            key_bits = self._key_bits[fld]
             for spelling in phrase_spellings(keys):
-                found |= self._spelling_bits(spelling, fld, found)
+                # Most spellings join words no paper writes as one: skip them here.
+                candidates = self.everything & ~found
+                for key in spelling:
+                    candidates &= key_bits.get(key, 0)
+                    if not candidates:
+                        break
+                else:
+                    if candidates.bit_count() > self.phrase_papers_one_by_one:
+                        ranks = self._places_of(fld).phrase(spelling)
+                        found |= _bitset(ranks, self.size) & candidates
+                    else:
+                        found |= self._spelling_bits(spelling, fld, candidates)
             self._leaf_memo[memo_key] = found
         return found
 
-    def _spelling_bits(self, keys: tuple[str, ...], fld: str, known: int) -> int:
-        # Papers (not in ``known``) where ``keys`` stand consecutively.
+    def _places_of(self, fld: str) -> _KeyPlaces:
+        places = self._places.get(fld)
+        if places is None:
+            places = self._places[fld] = _KeyPlaces(self._joined[fld], self._joins[fld])
+        return places
+
+    def _spelling_bits(self, keys: tuple[str, ...], fld: str, candidates: int) -> int:
+        # Those of ``candidates`` (papers holding every key) where ``keys`` stand
+        # consecutively.
         found = 0
-        candidates = self.everything & ~known
+        joined = self._joins[fld]
+        texts = self._joined[fld]
+        sequences = self._sequences[fld]
+        compound_bits = self._compound_bits[fld]
+        # Papers where some key stands as a compound: only they need the slow check.
+        compounds = 0
         for key in keys:
-            candidates &= self.term_bits(key, fld)
-        if candidates:
-            joined = self._joins[fld]
-            texts = self._joined[fld]
-            sequences = self._sequences[fld]
-            compound_bits = self._compound_bits[fld]
-            # Papers where some key stands as a compound: only they need the slow check.
-            compounds = 0
-            for key in keys:
-                compounds |= compound_bits.get(key, 0)
-            compounds &= candidates
-            needle, first = f" {' '.join(keys)} ", keys[0]
-            for rank in _bits(candidates):
-                if needle in texts[rank]:  # the keys stand together as tokens
-                    found |= 1 << rank
-                    continue
-                if not compounds >> rank & 1:
-                    continue
-                joins, sequence = joined[rank], sequences[rank]
-                # A key stands as a compound of two tokens (rare): try every start.
-                starts = [p for p, key in joins.items() if key == first]
-                starts += [p for p, key in enumerate(sequence) if key == first]
-                if any(_aligned(sequence, joins, p, keys) for p in starts):
-                    found |= 1 << rank
+            compounds |= compound_bits.get(key, 0)
+        compounds &= candidates
+        needle, first = f" {' '.join(keys)} ", keys[0]
+        for rank in _bits(candidates):
+            if needle in texts[rank]:  # the keys stand together as tokens
+                found |= 1 << rank
+                continue
+            if not compounds >> rank & 1:
+                continue
+            joins, sequence = joined[rank], sequences[rank]
+            # A key stands as a compound of two tokens (rare): try every start.
+            starts = [p for p, key in joins.items() if key == first]
+            starts += [p for p, key in enumerate(sequence) if key == first]
+            if any(_aligned(sequence, joins, p, keys) for p in starts):
+                found |= 1 << rank
         return found
 
     def together_bits(self, keys: tuple[str, ...], fld: str, candidates: int) -> int:
@@ -366,22 +391,28 @@ class Edition:
         window of ``len(spelling) + TOGETHER_SLACK`` consecutive tokens, in any order, as
         a token or a compound of two (which covers the spelling as a phrase)
         (:func:`digest.matching.query.reference_together` is the rule). Each paper is
-        looked at once per edition and ``keys``, whichever queries ask."""
+        looked at once per edition and ``keys``, whichever queries ask: one by one when
+        they are few (at most ``window_papers_one_by_one``), else all papers at once."""
         checked_key, found_key = ("together-checked", keys, fld), ("together", keys, fld)
         checked = self._leaf_memo.get(checked_key, 0)
         found = self._leaf_memo.get(found_key, 0)
         todo = candidates & ~checked
         if todo:
+            key_bits = self._key_bits[fld]
             # Each spelling's window holds that spelling as a phrase (its keys in a row),
             # so the window check of every spelling covers the phrase too.
             for spelling in phrase_spellings(keys):
                 near = todo & ~found
-                if not near:
-                    break
                 wanted = frozenset(spelling)
                 for key in wanted:
-                    near &= self.term_bits(key, fld)
+                    near &= key_bits.get(key, 0)
+                if not near:
+                    continue
                 width = len(spelling) + TOGETHER_SLACK
+                if near.bit_count() > self.window_papers_one_by_one:
+                    ranks = self._places_of(fld).together(spelling, width)
+                    found |= _bitset(ranks, self.size) & near
+                    continue
                 for rank in _bits(near):
                     if _within(self._key_spans(fld, rank), wanted, width):
                         found |= 1 << rank
@@ -440,6 +471,101 @@ def _aligned(
     return joins.get(at) == key and _aligned(sequence, joins, at + 2, rest)
 
 
+class _KeyPlaces:
+    """Where each key stands in one field of every paper of an edition, for the window
+    check of words standing together, done for all papers at once with numpy.
+
+    A place is coded as one int64: ``2 * (rank << shift | position)`` for a token,
+    ``+ 1`` for a compound of that token and the next (it ends one token later), so code
+    order is the order in which places end. ``codes[offsets[n]:offsets[n + 1]]`` are the
+    places of key number ``numbers[key]``, ascending.
+    """
+
+    def __init__(self, texts: Sequence[str], joins: Mapping[int, Mapping[int, str]]):
+        # ``texts``: each paper's keys joined by spaces with a space at each end
+        # (Edition._joined); ``joins``: rank -> {position: compound key} (Edition._joins).
+        numbers: dict[str, int] = {}
+        number = numbers.setdefault
+        key_of: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            sequence = text[1:-1].split(" ") if len(text) > 2 else []
+            key_of += [number(key, len(numbers)) for key in sequence]
+            lengths.append(len(sequence))
+        self.shift = max(lengths, default=0).bit_length()
+        counts = np.array(lengths, dtype=np.int64)
+        total = int(counts.sum())
+        rank = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
+        position = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        joined_key, joined_code = [], []
+        for r, at_key in joins.items():
+            for at, key in at_key.items():
+                joined_key.append(number(key, len(numbers)))
+                joined_code.append(2 * (r << self.shift | at) + 1)
+        keys = np.array(key_of + joined_key, dtype=np.int64)
+        codes = np.concatenate(
+            [2 * (rank << self.shift | position), np.array(joined_code, dtype=np.int64)]
+        )
+        order = np.lexsort((codes, keys))
+        self.numbers = numbers
+        self.codes = codes[order]
+        self.offsets = np.concatenate(
+            [[0], np.cumsum(np.bincount(keys, minlength=len(numbers)))]
+        ).astype(np.int64)
+
+    def _lists(self, keys: Iterable[str]) -> list[np.ndarray] | None:
+        # The places of each key, or None when some key stands nowhere.
+        lists = []
+        for key in keys:
+            n = self.numbers.get(key)
+            if n is None:
+                return None
+            lists.append(self.codes[self.offsets[n] : self.offsets[n + 1]])
+        return lists
+
+    def phrase(self, keys: tuple[str, ...]) -> np.ndarray:
+        """Ranks (int64, possibly repeated) of the papers where ``keys`` stand in a row,
+        each a token or a compound of two (as ``Edition._spelling_bits`` checks one paper
+        at a time): from the places where the first key ends, each next key must start at
+        the next token. Places never run from one paper into the next (rank blocks of
+        ``1 << shift`` positions, each paper shorter)."""
+        lists = self._lists(keys)
+        if lists is None:
+            return np.zeros(0, dtype=np.int64)
+        first = lists[0]
+        ends = (first >> 1) + (first & 1)
+        for each in lists[1:]:
+            token = (ends + 1) << 1  # the code of a token standing right after
+            i = np.searchsorted(each, token)
+            last = len(each) - 1
+            is_token = each[np.minimum(i, last)] == token
+            # A compound there has the next code: right after the token, if one is there.
+            is_compound = each[np.minimum(i + is_token, last)] == token + 1
+            ends = np.concatenate([ends[is_token] + 1, ends[is_compound] + 2])
+            if not ends.size:
+                break
+        return ends >> self.shift
+
+    def together(self, spelling: tuple[str, ...], width: int) -> np.ndarray:
+        """Ranks (int64, possibly repeated) of the papers where one window of ``width``
+        consecutive tokens holds a place of every key of ``spelling``. A shortest such
+        window starts where some place starts, and from a start the first place of a key
+        in code order ends earliest: each start is checked with one search per key."""
+        lists = self._lists(set(spelling))
+        if lists is None:
+            return np.zeros(0, dtype=np.int64)
+        starts = np.concatenate(lists) >> 1
+        paper = starts >> self.shift
+        last = starts + (width - 1)
+        ok = np.ones(starts.shape, dtype=bool)
+        for each in lists:
+            i = np.searchsorted(each, starts << 1)
+            code = each[np.minimum(i, len(each) - 1)]
+            end = (code >> 1) + (code & 1)
+            ok &= (i < len(each)) & (end <= last) & (end >> self.shift == paper)
+        return paper[ok]
+
+
 def _within(spans: dict[str, list[int]], wanted: frozenset[str], width: int) -> bool:
     # Whether one window of ``width`` consecutive tokens holds a span of every wanted key
     # (spans as Edition._spans codes them: first token 2 * p, + 1 when it ends at p + 1).
@@ -460,6 +586,15 @@ def _within(spans: dict[str, list[int]], wanted: frozenset[str], width: int) -> 
         else:
             return True
     return False
+
+
+def _bitset(ranks: np.ndarray, size: int) -> int:
+    # The bitset of papers at ``ranks`` (int64, any order, repeats allowed).
+    if not ranks.size:
+        return 0
+    flags = np.zeros(size, dtype=bool)
+    flags[ranks] = True
+    return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
 
 def index_papers(papers: Sequence[PaperText]) -> Edition:
@@ -534,7 +669,7 @@ class _Bank:
                 )
                 if a.label != b.label
             }
-            phrase, mine = self.phrases[index], together_phrase(text)
+            phrase, mine = self.phrases[index], query.together
             if phrase is not None and mine is not None and phrase.label != mine.label:
                 labels[phrase.label] = mine.label
             if labels:
@@ -543,8 +678,8 @@ class _Bank:
 
     def add(self, query: Query) -> int:
         """The entry of ``query``, evaluated on the edition the first time it is met.
-        Whether its words may stand together is read from ``query.source``."""
-        phrase = together_phrase(query.source) if _may_be_plain(query) else None
+        Whether its words may stand together is ``query.together``."""
+        phrase = query.together
         key = query.canonical if phrase is None else f"{query.canonical}\x00{phrase.text}"
         index = self._by_canonical.get(key)
         if index is None:
@@ -627,19 +762,6 @@ class _Bank:
         return _to_rows([weak[i] for i in indexes], words), _to_rows(
             [strong[i] for i in indexes], words
         )
-
-
-def _may_be_plain(query: Query) -> bool:
-    # What the parser makes of plain words (together_phrase says whether they are): a
-    # phrase in no field, or an AND of words and phrases in no field, from a text with
-    # no quotes or parentheses. Most filters are not, and are told apart here without
-    # reading their text again.
-    root, source = query.root, query.source
-    if '"' in source or "(" in source:
-        return False
-    if isinstance(root, And):
-        return all(isinstance(c, Term | Phrase) and c.field == "any" for c in root.children)
-    return isinstance(root, Phrase) and root.field == "any"
 
 
 def _to_rows(bitsets: Sequence[int], words: int) -> np.ndarray:
@@ -926,6 +1048,11 @@ def _top_of_chunk(planes: list[np.ndarray], top_n: int) -> tuple[np.ndarray, np.
     return ranks, points
 
 
+_NARROW_BLOCK = 4
+"""Rows of up to this many filters and topics share a block; wider rows share one with
+rows at most twice as wide as the block's narrowest."""
+
+
 def rank_subscribers(
     edition: Edition,
     subscribers: Sequence[tuple[int, Sequence[str], Sequence[int]]],
@@ -975,10 +1102,12 @@ def rank_subscribers(
     together_row[renumber[with_together]] = np.arange(len(with_together), dtype=np.int32)
     invalid = {}
     if bank.invalid:
-        for _, texts, topic_ids in subscribers:
-            for text in chain(texts, (topics[t] for t in topic_ids if t in topics)):
-                if text in bank.invalid:
-                    invalid[text] = bank.invalid[text]
+        # The edition's invalid texts these subscribers use, in the order first used.
+        used_texts = dict.fromkeys(chain.from_iterable(texts for _, texts, _ in subscribers))
+        used_texts.update(
+            dict.fromkeys(topics[t] for _, _, ids in subscribers for t in ids if t in topics)
+        )
+        invalid = {t: bank.invalid[t] for t in used_texts if t in bank.invalid}
 
     matched = weak | strong
     n_subs = len(subscriber_ids)
@@ -986,13 +1115,28 @@ def rank_subscribers(
     paper_ids = np.full((n_subs, top_n), -1, dtype=np.int64)
     points = np.zeros((n_subs, top_n), dtype=np.float64)
     scores = np.zeros((n_subs, top_n), dtype=np.float64)
-    for lo in range(0, n_subs, chunk):
-        hi = min(n_subs, lo + chunk)
-        block = items[lo:hi]
-        used = int(np.flatnonzero(block.any(axis=0)).max(initial=-1)) + 1
+    # Rows are added up in blocks of similar width (filters and topics), narrowest
+    # first: a block pads every row to its widest, and the widths run from 1 to 20+.
+    # (A row's width: up to its last query that parses; one that does not is a 0.)
+    nonzero = items != 0
+    widths = np.where(nonzero.any(axis=1), items.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+    order = np.argsort(widths, kind="stable")
+    position = np.empty(n_subs, dtype=np.int64)
+    position[order] = np.arange(n_subs)
+    by_position = np.argsort(position[excluded_rows], kind="stable")
+    excluded_at, excluded_bits = position[excluded_rows][by_position], excluded_bits[by_position]
+    sorted_widths = widths[order]
+    lo = 0
+    while lo < n_subs:
+        widest = max(_NARROW_BLOCK, 2 * int(sorted_widths[lo]))
+        hi = min(lo + chunk, int(np.searchsorted(sorted_widths, widest, side="right")))
+        rows = order[lo:hi]
+        block = items[rows]
+        used = int(sorted_widths[hi - 1])
         if used == 0 or edition.size == 0:  # nobody here has a query, or nothing to match
+            lo = hi
             continue
-        index = np.ascontiguousarray(local[lo:hi, :used].T)
+        index = np.ascontiguousarray(local[rows, :used].T)
         # Points are added up in halves when some item's words stand together in some
         # paper: those items (few) are a third kind of input, each row's taken first.
         together_at = together_row[index]
@@ -1005,36 +1149,36 @@ def rank_subscribers(
             inputs = {0: list(weak[index]), 1: list(strong[index])}
             unit, most = 1.0, 2 * used
         planes = _bit_planes(inputs, most.bit_length(), (hi - lo, edition.words))
-        a, b = np.searchsorted(excluded_rows, [lo, hi])
+        a, b = np.searchsorted(excluded_at, [lo, hi])
         if b > a:
-            rows, keep = excluded_rows[a:b] - lo, ~excluded_bits[a:b]
+            at_rows, keep = excluded_at[a:b] - lo, ~excluded_bits[a:b]
             for plane in planes:
-                plane[rows] &= keep
+                plane[at_rows] &= keep
         ranks, got = _top_of_chunk(planes, top_n)
         found = ranks >= 0
         safe = np.where(found, ranks, 0)
-        paper_ids[lo:hi] = np.where(found, edition.paper_ids[safe], -1)
+        paper_ids[rows] = np.where(found, edition.paper_ids[safe], -1)
         got_points = got * unit
-        points[lo:hi] = got_points
-        scores[lo:hi] = np.where(found, got_points + edition.fraction[safe], 0.0)
+        points[rows] = got_points
+        scores[rows] = np.where(found, got_points + edition.fraction[safe], 0.0)
         # Which of each row's items match each chosen paper, for the reasons: one gather
         # for the block instead of a test per (paper, item) later.
         shift = (safe & 63).astype(np.uint64)[:, :, None]
         at = (index.T[:, None, :], (safe >> 6)[:, :, None])
         hit = (matched[at] >> shift) & np.uint64(1)
         r, slot, k = np.nonzero(hit.astype(bool) & found[:, :, None])
-        block_items = items[lo:hi]
         strong_hit = (strong[at][r, slot, k] >> shift[r, slot, 0]) & np.uint64(1)
         for row, *found_item in zip(
-            (r + lo).tolist(),
+            rows[r].tolist(),
             slot.tolist(),
             k.tolist(),
-            block_items[r, k].tolist(),
+            block[r, k].tolist(),
             safe[r, slot].tolist(),
             strong_hit.astype(bool).tolist(),
             strict=True,
         ):
             matched_items[row].append(tuple(found_item))
+        lo = hi
     return Ranking(
         subscriber_ids,
         paper_ids,

@@ -549,12 +549,14 @@ class Query:
     ``canonical`` is the normal form, also ``str(query)``: folded keys, fields written on
     each term, AND/OR flattened with children sorted and duplicates merged, double
     negation removed. ``parse_query(query.canonical) == query``. ``source`` is the text as
-    the subscriber wrote it.
+    the subscriber wrote it; ``together`` the phrase its plain words make, if any.
     """
 
     root: Node
     canonical: str = dc_field(compare=False)
     source: str = dc_field(compare=False, default="")
+    together: Phrase | None = dc_field(compare=False, default=None)
+    """:func:`together_phrase` of ``source``, worked out while parsing."""
 
     def __str__(self) -> str:
         return self.canonical
@@ -645,6 +647,9 @@ class _Parser:
         self.i = 0
         self.n_terms = 0
         self.top_branches: list[tuple[Node, int]] = []
+        # Whether some word or phrase (outside the author field) is all stop words: only
+        # then may the query match a paper of stop words only.
+        self.stop_words = False
 
     def parse(self) -> Node:
         node = self.parse_or("any", 0)
@@ -758,6 +763,8 @@ class _Parser:
             if quoted:
                 raise QueryError("empty phrase", position)
             raise QueryError(f"{raw} has no letters or digits to match", position)
+        if not self.stop_words:
+            self.stop_words = _is_stop_words(node)
         return node
 
 
@@ -867,9 +874,12 @@ def parse_query(text: str) -> Query:
             raise QueryError("the query has no letters or digits to match", 0)
         raise QueryError("empty query", 0)
     parser = _Parser(text, toks)
+    together = None
     if all(t[0] == "word" for t in toks):
         # Plain words, the most common filter: what parse() would build, without the descent.
-        root = _make_group(And, [parser.leaf(v, p, "any", quoted=False) for _, v, p in toks])
+        leaves = [parser.leaf(v, p, "any", quoted=False) for _, v, p in toks]
+        root = _make_group(And, leaves)
+        together = _together_of(toks, leaves)
     else:
         root = parser.parse()
     if ("neg" in parser.kinds or "not" in parser.kinds) and _matches_empty(root):
@@ -882,13 +892,33 @@ def parse_query(text: str) -> Query:
         else:
             message = "the query only excludes words; add a word to look for (diffusion -medical)"
         raise QueryError(message, position)
-    if _matches_stop_words(root):
+    if parser.stop_words and _matches_stop_words(root):
         raise QueryError(
             "the query looks only for words nearly every paper contains (the, of, and…); "
             "add a word that says what you are looking for",
             toks[0][2],
         )
-    return Query(root, root.text, source)
+    return Query(root, root.text, source, together)
+
+
+def _together_of(toks: list[_Token], leaves: list[Node]) -> Phrase | None:
+    # together_phrase() from the tokens and leaves of plain words, without lexing again:
+    # the tokens of words joined by spaces are those of each word in turn.
+    if len(toks) < 2 or any(v.endswith("*") or ":" in v for _, v, _ in toks):
+        return None
+    keys: list[str] = []
+    shown: list[str] = []
+    for leaf in leaves:
+        if isinstance(leaf, Term):
+            keys.append(leaf.key)
+        elif isinstance(leaf, Phrase):
+            keys.extend(leaf.keys)
+        else:
+            return None
+        shown.append(leaf.shown)
+    if len(set(keys)) < 2:
+        return None
+    return Phrase(tuple(keys), "any", shown=" ".join(shown))
 
 
 def validate_filters(texts: Sequence[str]) -> list[Query]:
