@@ -8,14 +8,16 @@ share the work:
    per field, an
    inverted index from each key and each folded token to the set of papers holding it.
    Sets of papers are bitsets: bit ``r`` stands for the paper at rank ``r``, where rank 0
-   is the paper with the highest ``trend`` (ties: lower paper id first).
+   is the paper with the highest ``trend`` (ties: lower paper id first). A phrase or
+   words standing together are checked paper by paper where few papers hold all their
+   words, else for every paper at once from where each key stands (``_KeyPlaces``).
 2. Each distinct query text is parsed once, each distinct canonical query and each
    distinct sub-expression is evaluated once, with set algebra on those bitsets. The
    :class:`Edition` keeps them (:meth:`Edition.queries`), so every batch ranked on the
    same edition -- the chunks of a daily run in one worker -- shares them.
 3. Per subscriber, the bitsets of their filters and topics are added up bit-sliced (64
-   papers per machine word, numpy, thousands of subscribers per step) and the top N are
-   read off in rank order.
+   papers per machine word, numpy, thousands of subscribers per step, subscribers with
+   about as many filters and topics together) and the top N are read off in rank order.
 4. Reasons (:meth:`Ranking.reasons`) are read from the same index, for the papers that
    are sent only: which filters and topics match the paper, and the hits
    :func:`digest.matching.query.explain` would list.
