@@ -402,6 +402,8 @@ def test_subscribers_of_every_width_ranked_in_blocks_get_the_reference_top_n():
         ]
         if sid % 4 == 0:
             filters[len(filters) // 2] = "the of"  # refused: matches nothing
+        elif sid % 4 == 1:
+            filters[-1] = "the of"  # last in the row
         subscribers.append((sid, filters, [7, 8][: sid % 3]))
     excluded = {sid: {sid % 40 + 1, (sid * 3) % 40 + 1} for sid in range(0, 30, 3)}
     edition = index_papers(papers)

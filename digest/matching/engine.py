@@ -16,8 +16,8 @@ share the work:
    :class:`Edition` keeps them (:meth:`Edition.queries`), so every batch ranked on the
    same edition -- the chunks of a daily run in one worker -- shares them.
 3. Per subscriber, the bitsets of their filters and topics are added up bit-sliced (64
-   papers per machine word, numpy, thousands of subscribers per step, subscribers with
-   about as many filters and topics together) and the top N are read off in rank order.
+   papers per machine word, numpy, thousands of subscribers of similar width -- number
+   of filters and topics -- per step) and the top N are read off in rank order.
 4. Reasons (:meth:`Ranking.reasons`) are read from the same index, for the papers that
    are sent only: which filters and topics match the paper, and the hits
    :func:`digest.matching.query.explain` would list.
@@ -474,12 +474,12 @@ def _aligned(
 
 
 class _KeyPlaces:
-    """Where each key stands in one field of every paper of an edition, for the window
-    check of words standing together, done for all papers at once with numpy.
+    """Where each key stands in one field of every paper of an edition, to find phrases
+    and words standing together in all papers at once with numpy.
 
     A place is coded as one int64: ``2 * (rank << shift | position)`` for a token,
-    ``+ 1`` for a compound of that token and the next (it ends one token later), so code
-    order is the order in which places end. ``codes[offsets[n]:offsets[n + 1]]`` are the
+    ``+ 1`` for a compound of that token and the next (it ends one token later), so
+    places in code order end in non-decreasing order. ``codes[offsets[n]:offsets[n + 1]]`` are the
     places of key number ``numbers[key]``, ascending.
     """
 
@@ -1070,8 +1070,9 @@ def rank_subscribers(
     ``subscribers`` are ``(subscriber_id, filter_texts, topic_ids)``; ``topics`` maps topic
     id → query text; ``excluded`` maps subscriber id → paper ids never to select (already
     sent). Filters and topics that do not parse, and unknown topic ids, match nothing.
-    ``chunk`` subscribers are added up at a time (working memory ≈ ``chunk × words × 8``
-    bytes × 4 per filter or topic of the widest subscriber). Raises ``ValueError`` when
+    At most ``chunk`` subscribers are added up at a time, those of similar width
+    (:data:`_NARROW_BLOCK`; working memory ≈ ``chunk × words × 8`` bytes × 4 per filter
+    or topic of the widest subscriber). Raises ``ValueError`` when
     ``top_n`` < 1.
     """
     if top_n < 1:
@@ -1104,7 +1105,7 @@ def rank_subscribers(
     together_row[renumber[with_together]] = np.arange(len(with_together), dtype=np.int32)
     invalid = {}
     if bank.invalid:
-        # The edition's invalid texts these subscribers use, in the order first used.
+        # The edition's invalid texts these subscribers use: filters, then topics.
         used_texts = dict.fromkeys(chain.from_iterable(texts for _, texts, _ in subscribers))
         used_texts.update(
             dict.fromkeys(topics[t] for _, _, ids in subscribers for t in ids if t in topics)

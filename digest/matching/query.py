@@ -892,6 +892,8 @@ def parse_query(text: str) -> Query:
         else:
             message = "the query only excludes words; add a word to look for (diffusion -medical)"
         raise QueryError(message, position)
+    # Without a leaf of stop words this walk is the only-excludes walk above, which has
+    # refused such a query already: keep the two checks in this order.
     if parser.stop_words and _matches_stop_words(root):
         raise QueryError(
             "the query looks only for words nearly every paper contains (the, of, and…); "
@@ -913,7 +915,7 @@ def _together_of(toks: list[_Token], leaves: list[Node]) -> Phrase | None:
             keys.append(leaf.key)
         elif isinstance(leaf, Phrase):
             keys.extend(leaf.keys)
-        else:
+        else:  # a prefix or category: excluded above, kept for safety
             return None
         shown.append(leaf.shown)
     if len(set(keys)) < 2:
