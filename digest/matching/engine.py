@@ -335,22 +335,28 @@ class Edition:
         found = self._leaf_memo.get(memo_key)
         if found is None:
             found = 0
-            key_bits = self._key_bits[fld]
             for spelling in phrase_spellings(keys):
                 # Most spellings join words no paper writes as one: skip them here.
-                candidates = self.everything & ~found
-                for key in spelling:
-                    candidates &= key_bits.get(key, 0)
-                    if not candidates:
-                        break
+                candidates = self._holding_all(spelling, fld, self.everything & ~found)
+                if not candidates:
+                    continue
+                if candidates.bit_count() > self.phrase_papers_one_by_one:
+                    ranks = self._places_of(fld).phrase(spelling)
+                    found |= _bitset(ranks, self.size) & candidates
                 else:
-                    if candidates.bit_count() > self.phrase_papers_one_by_one:
-                        ranks = self._places_of(fld).phrase(spelling)
-                        found |= _bitset(ranks, self.size) & candidates
-                    else:
-                        found |= self._spelling_bits(spelling, fld, candidates)
+                    found |= self._spelling_bits(spelling, fld, candidates)
             self._leaf_memo[memo_key] = found
         return found
+
+    def _holding_all(self, keys: Iterable[str], fld: str, papers: int) -> int:
+        # Those of ``papers`` (a bitset) whose ``fld`` holds every key, as a token or a
+        # compound of two.
+        key_bits = self._key_bits[fld]
+        for key in keys:
+            papers &= key_bits.get(key, 0)
+            if not papers:
+                break
+        return papers
 
     def _places_of(self, fld: str) -> _KeyPlaces:
         places = self._places.get(fld)
@@ -400,14 +406,11 @@ class Edition:
         found = self._leaf_memo.get(found_key, 0)
         todo = candidates & ~checked
         if todo:
-            key_bits = self._key_bits[fld]
             # Each spelling's window holds that spelling as a phrase (its keys in a row),
             # so the window check of every spelling covers the phrase too.
             for spelling in phrase_spellings(keys):
-                near = todo & ~found
                 wanted = frozenset(spelling)
-                for key in wanted:
-                    near &= key_bits.get(key, 0)
+                near = self._holding_all(wanted, fld, todo & ~found)
                 if not near:
                     continue
                 width = len(spelling) + TOGETHER_SLACK
