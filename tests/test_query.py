@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.matching import query as query_module
 from digest.matching.query import (
+    JOIN_PREFIXES,
     MAX_FILTERS,
     MAX_QUERY_LENGTH,
     MAX_TERMS,
@@ -18,10 +24,12 @@ from digest.matching.query import (
     Term,
     explain,
     fold,
+    joined_tokens,
     parse_query,
     reference_match,
     surface_forms,
     tokens,
+    tokens_and_joins,
     validate_filters,
     word_key,
 )
@@ -444,6 +452,35 @@ def test_compounds_need_a_dash_or_a_known_first_part_to_join_across_space():
     assert matches("fine-tuning", "finetuning") and matches('"fine tuning"', "fine-tuning")
     assert matches("gpt4o", "GPT-4o")
     assert not matches("another", "an other")  # "an" does not join across a space
+
+
+def test_joined_tokens_number_compounds_as_tokens_numbers_tokens():
+    assert joined_tokens(fold("Multi-modal fine tuning, (pre training) and an other")) == [
+        (0, "multimodal"),
+        (2, "finetuning"),
+        (4, "pretraining"),
+    ]
+    assert joined_tokens("-a-b- multi  modal multi\tmulti x multi, y multi") == [
+        (0, "ab"),
+        (2, "multimodal"),
+        (4, "multimulti"),
+        (5, "multix"),
+    ]
+
+
+# Pieces of ASCII text where the fast tokeniser may slip: dashes and prefix words at
+# either end, runs of separators, underscores, prefix words inside other words.
+_ASCII_PIECES = [*"ab1Z _-.,(\t\n'", "--", "  ", *sorted(JOIN_PREFIXES)[:8], "remodel", "few"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_ASCII_PIECES), max_size=16).map("".join))
+def test_ascii_tokens_and_compounds_are_those_of_the_unicode_rules(text):
+    folded = fold(text)
+    words, joins = tokens_and_joins(folded)
+    assert words == re.findall(r"[^\W_]+", folded) == tokens(folded)
+    # The general path (any script) is the rule the ASCII one must agree with.
+    assert joins == query_module._tokens_and_joins_unicode(folded)[1]
 
 
 def test_typographic_quotes_are_quotes():

@@ -86,13 +86,12 @@ from digest.matching.query import (
     explain,
     fold,
     iter_leaves,
-    joined_tokens,
     parse_query,
     phrase_spellings,
     reference_match,
     reference_together,
     together_phrase,
-    tokens,
+    tokens_and_joins,
     word_key,
 )
 
@@ -225,7 +224,7 @@ class Edition:
         # Per field, the same for every paper at once (_KeyPlaces), built the first time
         # a filter of plain words has many papers to check.
         self._places: dict[str, _KeyPlaces] = {}
-        keys: dict[str, str] = {}
+        keys = _KeyOf()
         for rank, paper in enumerate(self.papers):
             bit = 1 << rank
             for fld, texts in (
@@ -235,22 +234,17 @@ class Edition:
             ):
                 sequence: list[str] = []
                 joins: dict[int, str] = {}
+                form_bits = self._form_bits[fld]
                 for i, text in enumerate(texts):
                     if i:
                         sequence.append(_NAME_GAP)
-                    folded = fold(text)
+                    forms, compounds = tokens_and_joins(fold(text))
                     offset = len(sequence)
-                    for tok in tokens(folded):
-                        key = keys.get(tok)
-                        if key is None:
-                            key = keys[tok] = word_key(tok)
-                        sequence.append(key)
-                        self._form_bits[fld][tok] = self._form_bits[fld].get(tok, 0) | bit
-                    for at, compound in joined_tokens(folded):
-                        key = keys.get(compound)
-                        if key is None:
-                            key = keys[compound] = word_key(compound)
-                        joins[offset + at] = key
+                    sequence += map(keys.__getitem__, forms)
+                    for form in set(forms):
+                        form_bits[form] = form_bits.get(form, 0) | bit
+                    for at, compound in compounds:
+                        joins[offset + at] = keys[compound]
                 self._joined[fld].append(f" {' '.join(sequence)} ")
                 if joins:
                     self._sequences[fld][rank] = tuple(sequence)
@@ -338,7 +332,8 @@ class Edition:
             for spelling in phrase_spellings(keys):
                 # Most spellings join words no paper writes as one: skip them here.
                 candidates = self._holding_all(spelling, fld, self.everything & ~found)
-                if not candidates:
+                if not candidates or len(spelling) == 1:  # one key stands in a row anywhere
+                    found |= candidates
                     continue
                 if candidates.bit_count() > self.phrase_papers_one_by_one:
                     ranks = self._places_of(fld).phrase(spelling)
@@ -411,7 +406,8 @@ class Edition:
             for spelling in phrase_spellings(keys):
                 wanted = frozenset(spelling)
                 near = self._holding_all(wanted, fld, todo & ~found)
-                if not near:
+                if not near or len(wanted) == 1:  # one key is within any window it stands in
+                    found |= near
                     continue
                 width = len(spelling) + TOGETHER_SLACK
                 if near.bit_count() > self.window_papers_one_by_one:
@@ -461,6 +457,13 @@ class Edition:
         if isinstance(leaf, Prefix):
             return self.prefix_bits(leaf.stem, fld)
         return self.phrase_bits(leaf.keys, fld)
+
+
+class _KeyOf(dict[str, str]):
+    # Token -> its word_key, worked out the first time the token is met.
+    def __missing__(self, token: str) -> str:
+        key = self[token] = word_key(token)
+        return key
 
 
 def _aligned(
@@ -559,6 +562,9 @@ class _KeyPlaces:
         lists = self._lists(set(spelling))
         if lists is None:
             return np.zeros(0, dtype=np.int64)
+        if len(lists) == 2:
+            anchors, others = sorted(lists, key=len)
+            return self._together_pair(anchors, others, width)
         starts = np.concatenate(lists) >> 1
         paper = starts >> self.shift
         last = starts + (width - 1)
@@ -568,6 +574,23 @@ class _KeyPlaces:
             code = each[np.minimum(i, len(each) - 1)]
             end = (code >> 1) + (code & 1)
             ok &= (i < len(each)) & (end <= last) & (end >> self.shift == paper)
+        return paper[ok]
+
+    def _together_pair(self, anchors: np.ndarray, others: np.ndarray, width: int) -> np.ndarray:
+        # together() for two keys, from the places of the rarer one: of the other key's
+        # places, only the last one starting before an anchor and the first one starting
+        # at or after it (in code order it ends earliest) can share a window with it.
+        start = anchors >> 1
+        end = start + (anchors & 1)
+        paper = start >> self.shift
+        i = np.searchsorted(others, anchors & ~1)
+        last = len(others) - 1
+        after = others[np.minimum(i, last)]
+        after_start = after >> 1
+        ok = (i <= last) & (after_start >> self.shift == paper)
+        ok &= np.maximum(end, after_start + (after & 1)) - start < width
+        before_start = others[np.maximum(i - 1, 0)] >> 1
+        ok |= (i > 0) & (before_start >> self.shift == paper) & (end - before_start < width)
         return paper[ok]
 
 
@@ -582,6 +605,17 @@ def _within(spans: dict[str, list[int]], wanted: frozenset[str], width: int) -> 
         if not each:
             return False
         lists.append(each)
+    if len(lists) == 2:  # as _KeyPlaces._together_pair, one paper
+        anchors, others = sorted(lists, key=len)
+        for code in anchors:
+            start = code >> 1
+            end = start + (code & 1)
+            i = bisect_left(others, code & ~1)
+            if i < len(others) and max(end, (others[i] >> 1) + (others[i] & 1)) - start < width:
+                return True
+            if i and end - (others[i - 1] >> 1) < width:
+                return True
+        return False
     for start in sorted({code >> 1 for each in lists for code in each}):
         end = start + width - 1
         for each in lists:

@@ -68,6 +68,7 @@ __all__ = [
     "surface_forms",
     "together_phrase",
     "tokens",
+    "tokens_and_joins",
     "validate_filters",
     "word_key",
 ]
@@ -167,11 +168,17 @@ tuning``, ``pre training``); any two words join across a single dash."""
 
 _SPLIT = re.compile(r"([\W_]+)")
 _DASH_SET = frozenset(_DASHES)
+# ASCII text: every character that is not a letter or digit made a space (_SPACED), and
+# the same with each letter or digit made "a" (_SHAPE: a token starts at each " a").
+_SPACED = str.maketrans({c: " " for c in range(128) if not chr(c).isalnum()})
+_SHAPE = str.maketrans({c: ("a" if chr(c).isalnum() else " ") for c in range(128)})
 
 
 def tokens(folded: str) -> list[str]:
     """The tokens of already-folded text, in order: maximal runs of Unicode letters and
     digits (underscore separates, as punctuation does)."""
+    if folded.isascii():
+        return folded.translate(_SPACED).split()
     return _TOKEN.findall(folded)
 
 
@@ -180,8 +187,46 @@ def joined_tokens(folded: str) -> list[tuple[int, str]]:
     neighbouring tokens (numbered as :func:`tokens` numbers them) separated by exactly one
     dash (:data:`_DASHES`), or by white space only when the first is one of
     :data:`JOIN_PREFIXES`: ``"multi-modal fine tuning"`` → ``[(0, "multimodal"), (2,
-    "finetuning")]``. The spellings ``multi-modal``, ``multi modal`` and ``multimodal``
-    then all stand for the word ``multimodal``."""
+    "finetuning")]``, in order. The spellings ``multi-modal``, ``multi modal`` and
+    ``multimodal`` then all stand for the word ``multimodal``."""
+    return tokens_and_joins(folded)[1]
+
+
+def tokens_and_joins(folded: str) -> tuple[list[str], list[tuple[int, str]]]:
+    """:func:`tokens` and :func:`joined_tokens` of already-folded text, in one pass."""
+    if not folded.isascii():
+        return _tokens_and_joins_unicode(folded)
+    words = folded.translate(_SPACED).split()
+    present = JOIN_PREFIXES.intersection(words)
+    if "-" not in folded and not present:
+        return words, []
+    shape = folded.translate(_SHAPE)
+    lead = shape.startswith("a")  # the text starts with a token
+    starts: list[int] = []  # where each compound's first token starts
+    at = folded.find("-")
+    while at != -1:  # a single dash between two tokens
+        if 0 < at < len(shape) - 1 and shape[at - 1] == shape[at + 1] == "a":
+            starts.append(shape.rfind(" ", 0, at) + 1)
+        at = folded.find("-", at + 1)
+    if present:
+        spaced = " " + folded.translate(_SPACED) + " "  # a token w at i is " w " at i
+        for word in present:
+            needle = f" {word} "
+            at = spaced.find(needle)
+            while at != -1:
+                end = at + len(word)  # where the word ends in ``folded``
+                after = shape.find("a", end)  # the next token
+                if after != -1 and folded[end:after].isspace():
+                    starts.append(at)
+                at = spaced.find(needle, end)
+    joins = []
+    for start in sorted(starts):
+        i = shape.count(" a", 0, start) + (lead and start > 0)  # tokens before it
+        joins.append((i, words[i] + words[i + 1]))
+    return words, joins
+
+
+def _tokens_and_joins_unicode(folded: str) -> tuple[list[str], list[tuple[int, str]]]:
     out: list[tuple[int, str]] = []
     # Alternating words and gaps; the first word is empty when the text starts with a gap.
     parts = _SPLIT.split(folded)
@@ -191,7 +236,7 @@ def joined_tokens(folded: str) -> list[tuple[int, str]]:
         if gap in _DASH_SET or (left in JOIN_PREFIXES and gap.isspace()):
             if left and right:
                 out.append((j + first, left + right))
-    return out
+    return [w for w in words if w], out
 
 
 NON_PLURALS = frozenset(
