@@ -950,14 +950,19 @@ class Ranking:
         if memo is None:
             memo = bank.worded[word] = {}
         n_filters = len(filter_texts)
-        parts: dict[int, list[str]] = {slot: [] for slot in slots}
-        strong: set[int] = set()
+        width = slots[-1] + 1 if slots else 0
+        parts: list[list[str] | None] = [None] * width
+        for slot in slots:
+            parts[slot] = []
+        strong = [False] * width
         for slot, k, i, rank, is_strong in self.matched_items[row]:
-            found = parts.get(slot)
+            if slot >= width:  # items come by slot
+                break
+            found = parts[slot]
             if found is None:
                 continue
             if is_strong:
-                strong.add(slot)
+                strong[slot] = True
             if k < n_filters:
                 text, tid = filter_texts[k], None
                 key: str | int = text
@@ -972,7 +977,7 @@ class Ranking:
                     hits = tuple(Hit(labels.get(h.term, h.term), h.where) for h in hits)
                 part = memo[key, rank] = word(text, tid, hits)
             found.append(part)
-        return [(tuple(parts[slot]), slot in strong) for slot in slots]
+        return [(tuple(parts[slot] or ()), strong[slot]) for slot in slots]
 
 
 def _full_add(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1206,18 +1211,24 @@ def rank_subscribers(
         shift = (safe & 63).astype(np.uint64)[:, :, None]
         at = (index.T[:, None, :], (safe >> 6)[:, :, None])
         hit = (matched[at] >> shift) & np.uint64(1)
-        r, slot, k = np.nonzero(hit.astype(bool) & found[:, :, None])
+        r, slot, k = np.nonzero(hit.astype(bool) & found[:, :, None])  # by r, slot, k
         strong_hit = (strong[at][r, slot, k] >> shift[r, slot, 0]) & np.uint64(1)
-        for row, *found_item in zip(
-            rows[r].tolist(),
-            slot.tolist(),
-            k.tolist(),
-            block[r, k].tolist(),
-            safe[r, slot].tolist(),
-            strong_hit.astype(bool).tolist(),
-            strict=True,
+        entries = list(
+            zip(
+                slot.tolist(),
+                k.tolist(),
+                block[r, k].tolist(),
+                safe[r, slot].tolist(),
+                strong_hit.astype(bool).tolist(),
+                strict=True,
+            )
+        )
+        starts = np.flatnonzero(np.diff(r, prepend=-1))  # each row's first entry
+        ends = np.append(starts[1:], len(r))[: len(starts)]
+        for row, start, end in zip(
+            rows[r[starts]].tolist(), starts.tolist(), ends.tolist(), strict=True
         ):
-            matched_items[row].append(tuple(found_item))
+            matched_items[row] = entries[start:end]
         lo = hi
     return Ranking(
         subscriber_ids,
@@ -1279,10 +1290,14 @@ def _exclusion_rows(
     """Rows (ascending int64) with papers to leave out, and for each a uint64 bitset row
     of those papers (shape ``(rows, words)``)."""
     masks: dict[int, int] = {}
-    for sid, paper_ids in excluded.items():
+    rank_of = edition.rank_of
+    pairs: Iterable[tuple[int, Collection[int] | None]] = excluded.items()
+    if len(excluded) > len(subscriber_ids):  # a mapping for more than these subscribers
+        pairs = ((sid, excluded.get(sid)) for sid in subscriber_ids.tolist())
+    for sid, paper_ids in pairs:
         mask = 0
-        for pid in paper_ids:
-            rank = edition.rank_of.get(pid)
+        for pid in paper_ids or ():
+            rank = rank_of.get(pid)
             if rank is not None:
                 mask |= 1 << rank
         if mask:

@@ -622,17 +622,18 @@ def iter_leaves(node: Node, positive: bool = True) -> Iterator[tuple[Leaf, bool]
 # ---------------------------------------------------------------------------------------
 # Parsing
 
+# One token per match, with the white space before it.
 _LEX = re.compile(
     r"""
-    (?P<space>\s+)
-  | (?P<lparen>\()
+    \s*(?:
+    (?P<lparen>\()
   | (?P<rparen>\))
   | (?P<phrase>"[^"]*")
   | (?P<quote>")
   | (?P<neg>-)
   | (?P<field>[A-Za-z]+):
   | (?P<word>[^\s()"]+)
-    """,
+    )""",
     re.VERBOSE,
 )
 _OPERATORS = {"OR": "or", "AND": "and", "NOT": "not"}
@@ -656,17 +657,16 @@ def _lex(text: str) -> list[_Token]:
     # ``text`` has had its typographic quotes made plain (_QUOTES) already.
     out: list[_Token] = []
     for m in _LEX.finditer(text):
-        kind = m.lastgroup
-        if kind == "space":
-            continue
-        if kind == "quote":
-            raise QueryError("unclosed quote", m.start())
-        value = m.group(kind)  # type: ignore[arg-type]
-        if kind == "word" and not value.isascii() and _is_pictograph(value):
-            continue  # an emoji between words is ignored rather than refused
-        if kind == "word" and value in _OPERATORS:
-            kind = _OPERATORS[value]
-        out.append((kind, value, m.start()))  # type: ignore[arg-type]
+        kind = group = m.lastgroup
+        value = m.group(group)  # type: ignore[arg-type]
+        if kind == "word":
+            if value in _OPERATORS:
+                kind = _OPERATORS[value]
+            elif not value.isascii() and _is_pictograph(value):
+                continue  # an emoji between words is ignored rather than refused
+        elif kind == "quote":
+            raise QueryError("unclosed quote", m.start(kind))  # type: ignore[arg-type]
+        out.append((kind, value, m.start(group)))  # type: ignore[arg-type]
     return out
 
 
