@@ -65,7 +65,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, pairwise
 
 import numpy as np
 
@@ -216,13 +216,8 @@ class Edition:
         # Per field, key -> papers where it stands as a compound of two tokens.
         self._compound_bits: dict[str, dict[str, int]] = {f: {} for f in _FIELDS}
         self._category_bits: dict[str, int] = {}
-        # Per field, rank -> key -> where it stands, sorted: 2 * position for a token,
-        # 2 * position + 1 for a compound of that token and the next (one int each, to
-        # keep the memory small); built for a paper the first time a filter of plain
-        # words that matches it needs them (together_bits).
-        self._spans: dict[str, dict[int, dict[str, list[int]]]] = {f: {} for f in _FIELDS}
-        # Per field, the same for every paper at once (_KeyPlaces), built the first time
-        # a filter of plain words has many papers to check.
+        # Per field, where each key stands in every paper (_KeyPlaces), built the first
+        # time a phrase or a filter of plain words has many papers to check.
         self._places: dict[str, _KeyPlaces] = {}
         keys = _KeyOf()
         for rank, paper in enumerate(self.papers):
@@ -329,7 +324,7 @@ class Edition:
         found = self._leaf_memo.get(memo_key)
         if found is None:
             found = 0
-            for spelling in phrase_spellings(keys):
+            for spelling in self._spellings(keys, fld):
                 # Most spellings join words no paper writes as one: skip them here.
                 candidates = self._holding_all(spelling, fld, self.everything & ~found)
                 if not candidates or len(spelling) == 1:  # one key stands in a row anywhere
@@ -342,6 +337,15 @@ class Edition:
                     found |= self._spelling_bits(spelling, fld, candidates)
             self._leaf_memo[memo_key] = found
         return found
+
+    def _spellings(self, keys: tuple[str, ...], fld: str) -> tuple[tuple[str, ...], ...]:
+        # phrase_spellings(keys), or only the phrase itself when no two neighbouring keys
+        # joined make a key that ``fld`` holds anywhere (every other spelling has one).
+        key_bits = self._key_bits[fld]
+        for first, second in pairwise(keys):
+            if word_key(first + second) in key_bits:
+                return phrase_spellings(keys)
+        return (keys,)
 
     def _holding_all(self, keys: Iterable[str], fld: str, papers: int) -> int:
         # Those of ``papers`` (a bitset) whose ``fld`` holds every key, as a token or a
@@ -403,7 +407,7 @@ class Edition:
         if todo:
             # Each spelling's window holds that spelling as a phrase (its keys in a row),
             # so the window check of every spelling covers the phrase too.
-            for spelling in phrase_spellings(keys):
+            for spelling in self._spellings(keys, fld):
                 wanted = frozenset(spelling)
                 near = self._holding_all(wanted, fld, todo & ~found)
                 if not near or len(wanted) == 1:  # one key is within any window it stands in
@@ -415,24 +419,31 @@ class Edition:
                     found |= _bitset(ranks, self.size) & near
                     continue
                 for rank in _bits(near):
-                    if _within(self._key_spans(fld, rank), wanted, width):
+                    if _within(self._key_spans(fld, rank, wanted), wanted, width):
                         found |= 1 << rank
             self._leaf_memo[checked_key] = checked | todo
             self._leaf_memo[found_key] = found
         return found & candidates
 
-    def _key_spans(self, fld: str, rank: int) -> dict[str, list[int]]:
-        # Where each key stands in the paper's field (see _spans).
-        spans = self._spans[fld].get(rank)
-        if spans is None:
-            spans = {}
-            text = self._joined[fld][rank]
-            for at, key in enumerate(text[1:-1].split(" ") if len(text) > 2 else ()):
-                spans.setdefault(key, []).append(2 * at)
-            for at, key in self._joins[fld].get(rank, {}).items():
-                spans.setdefault(key, []).append(2 * at + 1)
-                spans[key].sort()
-            self._spans[fld][rank] = spans
+    def _key_spans(self, fld: str, rank: int, keys: Iterable[str]) -> dict[str, list[int]]:
+        # Where each of ``keys`` stands in the paper's field, ascending: 2 * position for
+        # a token, 2 * position + 1 for a compound of that token and the next.
+        text = self._joined[fld][rank]  # " key key key ": a token's position is the
+        spans: dict[str, list[int]] = {}  # number of spaces before it
+        for key in keys:
+            needle = f" {key} "
+            at = text.find(needle)
+            places = []
+            while at != -1:
+                places.append(2 * text.count(" ", 0, at))
+                at = text.find(needle, at + len(needle) - 1)
+            spans[key] = places
+        joins = self._joins[fld].get(rank)
+        if joins:
+            for at, key in joins.items():
+                if key in spans:
+                    spans[key].append(2 * at + 1)
+                    spans[key].sort()
         return spans
 
     def category_bits(self, pattern: str) -> int:
@@ -479,6 +490,13 @@ def _aligned(
     return joins.get(at) == key and _aligned(sequence, joins, at + 2, rest)
 
 
+class _Numbering(dict[str, int]):
+    # Key -> its number: 0, 1, 2... in the order keys are first met.
+    def __missing__(self, key: str) -> int:
+        number = self[key] = len(self)
+        return number
+
+
 class _KeyPlaces:
     """Where each key stands in one field of every paper of an edition, to find phrases
     and words standing together in all papers at once with numpy.
@@ -492,13 +510,12 @@ class _KeyPlaces:
     def __init__(self, texts: Sequence[str], joins: Mapping[int, Mapping[int, str]]):
         # ``texts``: each paper's keys joined by spaces with a space at each end
         # (Edition._joined); ``joins``: rank -> {position: compound key} (Edition._joins).
-        numbers: dict[str, int] = {}
-        number = numbers.setdefault
+        numbers = _Numbering()
         key_of: list[int] = []
         lengths: list[int] = []
         for text in texts:
             sequence = text[1:-1].split(" ") if len(text) > 2 else []
-            key_of += [number(key, len(numbers)) for key in sequence]
+            key_of += map(numbers.__getitem__, sequence)
             lengths.append(len(sequence))
         self.shift = max(lengths, default=0).bit_length()
         counts = np.array(lengths, dtype=np.int64)
@@ -508,15 +525,17 @@ class _KeyPlaces:
         joined_key, joined_code = [], []
         for r, at_key in joins.items():
             for at, key in at_key.items():
-                joined_key.append(number(key, len(numbers)))
+                joined_key.append(numbers[key])
                 joined_code.append(2 * (r << self.shift | at) + 1)
         keys = np.array(key_of + joined_key, dtype=np.int64)
         codes = np.concatenate(
             [2 * (rank << self.shift | position), np.array(joined_code, dtype=np.int64)]
         )
-        order = np.lexsort((codes, keys))
-        self.numbers = numbers
-        self.codes = codes[order]
+        # By key, then code: one sort of both in one int64.
+        span = 2 * (len(texts) << self.shift) + 2
+        both = np.sort(keys * span + codes)
+        self.numbers: dict[str, int] = numbers
+        self.codes = both % span
         self.offsets = np.concatenate(
             [[0], np.cumsum(np.bincount(keys, minlength=len(numbers)))]
         ).astype(np.int64)
@@ -596,7 +615,7 @@ class _KeyPlaces:
 
 def _within(spans: dict[str, list[int]], wanted: frozenset[str], width: int) -> bool:
     # Whether one window of ``width`` consecutive tokens holds a span of every wanted key
-    # (spans as Edition._spans codes them: first token 2 * p, + 1 when it ends at p + 1).
+    # (spans as Edition._key_spans codes them: first token 2 * p, + 1 when it ends at p + 1).
     # A shortest such window starts where some span starts; from a start, the first span
     # in code order ends earliest.
     lists = []
