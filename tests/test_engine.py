@@ -425,3 +425,26 @@ def test_subscribers_of_every_width_ranked_in_blocks_get_the_reference_top_n():
             ]
             assert got == expected, sid
         assert blocks.matched_items[row] == one_block.matched_items[row]
+
+
+def test_a_refused_filter_keeps_nothing_of_the_chunk_that_met_it_alive():
+    # The edition remembers each refused filter's error for the rest of the run; the
+    # error must not hold the frames (subscribers, arrays, ranking) of that chunk.
+    import gc
+
+    from digest.matching.engine import Ranking
+    from digest.matching.ranking import (
+        Candidate,
+        SubscriberSpec,
+        prepare_edition,
+        select_for_subscribers,
+    )
+
+    edition = prepare_edition([Candidate(1, "Diffusion for video", "We study it.")])
+    chunk = [SubscriberSpec(7, ("the of and", "diffusion"))]
+    chosen = select_for_subscribers(chunk, edition, limit=10, excluded={}, topics={})
+    assert [s.paper_id for s in chosen[7]] == [1]
+    error = edition.edition.queries().invalid["the of and"]
+    assert "nearly every paper" in error.message and error.__traceback__ is None
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, Ranking)]

@@ -714,7 +714,9 @@ class _Bank:
         try:
             query = parse_query(text)
         except QueryError as error:
-            self.invalid[text] = error
+            # Kept for the edition's life: without its traceback, which would keep the
+            # frames of the chunk that met it (its subscribers, arrays and ranking).
+            self.invalid[text] = error.with_traceback(None)
             log.warning("query %r does not parse and matches nothing: %s", text, error)
             return 0
         index = self.add(query)
