@@ -1317,7 +1317,7 @@ def _exclusion_rows(
         pairs = ((sid, excluded.get(sid)) for sid in subscriber_ids.tolist())
     for sid, paper_ids in pairs:
         mask = 0
-        for pid in paper_ids or ():
+        for pid in paper_ids if paper_ids is not None else ():
             rank = rank_of.get(pid)
             if rank is not None:
                 mask |= 1 << rank
