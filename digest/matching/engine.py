@@ -428,8 +428,10 @@ class Edition:
     def _key_spans(self, fld: str, rank: int, keys: Iterable[str]) -> dict[str, list[int]]:
         # Where each of ``keys`` stands in the paper's field, ascending: 2 * position for
         # a token, 2 * position + 1 for a compound of that token and the next.
-        text = self._joined[fld][rank]  # " key key key ": a token's position is the
-        spans: dict[str, list[int]] = {}  # number of spaces before it
+        # The field's keys joined by spaces, with one at each end: a token's position is
+        # the number of spaces before it.
+        text = self._joined[fld][rank]
+        spans: dict[str, list[int]] = {}
         for key in keys:
             needle = f" {key} "
             at = text.find(needle)
@@ -440,10 +442,11 @@ class Edition:
             spans[key] = places
         joins = self._joins[fld].get(rank)
         if joins:
-            for at, key in joins.items():
-                if key in spans:
-                    spans[key].append(2 * at + 1)
-                    spans[key].sort()
+            compounds = [(key, 2 * at + 1) for at, key in joins.items() if key in spans]
+            for key, code in compounds:
+                spans[key].append(code)
+            for key in {key for key, _ in compounds}:
+                spans[key].sort()
         return spans
 
     def category_bits(self, pattern: str) -> int:

@@ -670,7 +670,7 @@ def _lex(text: str) -> list[_Token]:
             elif not value.isascii() and _is_pictograph(value):
                 continue  # an emoji between words is ignored rather than refused
         elif kind == "quote":
-            raise QueryError("unclosed quote", m.start(kind))  # type: ignore[arg-type]
+            raise QueryError("unclosed quote", m.start(group))  # type: ignore[arg-type]
         out.append((kind, value, m.start(group)))  # type: ignore[arg-type]
     return out
 
